@@ -1,0 +1,364 @@
+//! The command line: parses arguments, wires the library together, reports
+//! errors and picks the exit code (0 ok, 1 differences found, 2 usage or
+//! input error, 3 cluster or network error).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ProjectConfig, TmlFormat};
+use crate::diff::{self, Palette};
+use crate::generate::{self, GenerateOptions};
+use crate::input::{self, LoadOptions, Loaded};
+use crate::output;
+use crate::render::{Templates, TmlSettings};
+use crate::sink::DataOptions;
+
+const ABOUT: &str = "Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.";
+
+const LONG_ABOUT: &str = "\
+Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.
+
+ts-principals reads who-belongs-to-which-group from a principals snapshot, writes it as \
+data (CSV tables for users, groups, orgs, memberships, nesting and privileges) and renders \
+TML for those tables plus a model that joins them to the activity of TS: BI Server and \
+TS: Embrace Stats, so activity can be read per group, that is per use case. Output is \
+deterministic: keep it in git and let `diff --check` tell reviewers what changed.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  ts-principals generate --from principals.json --out out
+  ts-principals generate --from users.json --from groups.json --config ts-principals.toml
+  ts-principals diff --from principals.json --out tml-repo --check
+
+Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster or network error.";
+
+/// The ts-principals command line.
+#[derive(Debug, Parser)]
+#[command(name = "ts-principals", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output on stderr (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    quiet: u8,
+    /// When to colour output. `auto` colours terminals, unless NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    fn enabled(self, terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Principals → CSV data + TML + manifest in an output directory (the main job).
+    ///
+    /// Writes OUT/data/<table>.csv for the seven data tables, OUT/tml/*.tml for their
+    /// tables, the activity tables and the model (or worksheet) joining them, and
+    /// OUT/manifest.json with counts and a SHA-256 of every file. Everything is
+    /// rendered and checked before anything is written; a failing run leaves OUT as
+    /// it was. Only data/*.csv, tml/*.tml and manifest.json are touched, so OUT may be
+    /// the root of a git repository.
+    Generate(GenerateArgs),
+    /// Show what `generate` would change in an output directory.
+    ///
+    /// Renders in memory and prints a unified diff of every file that would change,
+    /// be added or be removed (`--stat` for a summary). With --check the exit code
+    /// says whether anything differs (1) or not (0), for CI in a TML repository.
+    Diff(DiffArgs),
+    /// Print a shell completion script, e.g. `ts-principals completions bash > /etc/bash_completion.d/ts-principals`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What to read and how to render it; shared by generate and diff.
+#[derive(Debug, Args)]
+struct RenderArgs {
+    /// Principals to read (repeatable). Accepted: a canonical snapshot (what `fetch`
+    /// writes, `schema_version: 1`); a REST v2 export `{"orgs", "users", "groups"}`;
+    /// REST v2 search responses as separate files (`--from users.json --from
+    /// groups.json [--from orgs.json]`); a REST v1 `user/list` array. The kind is
+    /// detected from the content.
+    #[arg(long = "from", value_name = "FILE", required = true)]
+    from: Vec<PathBuf>,
+    /// Project config [default: ./ts-principals.toml when present]. Flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of templates overriding the built-in ones by file name
+    /// (e.g. users.table.tml.j2).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// Cluster id written in every row, overriding the input's and `data.cluster_id`.
+    #[arg(long, value_name = "ID")]
+    cluster_id: Option<String>,
+    /// Prefix text cells starting with = + - @ TAB or CR with ' so spreadsheets do
+    /// not run them as formulas (`data.excel_safe`).
+    #[arg(long)]
+    excel_safe: bool,
+    /// Render a model (ThoughtSpot 10 and later) or a worksheet (`tml.format`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<TmlFormat>,
+    /// Leave out the activity tables and their joins (`tml.activity.enabled = false`).
+    #[arg(long)]
+    no_activity: bool,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    render: RenderArgs,
+    /// Output directory.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    out: PathBuf,
+    /// Record the generation time in manifest.json (output then differs run to run;
+    /// `diff` ignores it).
+    #[arg(long)]
+    stamp: bool,
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    #[command(flatten)]
+    render: RenderArgs,
+    /// Output directory to compare with.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Exit with 1 when anything differs and 0 when nothing does.
+    #[arg(long)]
+    check: bool,
+    /// Print a summary of changed files instead of the full diff.
+    #[arg(long)]
+    stat: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            report(&error);
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Generate(args) => generate(args),
+        Command::Diff(args) => diff(args, cli.global.color),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ts-principals", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let stamp = args.stamp.then(|| jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default());
+    let (loaded, options) = prepare(&args.render, stamp)?;
+    let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
+    let summary = output::write(&args.out, &generated.output)?;
+    tracing::info!(
+        "wrote {}: {} files ({} added, {} changed, {} unchanged, {} removed)",
+        args.out.display(),
+        generated.output.files.len(),
+        summary.added.len(),
+        summary.changed.len(),
+        summary.unchanged.len(),
+        summary.removed.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(args: DiffArgs, color: ColorChoice) -> anyhow::Result<ExitCode> {
+    let (loaded, options) = prepare(&args.render, None)?;
+    let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
+    let changes = diff::compare(&args.out, &generated.output)?;
+    if changes.is_empty() {
+        tracing::info!("{} is up to date", args.out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let palette = Palette::new(color.enabled(std::io::stdout().is_terminal()));
+    let text = if args.stat { diff::stat(&changes, palette) } else { diff::unified(&changes, palette) };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    tracing::info!("{} file(s) differ from {}", changes.files.len(), args.out.display());
+    Ok(if args.check { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Reads the config and the input, and resolves the options.
+fn prepare(args: &RenderArgs, stamp: Option<String>) -> anyhow::Result<(Loaded, GenerateOptions)> {
+    let config = load_config(args)?;
+    let loaded = input::load(
+        &args.from,
+        &LoadOptions {
+            cluster_id: args.cluster_id.clone(),
+            fallback_cluster_id: config.data.cluster_id.clone(),
+        },
+    )?;
+    let p = &loaded.principals;
+    tracing::info!(
+        "read {} ({}): {} orgs, {} users, {} groups, {} direct memberships",
+        args.from.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+        loaded.kind,
+        p.orgs.len(),
+        p.users.len(),
+        p.groups.len(),
+        p.direct_membership_count()
+    );
+    let templates = match &args.templates {
+        Some(dir) => Templates::with_overrides(dir)?,
+        None => Templates::builtin(),
+    };
+    let timezone = jiff::tz::TimeZone::get(&config.data.timezone)
+        .with_context(|| format!("time zone {}", config.data.timezone))?;
+    let options = GenerateOptions {
+        data: DataOptions {
+            excel_safe: config.data.excel_safe,
+            timezone,
+        },
+        tml: TmlSettings::from_config(&config.tml),
+        templates,
+        stamp,
+    };
+    Ok((loaded, options))
+}
+
+/// The project config: `--config`, else `./ts-principals.toml` if present,
+/// else defaults; then the flags on top.
+fn load_config(args: &RenderArgs) -> anyhow::Result<ProjectConfig> {
+    let default = Path::new(config::DEFAULT_FILE);
+    let mut config = match &args.config {
+        Some(path) => ProjectConfig::load(path)?,
+        None if default.is_file() => {
+            tracing::info!("using config {}", default.display());
+            ProjectConfig::load(default)?
+        }
+        None => ProjectConfig::default(),
+    };
+    if args.excel_safe {
+        config.data.excel_safe = true;
+    }
+    if let Some(format) = args.format {
+        config.tml.format = format;
+    }
+    if args.no_activity {
+        config.tml.activity.enabled = false;
+    }
+    config.validate("(with flags)")?;
+    Ok(config)
+}
+
+/// Exit code for an error: 2 for anything the user can fix in their input,
+/// config or command line.
+fn exit_code(_error: &anyhow::Error) -> u8 {
+    2
+}
+
+/// Prints the error and the causes its message does not already include.
+fn report(error: &anyhow::Error) {
+    let mut message = format!("{error}");
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!("\n  caused by: {text}"));
+        }
+    }
+    tracing::error!("{message}");
+}
+
+fn init_logging(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (global.verbose, global.quiet) {
+        (0, 0) => "info",
+        (_, 1) => "warn",
+        (_, q) if q >= 2 => "error",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    // RUST_LOG wins for debugging dependencies; otherwise only our own logs.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,ts_principals={level}")));
+    let color = global.color.enabled(std::io::stderr().is_terminal());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .event_format(LogFormat)
+        .init();
+}
+
+/// `error: …`, `warning: …`, plain info lines.
+struct LogFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LogFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use anstyle::AnsiColor;
+        let (prefix, style) = match *event.metadata().level() {
+            tracing::Level::ERROR => ("error: ", AnsiColor::Red.on_default().bold()),
+            tracing::Level::WARN => ("warning: ", AnsiColor::Yellow.on_default().bold()),
+            tracing::Level::INFO => ("", anstyle::Style::new()),
+            tracing::Level::DEBUG => ("debug: ", AnsiColor::Blue.on_default()),
+            tracing::Level::TRACE => ("trace: ", AnsiColor::Magenta.on_default()),
+        };
+        if writer.has_ansi_escapes() {
+            write!(writer, "{}{prefix}{}", style.render(), style.render_reset())?;
+        } else {
+            write!(writer, "{prefix}")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,481 @@
+//! Rendering TML from minijinja templates.
+//!
+//! The built-in templates (in `templates/`, embedded in the binary) describe
+//! the seven data tables, the two activity tables and the model (or
+//! worksheet) that joins them. `--templates DIR` overrides any of them by
+//! file name. Every string scalar goes through the `yaml` filter; every
+//! rendered file is parsed back and the set checked as one import before it
+//! is returned, so nothing unreadable reaches the disk.
+
+pub mod check;
+mod names;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Serde, Value};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, context};
+use serde::Serialize;
+
+use crate::config::{TmlConfig, TmlFormat};
+use crate::schema::Table;
+pub use check::TmlKind;
+pub use names::file_stem;
+
+/// The built-in templates, by file name.
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    ("_macros.tml.j2", include_str!("../../templates/_macros.tml.j2")),
+    ("_table.tml.j2", include_str!("../../templates/_table.tml.j2")),
+    ("_model.tml.j2", include_str!("../../templates/_model.tml.j2")),
+    ("_logical.tml.j2", include_str!("../../templates/_logical.tml.j2")),
+    ("orgs.table.tml.j2", include_str!("../../templates/orgs.table.tml.j2")),
+    ("users.table.tml.j2", include_str!("../../templates/users.table.tml.j2")),
+    ("org_memberships.table.tml.j2", include_str!("../../templates/org_memberships.table.tml.j2")),
+    ("groups.table.tml.j2", include_str!("../../templates/groups.table.tml.j2")),
+    ("group_privileges.table.tml.j2", include_str!("../../templates/group_privileges.table.tml.j2")),
+    ("group_memberships.table.tml.j2", include_str!("../../templates/group_memberships.table.tml.j2")),
+    ("group_hierarchy.table.tml.j2", include_str!("../../templates/group_hierarchy.table.tml.j2")),
+    ("bi_server.table.tml.j2", include_str!("../../templates/bi_server.table.tml.j2")),
+    ("embrace_stats.table.tml.j2", include_str!("../../templates/embrace_stats.table.tml.j2")),
+    ("model.model.tml.j2", include_str!("../../templates/model.model.tml.j2")),
+    ("worksheet.worksheet.tml.j2", include_str!("../../templates/worksheet.worksheet.tml.j2")),
+];
+
+/// Database used for Falcon tables when none is configured.
+pub const FALCON_DATABASE: &str = "TS_PRINCIPALS";
+/// Falcon's default schema.
+pub const FALCON_SCHEMA: &str = "falcon_default_schema";
+
+/// A rendering failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The template override directory is unusable.
+    #[error("templates directory {path}: {message}")]
+    TemplateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A template failed to compile or render.
+    #[error("template {template}: {message}")]
+    Template {
+        /// The template file name.
+        template: String,
+        /// minijinja's message, with the line.
+        message: String,
+    },
+    /// A rendered file is not valid TML.
+    #[error("{file} (from template {template}) is not valid TML: {message}")]
+    ParseBack {
+        /// The file that would have been written.
+        file: String,
+        /// The template it came from.
+        template: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The rendered files do not fit together or do not match the settings.
+    #[error("the rendered TML does not hold together:\n{}", problems.iter().map(|p| format!("  {}: {}", p.file, p.message)).collect::<Vec<_>>().join("\n"))]
+    Check {
+        /// Every problem found.
+        problems: Vec<check::Problem>,
+    },
+}
+
+/// What the TML describes, resolved from the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TmlSettings {
+    /// Connection name; `None` for Falcon tables.
+    pub connection: Option<String>,
+    /// Database of the tables.
+    pub database: String,
+    /// Schema of the tables.
+    pub schema: String,
+    /// Prefix of the principal tables' names.
+    pub table_prefix: String,
+    /// Name of the model or worksheet.
+    pub model_name: String,
+    /// Model or worksheet.
+    pub format: TmlFormat,
+    /// The activity tables, unless disabled.
+    pub activity: Option<ActivityTables>,
+}
+
+/// The activity tables joined on the user GUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityTables {
+    /// Table with TS: BI Server rows.
+    pub bi_server_table: String,
+    /// Its user GUID column.
+    pub bi_server_user_column: String,
+    /// Table with TS: Embrace Stats rows.
+    pub embrace_stats_table: String,
+    /// Its user GUID column.
+    pub embrace_stats_user_column: String,
+}
+
+impl TmlSettings {
+    /// Settings from the `[tml]` config section.
+    pub fn from_config(tml: &TmlConfig) -> Self {
+        let falcon = tml.connection.is_none();
+        TmlSettings {
+            connection: tml.connection.clone(),
+            database: tml
+                .database
+                .clone()
+                .unwrap_or_else(|| if falcon { FALCON_DATABASE } else { "" }.to_owned()),
+            schema: tml
+                .schema
+                .clone()
+                .unwrap_or_else(|| if falcon { FALCON_SCHEMA } else { "" }.to_owned()),
+            table_prefix: tml.table_prefix.clone(),
+            model_name: tml.model_name.clone(),
+            format: tml.format,
+            activity: tml.activity.enabled.then(|| ActivityTables {
+                bi_server_table: tml.activity.bi_server_table.clone(),
+                bi_server_user_column: tml.activity.bi_server_user_column.clone(),
+                embrace_stats_table: tml.activity.embrace_stats_table.clone(),
+                embrace_stats_user_column: tml.activity.embrace_stats_user_column.clone(),
+            }),
+        }
+    }
+}
+
+impl Default for TmlSettings {
+    fn default() -> Self {
+        Self::from_config(&TmlConfig::default())
+    }
+}
+
+/// Where templates come from: the built-ins, each optionally replaced by a
+/// file of the same name in an override directory.
+#[derive(Clone, Debug, Default)]
+pub struct Templates {
+    overrides: Option<PathBuf>,
+}
+
+impl Templates {
+    /// Only the built-in templates.
+    pub fn builtin() -> Self {
+        Self::default()
+    }
+
+    /// Built-ins, overridden by same-named files in `dir`.
+    pub fn with_overrides(dir: &Path) -> Result<Self, RenderError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| RenderError::TemplateDir {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut overridden = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if BUILTIN_TEMPLATES.iter().any(|(builtin, _)| *builtin == name) {
+                overridden.push(name);
+            } else if name.ends_with(".j2") {
+                tracing::info!("{}: {name} is not a built-in template name; usable only through include/import", dir.display());
+            }
+        }
+        overridden.sort();
+        tracing::info!("templates overridden from {}: {}", dir.display(), if overridden.is_empty() { "none".to_owned() } else { overridden.join(", ") });
+        Ok(Self {
+            overrides: Some(dir.to_path_buf()),
+        })
+    }
+
+    /// The minijinja environment: strict undefined, trim/lstrip blocks,
+    /// trailing newline kept, no auto-escaping (the `yaml` filter escapes).
+    pub fn environment(&self) -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build();
+        // The default delimiters are always valid.
+        if let Ok(syntax) = syntax {
+            env.set_syntax(syntax);
+        }
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        add_filters(&mut env);
+        let overrides = self.overrides.clone();
+        env.set_loader(move |name| load_template(overrides.as_deref(), name));
+        env
+    }
+}
+
+fn load_template(overrides: Option<&Path>, name: &str) -> Result<Option<String>, minijinja::Error> {
+    if let Some(dir) = overrides {
+        // Names come from our own plan or from include tags in the user's own
+        // templates; never let one wander out of the directory.
+        if !name.contains(['/', '\\']) && name != ".." {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => return Ok(Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(minijinja::Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("cannot read {}: {e}", path.display()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(BUILTIN_TEMPLATES
+        .iter()
+        .find(|(builtin, _)| *builtin == name)
+        .map(|(_, text)| (*text).to_owned()))
+}
+
+/// Registers every filter the templates may use.
+pub fn add_filters(env: &mut Environment<'_>) {
+    env.add_filter("yaml", yaml_filter);
+}
+
+/// `{{ value|yaml }}`: the value as a double-quoted YAML string. Only
+/// strings are accepted, so a template cannot print `none` or a number where
+/// text belongs without saying so (`|string`).
+fn yaml_filter(value: &Value) -> Result<String, minijinja::Error> {
+    match value.as_str() {
+        Some(text) => Ok(yaml::quote(text)),
+        None => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "the yaml filter writes strings, but got {} `{value}`; use |string to print it as text",
+                value.kind()
+            ),
+        )),
+    }
+}
+
+/// One rendered TML file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TmlFile {
+    /// File name, e.g. `TS_USERS.table.tml`.
+    pub file_name: String,
+    /// Kind of document.
+    pub kind: TmlKind,
+    /// Name of the object it defines.
+    pub object_name: String,
+    /// The template it came from.
+    pub template: String,
+    /// The TML text.
+    pub text: String,
+}
+
+#[derive(Serialize)]
+struct TableContext {
+    /// ThoughtSpot table name.
+    name: String,
+    /// Database table name.
+    db_table: String,
+    /// For activity tables: the column holding the user GUID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_column: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Context<'s> {
+    connection: Option<&'s str>,
+    database: &'s str,
+    schema: &'s str,
+    model_name: &'s str,
+    activity: bool,
+    tables: BTreeMap<&'static str, TableContext>,
+}
+
+/// A file to render.
+struct Planned {
+    template: String,
+    kind: TmlKind,
+    object_name: String,
+    key: Option<&'static str>,
+    /// Database columns the table must have (the data's CSV columns).
+    db_columns: Vec<String>,
+}
+
+fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
+    let mut tables = BTreeMap::new();
+    let mut planned = Vec::new();
+    for table in Table::ALL {
+        let name = table.object_name(&settings.table_prefix);
+        tables.insert(
+            table.name(),
+            TableContext {
+                name: name.clone(),
+                db_table: name.clone(),
+                user_column: None,
+            },
+        );
+        planned.push(Planned {
+            template: format!("{}.table.tml.j2", table.name()),
+            kind: TmlKind::Table,
+            object_name: name,
+            key: Some(table.name()),
+            db_columns: table.columns().iter().map(|c| c.to_ascii_uppercase()).collect(),
+        });
+    }
+    if let Some(activity) = &settings.activity {
+        for (key, name, column) in [
+            ("bi_server", &activity.bi_server_table, &activity.bi_server_user_column),
+            ("embrace_stats", &activity.embrace_stats_table, &activity.embrace_stats_user_column),
+        ] {
+            tables.insert(
+                key,
+                TableContext {
+                    name: name.clone(),
+                    db_table: name.clone(),
+                    user_column: Some(column.clone()),
+                },
+            );
+            planned.push(Planned {
+                template: format!("{key}.table.tml.j2"),
+                kind: TmlKind::Table,
+                object_name: name.clone(),
+                key: Some(key),
+                db_columns: vec![column.clone()],
+            });
+        }
+    }
+    let (template, kind) = match settings.format {
+        TmlFormat::Model => ("model.model.tml.j2", TmlKind::Model),
+        TmlFormat::Worksheet => ("worksheet.worksheet.tml.j2", TmlKind::Worksheet),
+    };
+    planned.push(Planned {
+        template: template.to_owned(),
+        kind,
+        object_name: settings.model_name.clone(),
+        key: None,
+        db_columns: Vec::new(),
+    });
+    let context = Context {
+        connection: settings.connection.as_deref(),
+        database: &settings.database,
+        schema: &settings.schema,
+        model_name: &settings.model_name,
+        activity: settings.activity.is_some(),
+        tables,
+    };
+    (context, planned)
+}
+
+/// Renders every TML file for `settings`, parses each back and checks the
+/// set. Files come back ordered by file name.
+pub fn render_all(settings: &TmlSettings, templates: &Templates) -> Result<Vec<TmlFile>, RenderError> {
+    let env = templates.environment();
+    let (context, planned) = plan(settings);
+    let base = Value::from(Serde(&context));
+    let mut files = Vec::new();
+    let mut parsed = Vec::new();
+    let mut problems = Vec::new();
+    for item in &planned {
+        let template_error = |e: minijinja::Error| RenderError::Template {
+            template: item.template.clone(),
+            message: describe_template_error(&e),
+        };
+        let template = env.get_template(&item.template).map_err(template_error)?;
+        let ctx = match item.key.and_then(|key| context.tables.get(key)) {
+            Some(table) => context! { table => Value::from(Serde(table)), ..base.clone() },
+            None => base.clone(),
+        };
+        let text = template.render(ctx).map_err(template_error)?;
+        let file_name = format!("{}.{}", file_stem(&item.object_name), item.kind.suffix());
+        let document = check::parse(item.kind, &text).map_err(|message| RenderError::ParseBack {
+            file: file_name.clone(),
+            template: item.template.clone(),
+            message,
+        })?;
+        problems.extend(expectations(settings, item, &document).into_iter().map(|message| check::Problem {
+            file: file_name.clone(),
+            message,
+        }));
+        parsed.push((file_name.clone(), document));
+        files.push(TmlFile {
+            file_name,
+            kind: item.kind,
+            object_name: item.object_name.clone(),
+            template: item.template.clone(),
+            text,
+        });
+    }
+    problems.extend(check::check_set(&parsed));
+    let mut seen = BTreeMap::new();
+    for file in &files {
+        if let Some(other) = seen.insert(file.file_name.to_lowercase(), &file.file_name) {
+            problems.push(check::Problem {
+                file: file.file_name.clone(),
+                message: format!("has the same file name as {other} on case-insensitive file systems; rename one of the objects"),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RenderError::Check { problems });
+    }
+    files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    Ok(files)
+}
+
+/// What a rendered document must say, given the settings it came from:
+/// the names and places the data is loaded under, read back exactly.
+fn expectations(settings: &TmlSettings, item: &Planned, document: &check::Parsed) -> Vec<String> {
+    let mut out = Vec::new();
+    if document.name() != item.object_name {
+        out.push(format!("names {:?}, expected {:?}", document.name(), item.object_name));
+    }
+    let check::Parsed::Table(table) = document else {
+        return out;
+    };
+    let mut expect = |what: &str, found: Option<&str>, wanted: Option<&str>| {
+        if found != wanted {
+            out.push(format!("{what} is {found:?}, expected {wanted:?}"));
+        }
+    };
+    expect("db", table.db.as_deref(), Some(&settings.database));
+    expect("schema", table.schema.as_deref(), Some(&settings.schema));
+    expect("db_table", table.db_table.as_deref(), Some(&item.object_name));
+    expect(
+        "connection",
+        table.connection.as_ref().and_then(|c| c.name.as_deref()),
+        settings.connection.as_deref(),
+    );
+    let found: Vec<&str> = table.columns.iter().map(|c| c.db_column_name.as_str()).collect();
+    let missing: Vec<&String> = item.db_columns.iter().filter(|c| !found.contains(&c.as_str())).collect();
+    if !missing.is_empty() {
+        out.push(format!("lacks the database column(s) {missing:?} the data has"));
+    }
+    if item.key.is_some_and(|k| Table::ALL.iter().any(|t| t.name() == k)) {
+        let extra: Vec<&&str> = found.iter().filter(|c| !item.db_columns.iter().any(|d| d == *c)).collect();
+        if !extra.is_empty() {
+            out.push(format!("has database column(s) {extra:?} the data does not have"));
+        }
+    }
+    out
+}
+
+/// minijinja's message with the template line, and its cause chain.
+fn describe_template_error(error: &minijinja::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_settings_render_and_check() {
+        let files = render_all(&TmlSettings::default(), &Templates::builtin()).unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
+        assert_eq!(names.len(), 10, "{names:?}");
+        assert!(names.contains(&"TS_ Users and Groups.model.tml"), "{names:?}");
+    }
+}
