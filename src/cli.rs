@@ -17,7 +17,8 @@ use crate::output;
 use crate::render::{Templates, TmlSettings};
 use crate::sink::DataOptions;
 
-const ABOUT: &str = "Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.";
+const ABOUT: &str =
+    "Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.";
 
 const LONG_ABOUT: &str = "\
 Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.
@@ -71,7 +72,9 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            ColorChoice::Auto => {
+                terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
         }
     }
 }
@@ -179,21 +182,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate(args),
         Command::Diff(args) => diff(args, cli.global.color),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ts-principals", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ts-principals",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let stamp = args.stamp.then(|| jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default());
+    let stamp = args.stamp.then(|| {
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    });
     let (loaded, options) = prepare(&args.render, stamp)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let summary = output::write(&args.out, &generated.output)?;
+    let summary = output::write_generated(&args.out, &generated)?;
     tracing::info!(
         "wrote {}: {} files ({} added, {} changed, {} unchanged, {} removed)",
         args.out.display(),
-        generated.output.files.len(),
+        summary.added.len() + summary.changed.len() + summary.unchanged.len(),
         summary.added.len(),
         summary.changed.len(),
         summary.unchanged.len(),
@@ -205,18 +218,32 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 fn diff(args: DiffArgs, color: ColorChoice) -> anyhow::Result<ExitCode> {
     let (loaded, options) = prepare(&args.render, None)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let changes = diff::compare(&args.out, &generated.output)?;
+    let changes = diff::compare(&args.out, &generated.into_output())?;
     if changes.is_empty() {
         tracing::info!("{} is up to date", args.out.display());
         return Ok(ExitCode::SUCCESS);
     }
     let palette = Palette::new(color.enabled(std::io::stdout().is_terminal()));
-    let text = if args.stat { diff::stat(&changes, palette) } else { diff::unified(&changes, palette) };
+    let text = if args.stat {
+        diff::stat(&changes, palette)
+    } else {
+        diff::unified(&changes, palette)
+    };
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-    tracing::info!("{} file(s) differ from {}", changes.files.len(), args.out.display());
-    Ok(if args.check { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    tracing::info!(
+        "{} file(s) differ from {}",
+        changes.files.len(),
+        args.out.display()
+    );
+    Ok(if args.check {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Reads the config and the input, and resolves the options.
@@ -232,7 +259,11 @@ fn prepare(args: &RenderArgs, stamp: Option<String>) -> anyhow::Result<(Loaded, 
     let p = &loaded.principals;
     tracing::info!(
         "read {} ({}): {} orgs, {} users, {} groups, {} direct memberships",
-        args.from.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+        args.from
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         loaded.kind,
         p.orgs.len(),
         p.users.len(),

@@ -206,14 +206,25 @@ impl ProjectConfig {
         // brackets and colons would break.
         let names = [
             ("tml.table_prefix", &tml.table_prefix, true),
-            ("tml.activity.bi_server_table", &tml.activity.bi_server_table, false),
-            ("tml.activity.embrace_stats_table", &tml.activity.embrace_stats_table, false),
+            (
+                "tml.activity.bi_server_table",
+                &tml.activity.bi_server_table,
+                false,
+            ),
+            (
+                "tml.activity.embrace_stats_table",
+                &tml.activity.embrace_stats_table,
+                false,
+            ),
         ];
         for (key, value, may_be_empty) in names {
             if !may_be_empty && value.trim().is_empty() {
                 return Err(invalid(key, "must not be empty".into()));
             }
-            if let Some(bad) = value.chars().find(|c| matches!(c, '[' | ']' | ':') || c.is_control()) {
+            if let Some(bad) = value
+                .chars()
+                .find(|c| matches!(c, '[' | ']' | ':') || c.is_control())
+            {
                 return Err(invalid(
                     key,
                     format!(
@@ -224,11 +235,20 @@ impl ProjectConfig {
             }
         }
         for (key, value) in [
-            ("tml.activity.bi_server_user_column", &tml.activity.bi_server_user_column),
-            ("tml.activity.embrace_stats_user_column", &tml.activity.embrace_stats_user_column),
+            (
+                "tml.activity.bi_server_user_column",
+                &tml.activity.bi_server_user_column,
+            ),
+            (
+                "tml.activity.embrace_stats_user_column",
+                &tml.activity.embrace_stats_user_column,
+            ),
         ] {
             if value.trim().is_empty() {
-                return Err(invalid(key, "must name the database column holding the user GUID".into()));
+                return Err(invalid(
+                    key,
+                    "must name the database column holding the user GUID".into(),
+                ));
             }
         }
         if tml.model_name.trim().is_empty() {
@@ -237,13 +257,17 @@ impl ProjectConfig {
         if tml.connection.is_some() && (tml.database.is_none() || tml.schema.is_none()) {
             return Err(invalid(
                 "tml.connection",
-                "is set, so `tml.database` and `tml.schema` must say where the tables are loaded".into(),
+                "is set, so `tml.database` and `tml.schema` must say where the tables are loaded"
+                    .into(),
             ));
         }
         if jiff::tz::TimeZone::get(&self.data.timezone).is_err() {
             return Err(invalid(
                 "data.timezone",
-                format!("\"{}\" is not a known IANA time zone (try \"UTC\" or \"Europe/Berlin\")", self.data.timezone),
+                format!(
+                    "\"{}\" is not a known IANA time zone (try \"UTC\" or \"Europe/Berlin\")",
+                    self.data.timezone
+                ),
             ));
         }
         if self.fetch.page_size == 0 {
@@ -302,18 +326,26 @@ mod tests {
 
     #[test]
     fn typos_are_errors_with_location() {
-        let err = parse("[tml]\ntable_prefx = \"X_\"\n").unwrap_err().to_string();
+        let err = parse("[tml]\ntable_prefx = \"X_\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("table_prefx"), "{err}");
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn unusable_values_name_their_key() {
-        let err = parse("[tml]\ntable_prefix = \"A]\"\n").unwrap_err().to_string();
+        let err = parse("[tml]\ntable_prefix = \"A]\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tml.table_prefix"), "{err}");
-        let err = parse("[data]\ntimezone = \"Mars/Olympus\"\n").unwrap_err().to_string();
+        let err = parse("[data]\ntimezone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("data.timezone"), "{err}");
-        let err = parse("[tml]\nconnection = \"Snow\"\n").unwrap_err().to_string();
+        let err = parse("[tml]\nconnection = \"Snow\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tml.database"), "{err}");
     }
 

@@ -50,7 +50,11 @@ impl Changes {
 /// Compares `set` with the owned files in `out` (a missing directory counts
 /// as empty). The manifest is compared without its `generated_at` stamp.
 pub fn compare(out: &Path, set: &OutputSet) -> Result<Changes, OutputError> {
-    let on_disk = if out.exists() { owned_files(out)? } else { Default::default() };
+    let on_disk = if out.exists() {
+        owned_files(out)?
+    } else {
+        Default::default()
+    };
     let read = |relative: &str| {
         let path = out.join(relative);
         std::fs::read(&path).map_err(|source| OutputError { path, source })
@@ -73,7 +77,12 @@ pub fn compare(out: &Path, set: &OutputSet) -> Result<Changes, OutputError> {
         }
     }
     for relative in on_disk.iter().filter(|f| !set.files.contains_key(*f)) {
-        files.push((relative.clone(), FileChange::Removed { old: read(relative)? }));
+        files.push((
+            relative.clone(),
+            FileChange::Removed {
+                old: read(relative)?,
+            },
+        ));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Changes { files })
@@ -121,13 +130,30 @@ pub fn unified(changes: &Changes, palette: Palette) -> String {
             FileChange::Removed { old } => (&old[..], &[][..]),
             FileChange::Modified { old, new } => (&old[..], &new[..]),
         };
-        let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
-            paint(&mut out, palette.header, &format!("Binary files a/{path} and b/{path} differ\n"));
+        let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(old), std::str::from_utf8(new))
+        else {
+            paint(
+                &mut out,
+                palette.header,
+                &format!("Binary files a/{path} and b/{path} differ\n"),
+            );
             continue;
         };
-        let old_name = if matches!(change, FileChange::Added { .. }) { "/dev/null".to_owned() } else { format!("a/{path}") };
-        let new_name = if matches!(change, FileChange::Removed { .. }) { "/dev/null".to_owned() } else { format!("b/{path}") };
-        paint(&mut out, palette.header, &format!("--- {old_name}\n+++ {new_name}\n"));
+        let old_name = if matches!(change, FileChange::Added { .. }) {
+            "/dev/null".to_owned()
+        } else {
+            format!("a/{path}")
+        };
+        let new_name = if matches!(change, FileChange::Removed { .. }) {
+            "/dev/null".to_owned()
+        } else {
+            format!("b/{path}")
+        };
+        paint(
+            &mut out,
+            palette.header,
+            &format!("--- {old_name}\n+++ {new_name}\n"),
+        );
         let diff = TextDiff::configure()
             .timeout(DIFF_TIMEOUT)
             .diff_lines(old_text, new_text);
@@ -164,11 +190,12 @@ pub fn stat(changes: &Changes, palette: Palette) -> String {
         let (added, removed) = match (std::str::from_utf8(old), std::str::from_utf8(new)) {
             (Ok(o), Ok(n)) => {
                 let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(o, n);
-                diff.iter_all_changes().fold((0, 0), |(a, r), c| match c.tag() {
-                    ChangeTag::Insert => (a + 1, r),
-                    ChangeTag::Delete => (a, r + 1),
-                    ChangeTag::Equal => (a, r),
-                })
+                diff.iter_all_changes()
+                    .fold((0, 0), |(a, r), c| match c.tag() {
+                        ChangeTag::Insert => (a + 1, r),
+                        ChangeTag::Delete => (a, r + 1),
+                        ChangeTag::Equal => (a, r),
+                    })
             }
             _ => (0, 0),
         };
@@ -181,7 +208,11 @@ pub fn stat(changes: &Changes, palette: Palette) -> String {
         };
         rows.push((format!("{path}{note}"), added, removed));
     }
-    let width = rows.iter().map(|(p, _, _)| p.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(p, _, _)| p.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (path, added, removed) in &rows {
         let _ = write!(out, " {path:<width$} | {:>6} ", added + removed);
@@ -206,15 +237,39 @@ mod tests {
 
     fn set(files: &[(&str, &str)]) -> OutputSet {
         OutputSet {
-            files: files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect(),
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
         }
+    }
+
+    /// Writes files and a fixed manifest as `generate` would.
+    fn write(dir: &Path, files: &[(&str, &'static str)], manifest: &'static str) {
+        let files: std::collections::BTreeMap<String, &str> =
+            files.iter().map(|(p, c)| (p.to_string(), *c)).collect();
+        let copy =
+            |c: &str, out: &mut dyn std::io::Write| out.write_all(c.as_bytes()).map(|()| None);
+        crate::output::write(dir, &files, &copy, |_| manifest.as_bytes().to_vec()).unwrap();
     }
 
     #[test]
     fn finds_added_removed_and_modified_files() {
         let dir = tempfile::tempdir().unwrap();
-        crate::output::write(dir.path(), &set(&[("data/a.csv", "x\ny\n"), ("data/gone.csv", "1\n")])).unwrap();
-        let changes = compare(dir.path(), &set(&[("data/a.csv", "x\nz\n"), ("tml/N.table.tml", "n\n")])).unwrap();
+        write(
+            dir.path(),
+            &[("data/a.csv", "x\ny\n"), ("data/gone.csv", "1\n")],
+            "{}\n",
+        );
+        let changes = compare(
+            dir.path(),
+            &set(&[
+                ("data/a.csv", "x\nz\n"),
+                ("tml/N.table.tml", "n\n"),
+                ("manifest.json", "{}\n"),
+            ]),
+        )
+        .unwrap();
         let kinds: Vec<_> = changes
             .files
             .iter()
@@ -222,18 +277,33 @@ mod tests {
             .collect();
         assert_eq!(kinds.len(), 3);
         let text = unified(&changes, Palette::new(false));
-        assert!(text.contains("--- a/data/a.csv\n+++ b/data/a.csv\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n"), "{text}");
-        assert!(text.contains("--- a/data/gone.csv\n+++ /dev/null\n"), "{text}");
-        assert!(text.contains("--- /dev/null\n+++ b/tml/N.table.tml\n"), "{text}");
+        assert!(
+            text.contains("--- a/data/a.csv\n+++ b/data/a.csv\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--- a/data/gone.csv\n+++ /dev/null\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--- /dev/null\n+++ b/tml/N.table.tml\n"),
+            "{text}"
+        );
         let summary = stat(&changes, Palette::new(false));
-        assert!(summary.ends_with(" 3 files changed, 2 insertions(+), 2 deletions(-)\n"), "{summary}");
+        assert!(
+            summary.ends_with(" 3 files changed, 2 insertions(+), 2 deletions(-)\n"),
+            "{summary}"
+        );
     }
 
     #[test]
     fn identical_output_has_no_changes_and_stamps_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let stamped = set(&[("data/a.csv", "x\n"), ("manifest.json", "{\"a\": 1, \"generated_at\": \"2026-01-01\"}\n")]);
-        crate::output::write(dir.path(), &stamped).unwrap();
+        write(
+            dir.path(),
+            &[("data/a.csv", "x\n")],
+            "{\"a\": 1, \"generated_at\": \"2026-01-01\"}\n",
+        );
         let plain = set(&[("data/a.csv", "x\n"), ("manifest.json", "{\"a\": 1}\n")]);
         assert!(compare(dir.path(), &plain).unwrap().is_empty());
     }
@@ -241,7 +311,12 @@ mod tests {
     #[test]
     fn colour_is_only_added_when_asked() {
         let changes = Changes {
-            files: vec![("a".into(), FileChange::Added { new: b"x\n".to_vec() })],
+            files: vec![(
+                "a".into(),
+                FileChange::Added {
+                    new: b"x\n".to_vec(),
+                },
+            )],
         };
         assert!(!unified(&changes, Palette::new(false)).contains('\u{1b}'));
         assert!(unified(&changes, Palette::new(true)).contains('\u{1b}'));

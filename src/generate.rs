@@ -1,8 +1,14 @@
-//! The main job in memory: principals → CSV data + TML + manifest, as a set
-//! of files keyed by their path inside the output directory. `generate`
-//! writes the set; `diff` compares it with what is on disk.
+//! The main job: principals → CSV data + TML + manifest, as a set of files
+//! keyed by their path inside the output directory (`data/users.csv`,
+//! `tml/TS_USERS.table.tml`, `manifest.json`).
+//!
+//! [`generate`] renders and checks the TML (small) and counts the rows; the
+//! data tables (large) are rendered when a caller asks, straight into a
+//! writer: [`crate::output::write`] streams them into files while hashing
+//! them, `diff` renders them into memory with [`Generated::into_output`].
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -10,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::input::InputKind;
 use crate::model::{BuildReport, Principals};
 use crate::render::{self, RenderError, Templates, TmlSettings};
+use crate::schema::Table;
 use crate::sink::{DataOptions, csv};
 
 /// Directory of the data files inside the output directory.
@@ -33,9 +40,7 @@ pub struct GenerateOptions {
     pub stamp: Option<String>,
 }
 
-/// The files of one generation, by path relative to the output directory
-/// (`data/users.csv`, `tml/TS_USERS.table.tml`, `manifest.json`), in
-/// path order.
+/// Every file of one generation, by path, in path order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutputSet {
     /// Path → content.
@@ -59,6 +64,18 @@ pub struct Counts {
     pub hierarchy_edges: usize,
 }
 
+/// What the manifest records of one file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Data rows, for CSV files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+}
+
 #[derive(Serialize)]
 struct Manifest<'a> {
     tool: &'static str,
@@ -66,7 +83,7 @@ struct Manifest<'a> {
     input: ManifestInput<'a>,
     counts: &'a Counts,
     repairs: &'a BuildReport,
-    files: BTreeMap<&'a str, FileEntry>,
+    files: &'a BTreeMap<String, FileInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     generated_at: Option<&'a str>,
 }
@@ -81,110 +98,187 @@ struct ManifestInput<'a> {
     release_version: Option<&'a str>,
 }
 
-#[derive(Serialize)]
-struct FileEntry {
-    sha256: String,
-    bytes: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rows: Option<usize>,
-}
-
-/// A finished generation.
-#[derive(Clone, Debug)]
-pub struct Generated {
-    /// The files.
-    pub output: OutputSet,
-    /// What they hold.
+/// One generation, ready to be written: the checked TML in memory, the data
+/// tables rendered on request.
+#[derive(Debug)]
+pub struct Generated<'p> {
+    principals: &'p Principals,
+    report: &'p BuildReport,
+    kind: InputKind,
+    data: DataOptions,
+    stamp: Option<String>,
+    tml: BTreeMap<String, Vec<u8>>,
+    /// What the files hold.
     pub counts: Counts,
 }
 
-/// Renders the data tables and the TML for `principals`, checks the TML,
-/// and adds a manifest listing every file with its SHA-256.
-pub fn generate(
-    principals: &Principals,
-    report: &BuildReport,
+/// One file to produce.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'g> {
+    /// A data table, rendered on request.
+    Table(Table),
+    /// Bytes already rendered.
+    Bytes(&'g [u8]),
+}
+
+impl<'p> Generated<'p> {
+    /// Every file except the manifest, by path, in path order.
+    pub fn files(&self) -> BTreeMap<String, Source<'_>> {
+        let mut files: BTreeMap<String, Source<'_>> = Table::ALL
+            .iter()
+            .map(|&t| (format!("{DATA_DIR}/{}.csv", t.name()), Source::Table(t)))
+            .collect();
+        for (path, bytes) in &self.tml {
+            files.insert(path.clone(), Source::Bytes(bytes));
+        }
+        files
+    }
+
+    /// Writes `source` into `out`, returning its data rows (for tables).
+    pub fn write(&self, source: Source<'_>, out: &mut dyn Write) -> io::Result<Option<usize>> {
+        match source {
+            Source::Table(table) => {
+                csv::write_table(table, self.principals, &self.data, out).map(Some)
+            }
+            Source::Bytes(bytes) => out.write_all(bytes).map(|()| None),
+        }
+    }
+
+    /// The manifest: tool, input, counts, repairs, and what `files` says
+    /// of every file (by path).
+    pub fn manifest(&self, files: &BTreeMap<String, FileInfo>) -> Vec<u8> {
+        let source = &self.principals.source;
+        let manifest = Manifest {
+            tool: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+            input: ManifestInput {
+                kind: self.kind,
+                cluster_id: &source.cluster_id,
+                api: source.api.as_deref(),
+                release_version: source.release_version.as_deref(),
+            },
+            counts: &self.counts,
+            repairs: self.report,
+            files,
+            generated_at: self.stamp.as_deref(),
+        };
+        let mut json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        json.push(b'\n');
+        json
+    }
+
+    /// Every file rendered into memory, the manifest included (what `diff`
+    /// compares with a directory). Tables are rendered in parallel.
+    pub fn into_output(self) -> OutputSet {
+        let sources = self.files();
+        let rendered: Vec<(String, Vec<u8>, FileInfo)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sources
+                .into_iter()
+                .map(|(path, source)| {
+                    let this = &self;
+                    scope.spawn(move || {
+                        let mut out = Hashing::new(Vec::new());
+                        // Writing to memory cannot fail.
+                        let rows = this.write(source, &mut out).unwrap_or_default();
+                        let (bytes, info) = out.finish(rows);
+                        (path, bytes, info)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut files = BTreeMap::new();
+        let mut infos = BTreeMap::new();
+        for (path, bytes, info) in rendered {
+            infos.insert(path.clone(), info);
+            files.insert(path, bytes);
+        }
+        files.insert(MANIFEST.to_owned(), self.manifest(&infos));
+        OutputSet { files }
+    }
+}
+
+/// Renders and checks the TML for `principals` and counts what the data
+/// tables will hold; the tables themselves are rendered when written.
+pub fn generate<'p>(
+    principals: &'p Principals,
+    report: &'p BuildReport,
     kind: InputKind,
     options: &GenerateOptions,
-) -> Result<Generated, RenderError> {
-    // TML does not depend on the data, so render it while the tables are written.
-    let (tml, tables) = std::thread::scope(|scope| {
-        let tml = scope.spawn(|| render::render_all(&options.tml, &options.templates));
-        let tables = csv::render_all(principals, &options.data);
-        let tml = tml.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (tml, tables)
-    });
-    let tml = tml?;
-
-    let mut files = BTreeMap::new();
-    let mut rows = BTreeMap::new();
-    let mut counts = Counts {
+) -> Result<Generated<'p>, RenderError> {
+    let tml = render::render_all(&options.tml, &options.templates)?
+        .into_iter()
+        .map(|file| {
+            (
+                format!("{TML_DIR}/{}", file.file_name),
+                file.text.into_bytes(),
+            )
+        })
+        .collect();
+    let counts = Counts {
         orgs: principals.orgs.len(),
         users: principals.users.len(),
         groups: principals.groups.len(),
         direct_memberships: principals.direct_membership_count(),
-        effective_memberships: 0,
+        effective_memberships: csv::row_count(Table::GroupMemberships, principals),
         hierarchy_edges: principals.hierarchy_edge_count(),
     };
-    for table in tables {
-        let path = format!("{DATA_DIR}/{}", table.file_name());
-        if table.table == crate::schema::Table::GroupMemberships {
-            counts.effective_memberships = table.rows;
-        }
-        rows.insert(path.clone(), table.rows);
-        files.insert(path, table.bytes);
-    }
-    for file in tml {
-        files.insert(format!("{TML_DIR}/{}", file.file_name), file.text.into_bytes());
-    }
-
-    let hashes = hash_all(&files);
-    let manifest = Manifest {
-        tool: env!("CARGO_PKG_NAME"),
-        version: env!("CARGO_PKG_VERSION"),
-        input: ManifestInput {
-            kind,
-            cluster_id: &principals.source.cluster_id,
-            api: principals.source.api.as_deref(),
-            release_version: principals.source.release_version.as_deref(),
-        },
-        counts: &counts,
-        repairs: report,
-        files: files
-            .iter()
-            .zip(hashes)
-            .map(|((path, bytes), sha256)| {
-                let entry = FileEntry {
-                    sha256,
-                    bytes: bytes.len(),
-                    rows: rows.get(path).copied(),
-                };
-                (path.as_str(), entry)
-            })
-            .collect(),
-        generated_at: options.stamp.as_deref(),
-    };
-    let mut manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    manifest_json.push(b'\n');
-    files.insert(MANIFEST.to_owned(), manifest_json);
     Ok(Generated {
-        output: OutputSet { files },
+        principals,
+        report,
+        kind,
+        data: options.data.clone(),
+        stamp: options.stamp.clone(),
+        tml,
         counts,
     })
 }
 
-/// SHA-256 of every file, hex, in path order; the big files are hashed in
-/// parallel.
-fn hash_all(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .values()
-            .map(|bytes| scope.spawn(move || hex::encode(Sha256::digest(bytes))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
+/// A writer that hashes and counts what passes through it.
+pub struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            sha: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The inner writer, and what the manifest records of what went through.
+    pub fn finish(self, rows: Option<usize>) -> (W, FileInfo) {
+        let info = FileInfo {
+            sha256: hex::encode(self.sha.finalize()),
+            bytes: self.bytes,
+            rows,
+        };
+        (self.inner, info)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The manifest without its `generated_at` stamp, so two generations of the
@@ -195,4 +289,20 @@ pub fn manifest_without_stamp(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = serde_json::to_vec_pretty(&value).ok()?;
     out.push(b'\n');
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_writer_matches_a_plain_hash() {
+        let mut w = Hashing::new(Vec::new());
+        w.write_all(b"hello ").unwrap();
+        w.write_all(b"world").unwrap();
+        let (bytes, info) = w.finish(Some(1));
+        assert_eq!(bytes, b"hello world");
+        assert_eq!(info.sha256, hex::encode(Sha256::digest(b"hello world")));
+        assert_eq!(info.bytes, 11);
+    }
 }

@@ -1,11 +1,15 @@
 //! Reading principals from files: the canonical snapshot (what `fetch`
 //! writes), raw REST v2 responses (combined or split) and raw v1 `user/list`.
 //!
-//! The dialect is detected from the content: an object with
-//! `schema_version` is a canonical snapshot, any other object is a combined v2
-//! export (`{"orgs", "users", "groups"}`), and an array is a split v2 file
-//! (users, groups or orgs, told apart by their fields) or a v1 `user/list`
+//! The kind is detected from the content: an object with `schema_version`
+//! is a canonical snapshot, any other object is a combined v2 export
+//! (`{"orgs", "users", "groups"}`), and an array is a split v2 file (users,
+//! groups or orgs, told apart by their fields) or a v1 `user/list`
 //! (recognised by `principalTypeEnum`).
+//!
+//! Records are converted while they are parsed, straight from the file's
+//! bytes (strings borrow from them), so no intermediate list of parsed
+//! records is ever built.
 
 mod dialect;
 pub mod snapshot;
@@ -13,11 +17,13 @@ mod wire;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::model::{BuildError, BuildReport, Builder, Origin, Principals, Source};
 pub use dialect::derived_guid;
-use wire::{Shape, WireDocument, WireRecord};
+use wire::{Shape, WireRecord, WireSource};
 
 /// The canonical snapshot schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -124,35 +130,117 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, InputErr
     if paths.is_empty() {
         return Err(InputError::Mixed("no input file given".into()));
     }
-    let buffers = paths
+    let started = std::time::Instant::now();
+    let contents = paths
         .iter()
-        .map(|path| {
-            std::fs::read(path).map_err(|source| InputError::Read {
-                path: path.clone(),
-                source,
-            })
-        })
+        .map(|path| Contents::read(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let files = paths
+    tracing::debug!(
+        "opened {} bytes in {:.2?}",
+        contents.iter().map(|c| c.bytes().len()).sum::<usize>(),
+        started.elapsed()
+    );
+    let files: Vec<(&Path, &[u8])> = paths
         .iter()
-        .zip(&buffers)
-        .map(|(path, bytes)| parse_file(path, bytes))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (builder, kind) = assemble(files, options)?;
-    let (principals, report) = builder.build()?;
-    Ok(Loaded {
-        principals,
-        report,
-        kind,
-    })
+        .map(PathBuf::as_path)
+        .zip(contents.iter().map(Contents::bytes))
+        .collect();
+    load_files(&files, options)
 }
 
 /// Reads principals from JSON text already in memory; `name` is used in
 /// messages. Handy for tests and for callers that fetched the bytes.
 pub fn load_bytes(name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Loaded, InputError> {
-    let file = parse_file(Path::new(name), bytes)?;
-    let (builder, kind) = assemble(vec![file], options)?;
+    load_files(&[(Path::new(name), bytes)], options)
+}
+
+/// A file's bytes: mapped from the page cache when possible (no copy),
+/// read into memory otherwise (pipes, empty files, platforms without mmap).
+enum Contents {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Contents {
+    fn read(path: &Path) -> Result<Self, InputError> {
+        let error = |source| InputError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(error)?;
+        let is_plain = file
+            .metadata()
+            .map(|m| m.is_file() && m.len() > 0)
+            .unwrap_or(false);
+        if is_plain {
+            // SAFETY: the mapping is only read, and only while this function's
+            // caller holds it. Another process truncating the file meanwhile
+            // would make reads fault; ts-principals reads its inputs once, a
+            // trade-off the same as ripgrep's.
+            if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+                return Ok(Contents::Mapped(map));
+            }
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(error)?;
+        Ok(Contents::Read(bytes))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Contents::Mapped(map) => map,
+            Contents::Read(bytes) => bytes,
+        }
+    }
+}
+
+/// What one file turned out to hold.
+enum FileKind {
+    Canonical,
+    V2Object,
+    V2Array,
+    V1Array,
+    Empty,
+}
+
+fn load_files(files: &[(&Path, &[u8])], options: &LoadOptions) -> Result<Loaded, InputError> {
+    let fallback = options
+        .cluster_id
+        .clone()
+        .or_else(|| options.fallback_cluster_id.clone())
+        .unwrap_or_else(|| DEFAULT_CLUSTER_ID.to_owned());
+    let mut builder = Builder::new(Source {
+        cluster_id: fallback.clone(),
+        ..Source::default()
+    });
+    let started = std::time::Instant::now();
+    let mut kinds = Vec::new();
+    let mut canonical_source = None;
+    for &(path, bytes) in files {
+        let (kind, source) = parse_file(path, bytes, &fallback, &mut builder)?;
+        if let Some(source) = source {
+            canonical_source = Some(source);
+        }
+        kinds.push((path, kind));
+    }
+    tracing::debug!("parsed in {:.2?}", started.elapsed());
+
+    let kind = settle_kind(&kinds)?;
+    match (kind, canonical_source) {
+        (InputKind::Canonical, Some(source)) => {
+            let recorded = Some(source.cluster_id.clone()).filter(|c| !c.is_empty());
+            let cluster_id = options.cluster_id.clone().or(recorded).unwrap_or(fallback);
+            builder.set_source(Source {
+                cluster_id,
+                ..source
+            });
+        }
+        (InputKind::V1UserList, _) => builder.set_api("v1"),
+        _ => builder.set_api("v2"),
+    }
+    let started = std::time::Instant::now();
     let (principals, report) = builder.build()?;
+    tracing::debug!("normalized in {:.2?}", started.elapsed());
     Ok(Loaded {
         principals,
         report,
@@ -160,284 +248,482 @@ pub fn load_bytes(name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Loa
     })
 }
 
-/// One parsed file, before its dialect is settled.
-struct ParsedFile<'a> {
-    path: &'a Path,
-    name: Arc<str>,
-    content: Content<'a>,
-}
-
-enum Content<'a> {
-    Document(WireDocument<'a>),
-    Records(Vec<WireRecord<'a>>),
-}
-
-fn parse_file<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<ParsedFile<'a>, InputError> {
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let shape_error = |message: String| InputError::Shape {
-        path: path.to_path_buf(),
-        message,
-    };
-    let content = match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => {
-            return Err(shape_error(
-                "the file is empty; expected a principals snapshot or ThoughtSpot API response (JSON)".into(),
-            ));
-        }
-        Some(b'{') => Content::Document(parse_json(path, body)?),
-        Some(b'[') => Content::Records(parse_json(path, body)?),
-        Some(&other) => {
-            return Err(shape_error(format!(
-                "not JSON: it starts with {:?}; expected a principals snapshot or ThoughtSpot API \
-                 response (a JSON object or array)",
-                char::from(other)
-            )));
-        }
-    };
-    Ok(ParsedFile {
-        path,
-        name: Arc::from(path.display().to_string()),
-        content,
-    })
-}
-
-fn parse_json<'a, T: serde::Deserialize<'a>>(path: &Path, body: &'a [u8]) -> Result<T, InputError> {
-    serde_json::from_slice(body).map_err(|error| {
-        // Errors are rare, so only then parse again to learn the JSON path.
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let located = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-            Err(e) if e.path().iter().next().is_some() => format!("at {}: ", e.path()),
-            _ => String::new(),
-        };
-        let message = error.to_string();
-        let message = message
-            .rsplit_once(" at line ")
-            .map_or(message.as_str(), |(head, _)| head);
-        let hint = match error.classify() {
-            serde_json::error::Category::Eof => {
-                " (the file ends early; was it truncated? fetch or copy it again)"
-            }
-            serde_json::error::Category::Syntax => " (the file is not valid JSON)",
-            _ => "",
-        };
-        InputError::Json {
-            path: path.to_path_buf(),
-            line: error.line(),
-            column: error.column(),
-            message: format!("{located}{message}{hint}"),
-        }
-    })
-}
-
-/// Settles the dialect of every file and feeds their records to a builder.
-fn assemble<'a>(files: Vec<ParsedFile<'a>>, options: &LoadOptions) -> Result<(Builder<'a>, InputKind), InputError> {
-    let fallback = || {
-        options
-            .cluster_id
-            .clone()
-            .or_else(|| options.fallback_cluster_id.clone())
-            .unwrap_or_else(|| DEFAULT_CLUSTER_ID.to_owned())
-    };
-    let canonical = files
-        .iter()
-        .position(|f| matches!(&f.content, Content::Document(d) if d.schema_version.is_some()));
-    if let Some(i) = canonical {
-        if files.len() > 1 {
+/// The kind of the whole input, or why its files do not go together.
+fn settle_kind(kinds: &[(&Path, FileKind)]) -> Result<InputKind, InputError> {
+    if let Some((path, _)) = kinds.iter().find(|(_, k)| matches!(k, FileKind::Canonical)) {
+        if kinds.len() > 1 {
             return Err(InputError::Mixed(format!(
                 "{} is a canonical snapshot, which is complete on its own; pass it as the only --from",
-                files[i].path.display()
+                path.display()
             )));
         }
-        let file = files.into_iter().next().ok_or_else(|| InputError::Mixed("no input".into()))?;
-        return canonical_file(file, options, fallback()).map(|b| (b, InputKind::Canonical));
+        return Ok(InputKind::Canonical);
     }
-
-    let cluster_id = fallback();
-    let mut kinds = Vec::new();
-    let mut builder = Builder::new(Source {
-        cluster_id: cluster_id.clone(),
-        ..Source::default()
-    });
-    let single = files.len() == 1;
-    for file in files {
-        let kind = match file.content {
-            Content::Document(doc) => {
-                let origin = |list: &'static str| {
-                    let file = file.name.clone();
-                    move |index| Origin { file: file.clone(), list, index }
-                };
-                v2_records(doc.orgs, Shape::Org, origin("orgs"), &mut builder)?;
-                v2_records(doc.users, Shape::User, origin("users"), &mut builder)?;
-                v2_records(doc.groups, Shape::Group, origin("groups"), &mut builder)?;
-                InputKind::V2Combined
-            }
-            Content::Records(records) => {
-                let shape = file_shape(file.path, &records)?;
-                let name = file.name.clone();
-                let origin = move |index| Origin { file: name.clone(), list: "", index };
-                match shape {
-                    Some(Shape::V1Principal) => {
-                        for (index, record) in records.into_iter().enumerate() {
-                            dialect::v1_principal(record, origin(index), &cluster_id, &mut builder)?;
-                        }
-                        InputKind::V1UserList
-                    }
-                    Some(shape) => {
-                        v2_records(Some(records), shape, origin, &mut builder)?;
-                        InputKind::V2Split
-                    }
-                    None => InputKind::V2Split,
-                }
-            }
-        };
-        kinds.push(kind);
-    }
-    let v1 = kinds.iter().filter(|k| **k == InputKind::V1UserList).count();
-    if v1 > 0 && v1 < kinds.len() {
+    let v1 = kinds
+        .iter()
+        .filter(|(_, k)| matches!(k, FileKind::V1Array))
+        .count();
+    let content = kinds
+        .iter()
+        .filter(|(_, k)| !matches!(k, FileKind::Empty))
+        .count();
+    if v1 > 0 && v1 < content {
         return Err(InputError::Mixed(
             "a v1 user/list export cannot be combined with v2 files: v1 principals have no GUIDs to join on; \
              pass the v1 export alone, or only v2 files"
                 .into(),
         ));
     }
-    let kind = match kinds[0] {
-        InputKind::V1UserList => InputKind::V1UserList,
-        InputKind::V2Combined if single => InputKind::V2Combined,
+    Ok(match kinds {
+        _ if v1 > 0 => InputKind::V1UserList,
+        [(_, FileKind::V2Object)] => InputKind::V2Combined,
         _ => InputKind::V2Split,
-    };
-    builder.set_api(if kind == InputKind::V1UserList { "v1" } else { "v2" });
-    Ok((builder, kind))
+    })
 }
 
-fn v2_records<'a>(
-    records: Option<Vec<WireRecord<'a>>>,
+/// Records handed from the parsing thread to the converting one.
+type Batch<'a> = Vec<(Shape, WireRecord<'a>, Origin)>;
+
+/// Parses one file, feeding its records to the builder. Parsing and
+/// converting run on two threads: the parser hands records over in batches
+/// and the converter packs ids, checks duplicates and builds model values
+/// meanwhile.
+fn parse_file<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    cluster_id: &str,
+    builder: &mut Builder<'a>,
+) -> Result<(FileKind, Option<Source>), InputError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Batch<'a>>(8);
+        let converter = scope.spawn(move || {
+            for batch in rx {
+                for (shape, record, origin) in batch {
+                    // Returning drops the receiver, which stops the parser.
+                    convert(shape, record, origin, cluster_id, builder)?;
+                }
+            }
+            Ok::<(), InputError>(())
+        });
+        let parsed = parse_body(path, bytes, tx);
+        let converted = converter
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        converted.and(parsed)
+    })
+}
+
+/// Converts one record of a known shape and hands it to the builder.
+fn convert<'a>(
     shape: Shape,
-    origin: impl Fn(usize) -> Origin,
+    record: WireRecord<'a>,
+    origin: Origin,
+    cluster_id: &str,
     builder: &mut Builder<'a>,
 ) -> Result<(), InputError> {
-    for (index, record) in records.unwrap_or_default().into_iter().enumerate() {
-        let origin = origin(index);
-        match shape {
-            Shape::Org => {
-                let org = dialect::org(record, origin)?;
-                builder.org(org);
-            }
-            Shape::User => {
-                let user = dialect::v2_user(record, origin, builder)?;
-                builder.user(user);
-            }
-            Shape::Group => {
-                let group = dialect::v2_group(record, origin, builder)?;
-                builder.group(group);
-            }
-            Shape::V1Principal => {
-                return Err(InputError::Record {
-                    origin,
-                    message: "a v1 user/list principal inside a v2 export; pass the v1 list as its own file".into(),
-                });
-            }
+    match shape {
+        Shape::Org => builder.org(dialect::org(record, origin)?),
+        Shape::User => {
+            let user = dialect::user(record, origin, builder)?;
+            builder.user(user)?;
         }
+        Shape::Group => {
+            let group = dialect::group(record, origin, builder)?;
+            builder.group(group)?;
+        }
+        Shape::V1Principal => dialect::v1_principal(record, origin, cluster_id, builder)?,
     }
     Ok(())
 }
 
-/// What an array file holds: its records must agree; when none says, the
-/// file name may (`users.json`); an empty file holds nothing.
-fn file_shape(path: &Path, records: &[WireRecord<'_>]) -> Result<Option<Shape>, InputError> {
-    let mut decided: Option<(usize, Shape)> = None;
-    for (index, record) in records.iter().enumerate() {
-        let Some(shape) = record.shape() else { continue };
-        match decided {
-            None => decided = Some((index, shape)),
-            Some((_, seen)) if seen == shape => {}
-            Some((first, seen)) if seen == Shape::V1Principal || shape == Shape::V1Principal => {
-                // v1 lists mix users and groups; any v1 field marks the file.
-                if seen != Shape::V1Principal {
-                    decided = Some((first, Shape::V1Principal));
+/// The parsing half of [`parse_file`].
+fn parse_body<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    tx: mpsc::SyncSender<Batch<'a>>,
+) -> Result<(FileKind, Option<Source>), InputError> {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let shape_error = |message: String| InputError::Shape {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut feed = Feed {
+        file: Arc::from(path.display().to_string()),
+        path,
+        batch: Vec::with_capacity(BATCH),
+        tx,
+        failure: None,
+    };
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(shape_error(
+            "the file is empty; expected a principals snapshot or ThoughtSpot API response (JSON)"
+                .into(),
+        )),
+        Some(b'{') => {
+            let result = run(body, DocumentSeed { feed: &mut feed });
+            let result = result.and_then(|d| feed.flush().map(|()| d).map_err(|e| feed.fail(e)));
+            let document = finish(path, body, result, feed.failure.take())?;
+            let Some(version) = document.schema_version else {
+                return Ok((FileKind::V2Object, None));
+            };
+            match version.as_u64() {
+                Some(SCHEMA_VERSION) => {}
+                Some(newer) if newer > SCHEMA_VERSION => {
+                    return Err(shape_error(format!(
+                        "schema_version {newer} is newer than this ts-principals understands \
+                         ({SCHEMA_VERSION}); upgrade ts-principals"
+                    )));
+                }
+                _ => {
+                    return Err(shape_error(format!(
+                        "schema_version must be {SCHEMA_VERSION}, found {version}"
+                    )));
                 }
             }
-            Some((first, seen)) => {
-                return Err(InputError::Shape {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "[{index}] looks like {} but [{first}] looks like {}; a search response holds one \
-                         kind of record (pass users, groups and orgs as separate --from files)",
-                        shape.describe(),
-                        seen.describe()
-                    ),
-                });
-            }
+            let source = document.source.unwrap_or_default();
+            let owned =
+                |t: Option<wire::Text<'_>>| t.map(|t| t.0.into_owned()).filter(|s| !s.is_empty());
+            let source = Source {
+                cluster_id: owned(source.cluster_id).unwrap_or_default(),
+                cluster_url: owned(source.cluster_url),
+                release_version: owned(source.release_version),
+                api: owned(source.api),
+                fetched_at: owned(source.fetched_at),
+            };
+            Ok((FileKind::Canonical, Some(source)))
         }
+        Some(b'[') => {
+            let seed = ListSeed {
+                feed: &mut feed,
+                list: "",
+                shape: None,
+            };
+            let result = run(body, seed);
+            let result = result.and_then(|s| feed.flush().map(|()| s).map_err(|e| feed.fail(e)));
+            let shape = finish(path, body, result, feed.failure.take())?;
+            let kind = match shape {
+                Some(Shape::V1Principal) => FileKind::V1Array,
+                Some(_) => FileKind::V2Array,
+                None => FileKind::Empty,
+            };
+            Ok((kind, None))
+        }
+        Some(&other) => Err(shape_error(format!(
+            "not JSON: it starts with {:?}; expected a principals snapshot or ThoughtSpot API \
+             response (a JSON object or array)",
+            char::from(other)
+        ))),
     }
-    if let Some((_, shape)) = decided {
-        return Ok(Some(shape));
-    }
-    if records.is_empty() {
-        return Ok(None);
-    }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let by_name = [("org", Shape::Org), ("group", Shape::Group), ("user", Shape::User)]
-        .into_iter()
-        .find(|(word, _)| file_name.contains(word))
-        .map(|(_, shape)| shape);
-    by_name.map(Some).ok_or_else(|| InputError::Shape {
-        path: path.to_path_buf(),
-        message: "cannot tell whether this array holds users, groups or orgs: its records carry none of \
-                  the fields that tell them apart; name the file after its content (users.json, \
-                  groups.json, orgs.json)"
-            .into(),
-    })
 }
 
-fn canonical_file<'a>(file: ParsedFile<'a>, options: &LoadOptions, fallback: String) -> Result<Builder<'a>, InputError> {
-    let Content::Document(doc) = file.content else {
-        return Err(InputError::Mixed("internal: canonical snapshot is not an object".into()));
+/// Runs `seed` over the whole of `body`.
+fn run<'a, S: DeserializeSeed<'a>>(body: &'a [u8], seed: S) -> Result<S::Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = seed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// The outcome of a parse: a record the feed rejected is reported as
+/// itself, any other failure with file, line, column and JSON path.
+fn finish<T>(
+    path: &Path,
+    body: &[u8],
+    result: Result<T, serde_json::Error>,
+    failure: Option<InputError>,
+) -> Result<T, InputError> {
+    match (result, failure) {
+        (Ok(value), _) => Ok(value),
+        (Err(_), Some(failure)) => Err(failure),
+        (Err(error), None) => Err(json_error(path, body, error)),
+    }
+}
+
+/// Converts a serde_json error, adding the JSON path where it happened.
+fn json_error(path: &Path, body: &[u8], error: serde_json::Error) -> InputError {
+    // Errors are rare, so only then parse again to learn the JSON path.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let path_of = |e: serde_path_to_error::Error<serde_json::Error>| {
+        let at = e.path().to_string();
+        if at.is_empty() || at == "." {
+            String::new()
+        } else {
+            format!("at {at}: ")
+        }
     };
-    match doc.schema_version.as_ref().and_then(|v| v.as_u64()) {
-        Some(SCHEMA_VERSION) => {}
-        Some(newer) if newer > SCHEMA_VERSION => {
-            return Err(InputError::Shape {
-                path: file.path.to_path_buf(),
-                message: format!(
-                    "schema_version {newer} is newer than this ts-principals understands ({SCHEMA_VERSION}); \
-                     upgrade ts-principals"
-                ),
-            });
+    let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let located = if object {
+        serde_path_to_error::deserialize::<_, wire::WireDocument<'_>>(&mut de)
+            .err()
+            .map(path_of)
+    } else {
+        serde_path_to_error::deserialize::<_, Vec<WireRecord<'_>>>(&mut de)
+            .err()
+            .map(path_of)
+    }
+    .unwrap_or_default();
+    let message = error.to_string();
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(head, _)| head);
+    let hint = match error.classify() {
+        serde_json::error::Category::Eof => {
+            " (the file ends early; was it truncated? fetch or copy it again)"
         }
-        _ => {
-            return Err(InputError::Shape {
-                path: file.path.to_path_buf(),
-                message: format!(
-                    "schema_version must be {SCHEMA_VERSION}, found {}",
-                    doc.schema_version.map(|v| v.to_string()).unwrap_or_default()
-                ),
-            });
+        serde_json::error::Category::Syntax => " (the file is not valid JSON)",
+        _ => "",
+    };
+    InputError::Json {
+        path: path.to_path_buf(),
+        line: error.line(),
+        column: error.column(),
+        message: format!("{located}{message}{hint}"),
+    }
+}
+
+/// Records handed over at a time.
+const BATCH: usize = 256;
+
+/// Where parsed records go (to the converting thread, in batches), and the
+/// first error found while parsing, kept to be reported as itself rather
+/// than as a JSON error.
+struct Feed<'f, 'a> {
+    file: Arc<str>,
+    path: &'f Path,
+    batch: Batch<'a>,
+    tx: mpsc::SyncSender<Batch<'a>>,
+    failure: Option<InputError>,
+}
+
+impl<'a> Feed<'_, 'a> {
+    fn origin(&self, list: &'static str, index: usize) -> Origin {
+        Origin {
+            file: self.file.clone(),
+            list,
+            index,
         }
     }
-    let source = doc.source.unwrap_or_default();
-    let owned = |t: Option<wire::Text<'_>>| t.map(|t| t.0.into_owned());
-    let recorded_cluster = owned(source.cluster_id).filter(|c| !c.is_empty());
-    let cluster_id = options.cluster_id.clone().or(recorded_cluster).unwrap_or(fallback);
-    let mut builder = Builder::new(Source {
-        cluster_id,
-        cluster_url: owned(source.cluster_url),
-        release_version: owned(source.release_version),
-        api: owned(source.api),
-        fetched_at: owned(source.fetched_at),
-    });
-    let name = file.name;
-    let origin = |list: &'static str, index| Origin { file: name.clone(), list, index };
-    for (index, record) in doc.orgs.unwrap_or_default().into_iter().enumerate() {
-        builder.org(dialect::org(record, origin("orgs", index))?);
+
+    /// Hands one record of a known shape to the converter.
+    fn take(
+        &mut self,
+        shape: Shape,
+        record: WireRecord<'a>,
+        origin: Origin,
+    ) -> Result<(), InputError> {
+        self.batch.push((shape, record, origin));
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
     }
-    for (index, record) in doc.users.unwrap_or_default().into_iter().enumerate() {
-        builder.user(dialect::canonical_user(record, origin("users", index))?);
+
+    fn flush(&mut self) -> Result<(), InputError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        // The converter only stops early on an error, which it reports.
+        self.tx
+            .send(batch)
+            .map_err(|_| InputError::Mixed("the converter stopped".into()))
     }
-    for (index, record) in doc.groups.unwrap_or_default().into_iter().enumerate() {
-        builder.group(dialect::canonical_group(record, origin("groups", index))?);
+
+    /// Keeps `error` to be reported as is, and stops the parse.
+    fn fail<E: de::Error>(&mut self, error: InputError) -> E {
+        let message = error.to_string();
+        self.failure.get_or_insert(error);
+        E::custom(message)
     }
-    Ok(builder)
+}
+
+/// The top level of an object-shaped file: a canonical snapshot or a
+/// combined v2 export. Keys may come in any order.
+struct DocumentSeed<'s, 'f, 'a> {
+    feed: &'s mut Feed<'f, 'a>,
+}
+
+#[derive(Default)]
+struct Document<'a> {
+    schema_version: Option<serde_json::Value>,
+    source: Option<WireSource<'a>>,
+}
+
+impl<'a> DeserializeSeed<'a> for DocumentSeed<'_, '_, 'a> {
+    type Value = Document<'a>;
+    fn deserialize<D: de::Deserializer<'a>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'a> Visitor<'a> for DocumentSeed<'_, '_, 'a> {
+    type Value = Document<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a principals snapshot or REST v2 export object")
+    }
+
+    fn visit_map<M: MapAccess<'a>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut document = Document::default();
+        while let Some(key) = map.next_key::<wire::Text<'a>>()? {
+            let (list, shape) = match key.0.as_ref() {
+                "schema_version" => {
+                    document.schema_version = Some(map.next_value()?);
+                    continue;
+                }
+                "source" => {
+                    document.source = map.next_value()?;
+                    continue;
+                }
+                "orgs" => ("orgs", Shape::Org),
+                "users" => ("users", Shape::User),
+                "groups" => ("groups", Shape::Group),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            map.next_value_seed(NullableList(ListSeed {
+                feed: self.feed,
+                list,
+                shape: Some(shape),
+            }))?;
+        }
+        Ok(document)
+    }
+}
+
+/// An array of records fed to the builder as they are parsed. With no
+/// shape given (a top-level array), the records decide: the first with a
+/// distinctive field sets the shape for the whole array, and records before
+/// it wait until then. The value is the shape the array held.
+struct ListSeed<'s, 'f, 'a> {
+    feed: &'s mut Feed<'f, 'a>,
+    list: &'static str,
+    shape: Option<Shape>,
+}
+
+impl<'a> DeserializeSeed<'a> for ListSeed<'_, '_, 'a> {
+    type Value = Option<Shape>;
+    fn deserialize<D: de::Deserializer<'a>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'a> Visitor<'a> for ListSeed<'_, '_, 'a> {
+    type Value = Option<Shape>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<S: SeqAccess<'a>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let ListSeed {
+            feed,
+            list,
+            mut shape,
+        } = self;
+        let fixed = shape.is_some();
+        // Records seen before the array's shape is known, with their index.
+        let mut waiting: Vec<(usize, WireRecord<'a>)> = Vec::new();
+        let mut decided_at = 0;
+        let mut index = 0;
+        while let Some(record) = seq.next_element::<WireRecord<'a>>()? {
+            let origin = feed.origin(list, index);
+            index += 1;
+            if !fixed {
+                match (shape, record.shape()) {
+                    (_, None) => {}
+                    (None, Some(found)) => {
+                        shape = Some(found);
+                        decided_at = origin.index;
+                        for (i, early) in std::mem::take(&mut waiting) {
+                            let early_origin = feed.origin(list, i);
+                            feed.take(found, early, early_origin)
+                                .map_err(|e| feed.fail(e))?;
+                        }
+                    }
+                    (Some(known), Some(found)) if known != found => {
+                        let error = InputError::Shape {
+                            path: feed.path.to_path_buf(),
+                            message: format!(
+                                "[{}] looks like {} but [{decided_at}] looks like {}; a search response \
+                                 holds one kind of record (pass users, groups and orgs as separate --from files)",
+                                origin.index,
+                                found.describe(),
+                                known.describe()
+                            ),
+                        };
+                        return Err(feed.fail(error));
+                    }
+                    _ => {}
+                }
+            }
+            match shape {
+                Some(shape) => feed.take(shape, record, origin).map_err(|e| feed.fail(e))?,
+                None => waiting.push((origin.index, record)),
+            }
+        }
+        if !waiting.is_empty() {
+            let Some(by_name) = shape_from_file_name(feed.path) else {
+                let error = InputError::Shape {
+                    path: feed.path.to_path_buf(),
+                    message: "cannot tell whether this array holds users, groups or orgs: its records carry \
+                              none of the fields that tell them apart; name the file after its content \
+                              (users.json, groups.json, orgs.json)"
+                        .into(),
+                };
+                return Err(feed.fail(error));
+            };
+            shape = Some(by_name);
+            for (i, record) in waiting {
+                let origin = feed.origin(list, i);
+                feed.take(by_name, record, origin)
+                    .map_err(|e| feed.fail(e))?;
+            }
+        }
+        Ok(shape)
+    }
+}
+
+/// A list that may also be `null` (nothing to add).
+struct NullableList<'s, 'f, 'a>(ListSeed<'s, 'f, 'a>);
+
+impl<'a> DeserializeSeed<'a> for NullableList<'_, '_, 'a> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'a> Visitor<'a> for NullableList<'_, '_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of records or null")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.0.deserialize(deserializer).map(|_| ())
+    }
+}
+
+/// `users.json` holds users, `groups.json` groups, `orgs.json` orgs.
+fn shape_from_file_name(path: &Path) -> Option<Shape> {
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    [
+        ("org", Shape::Org),
+        ("group", Shape::Group),
+        ("user", Shape::User),
+    ]
+    .into_iter()
+    .find(|(word, _)| name.contains(word))
+    .map(|(_, shape)| shape)
 }

@@ -105,15 +105,18 @@ impl<'de> Deserialize<'de> for WireMillis {
                 WireMillis::checked(v)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                let v = i64::try_from(v)
-                    .map_err(|_| E::custom(format!("time {v} ms is outside the years -9999 to 9999")))?;
+                let v = i64::try_from(v).map_err(|_| {
+                    E::custom(format!("time {v} ms is outside the years -9999 to 9999"))
+                })?;
                 WireMillis::checked(v)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 if v.fract() == 0.0 && v.abs() < 9.0e15 {
                     WireMillis::checked(v as i64)
                 } else {
-                    Err(E::custom(format!("time {v} is not a whole number of milliseconds")))
+                    Err(E::custom(format!(
+                        "time {v} is not a whole number of milliseconds"
+                    )))
                 }
             }
         }
@@ -286,7 +289,13 @@ mod tests {
         let record: WireRecord<'_> = serde_json::from_str(json).unwrap();
         assert!(matches!(record.name.unwrap().0, Cow::Borrowed("plain")));
         assert!(matches!(record.display_name.unwrap().0, Cow::Owned(ref s) if s == "escé"));
-        assert!(record.group_ids.unwrap().iter().all(|t| matches!(t.0, Cow::Borrowed(_))));
+        assert!(
+            record
+                .group_ids
+                .unwrap()
+                .iter()
+                .all(|t| matches!(t.0, Cow::Borrowed(_)))
+        );
     }
 
     #[test]
@@ -299,11 +308,24 @@ mod tests {
 
     #[test]
     fn shapes_are_told_apart() {
-        let shape = |json: &str| serde_json::from_str::<WireRecord<'_>>(json).unwrap().shape();
-        assert_eq!(shape(r#"{"id": "x", "account_type": "LOCAL_USER"}"#), Some(Shape::User));
-        assert_eq!(shape(r#"{"id": "x", "sub_groups": []}"#), Some(Shape::Group));
+        let shape = |json: &str| {
+            serde_json::from_str::<WireRecord<'_>>(json)
+                .unwrap()
+                .shape()
+        };
+        assert_eq!(
+            shape(r#"{"id": "x", "account_type": "LOCAL_USER"}"#),
+            Some(Shape::User)
+        );
+        assert_eq!(
+            shape(r#"{"id": "x", "sub_groups": []}"#),
+            Some(Shape::Group)
+        );
         assert_eq!(shape(r#"{"id": 5, "name": "Acme"}"#), Some(Shape::Org));
-        assert_eq!(shape(r#"{"name": "x", "principalTypeEnum": "LOCAL_USER"}"#), Some(Shape::V1Principal));
+        assert_eq!(
+            shape(r#"{"name": "x", "principalTypeEnum": "LOCAL_USER"}"#),
+            Some(Shape::V1Principal)
+        );
         assert_eq!(shape(r#"{"id": "x", "name": "y"}"#), None);
     }
 

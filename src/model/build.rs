@@ -1,13 +1,14 @@
 //! Turning records from any input into [`Principals`].
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+
 use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::ids::{Id, IdIndex};
 use super::{
     AccountStatus, AccountType, Group, GroupIx, GroupType, Millis, Org, PRIMARY_ORG_ID,
     PRIMARY_ORG_NAME, Principals, Source, User, Visibility,
@@ -50,7 +51,7 @@ pub struct UserRecord<'a> {
     /// Where it came from.
     pub origin: Origin,
     /// GUID.
-    pub id: Cow<'a, str>,
+    pub id: Id<'a>,
     /// True when the GUID was derived (v1 inputs).
     pub derived_id: bool,
     /// Username.
@@ -72,10 +73,10 @@ pub struct UserRecord<'a> {
     /// Orgs the user belongs to; empty means the Primary org.
     pub org_ids: Vec<i64>,
     /// GUIDs of groups the user is a direct member of.
-    pub group_ids: Vec<Cow<'a, str>>,
+    pub group_ids: Vec<Id<'a>>,
     /// GUIDs of groups ThoughtSpot says the user inherits, when the input says
     /// (v2 `user_inherited_groups`); used to check the hierarchy is complete.
-    pub inherited_group_ids: Option<Vec<Cow<'a, str>>>,
+    pub inherited_group_ids: Option<Vec<Id<'a>>>,
 }
 
 /// A group as an input describes it; references are GUIDs.
@@ -84,7 +85,7 @@ pub struct GroupRecord<'a> {
     /// Where it came from.
     pub origin: Origin,
     /// GUID.
-    pub id: Cow<'a, str>,
+    pub id: Id<'a>,
     /// True when the GUID was derived (v1 inputs).
     pub derived_id: bool,
     /// Group name.
@@ -104,11 +105,11 @@ pub struct GroupRecord<'a> {
     /// Orgs the group lives in; empty means the Primary org.
     pub org_ids: Vec<i64>,
     /// GUIDs of groups this group is a member of.
-    pub parent_ids: Vec<Cow<'a, str>>,
+    pub parent_ids: Vec<Id<'a>>,
     /// GUIDs of groups that are members of this group (v2 `sub_groups`).
-    pub child_ids: Vec<Cow<'a, str>>,
+    pub child_ids: Vec<Id<'a>>,
     /// GUIDs of users that are direct members (v2 `users`).
-    pub member_user_ids: Vec<Cow<'a, str>>,
+    pub member_user_ids: Vec<Id<'a>>,
     /// Privileges granted to members.
     pub privileges: Vec<Cow<'a, str>>,
 }
@@ -117,23 +118,8 @@ pub struct GroupRecord<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// Two records share an id but say different things.
-    #[error(
-        "{second} has the same {kind} id \"{id}\" as {first} but a different `{field}`; \
-         the input contradicts itself (a paged fetch that changed underneath?). \
-         Fetch the snapshot again, or remove one of the two records"
-    )]
-    Conflict {
-        /// `user`, `group` or `org`.
-        kind: &'static str,
-        /// The shared id.
-        id: String,
-        /// The record seen first.
-        first: Origin,
-        /// The record that contradicts it.
-        second: Origin,
-        /// The first field that differs.
-        field: &'static str,
-    },
+    #[error("{0}")]
+    Conflict(Box<Conflict>),
     /// More principals than the model can index.
     #[error("the input holds {count} {kind}s; at most {max} are supported", max = u32::MAX)]
     TooMany {
@@ -142,6 +128,26 @@ pub enum BuildError {
         /// How many there were.
         count: usize,
     },
+}
+
+/// Two records with one id that say different things.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{second} has the same {kind} id \"{id}\" as {first} but a different `{field}`; \
+     the input contradicts itself (a paged fetch that changed underneath?). \
+     Fetch the snapshot again, or remove one of the two records"
+)]
+pub struct Conflict {
+    /// `user`, `group` or `org`.
+    pub kind: &'static str,
+    /// The shared id.
+    pub id: String,
+    /// The record seen first.
+    pub first: Origin,
+    /// The record that contradicts it.
+    pub second: Origin,
+    /// The first field that differs.
+    pub field: &'static str,
 }
 
 /// What the builder repaired or noticed; every non-zero count was also logged
@@ -160,14 +166,55 @@ pub struct BuildReport {
     pub unexplained_inherited: usize,
 }
 
+/// The first field whose content differs between two (value, refs) pairs.
+macro_rules! differs {
+    ($a:expr, $b:expr; fields: $($f:ident),*; sets: $($l:ident),*) => {{
+        let (a, b) = ($a, $b);
+        None
+            $(.or_else(|| (a.0.$f != b.0.$f).then_some(stringify!($f))))*
+            $(.or_else(|| (!same_set(&a.1.$l, &b.1.$l)).then_some(stringify!($l))))*
+    }};
+}
+
+/// A principal accepted so far: the model value (its references still
+/// unresolved), where it came from, and its references.
+#[derive(Debug)]
+struct Slot<T, R> {
+    value: T,
+    origin: Origin,
+    refs: R,
+}
+
+/// A user's references, resolved when everything is in.
+#[derive(Debug, PartialEq, Eq)]
+struct UserRefs<'a> {
+    groups: Vec<Id<'a>>,
+    inherited: Option<Vec<Id<'a>>>,
+}
+
+/// A group's references, resolved when everything is in.
+#[derive(Debug, PartialEq, Eq)]
+struct GroupRefs<'a> {
+    parents: Vec<Id<'a>>,
+    children: Vec<Id<'a>>,
+    members: Vec<Id<'a>>,
+}
+
 /// Collects records from one or more inputs, then [`Builder::build`]s them.
+///
+/// Each user and group is checked against earlier records with the same id
+/// and converted to its model value as it arrives, so that work can overlap
+/// with parsing; only ordering and resolving references wait for `build`.
 #[derive(Debug, Default)]
 pub struct Builder<'a> {
     source: Source,
     orgs: Vec<OrgRecord<'a>>,
     org_names: HashMap<i64, Cow<'a, str>>,
-    users: Vec<UserRecord<'a>>,
-    groups: Vec<GroupRecord<'a>>,
+    users: Vec<Slot<User, UserRefs<'a>>>,
+    user_index: IdIndex,
+    groups: Vec<Slot<Group, GroupRefs<'a>>>,
+    group_index: IdIndex,
+    merged: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -177,6 +224,11 @@ impl<'a> Builder<'a> {
             source,
             ..Self::default()
         }
+    }
+
+    /// Replaces where the principals came from (a canonical snapshot says).
+    pub fn set_source(&mut self, source: Source) {
+        self.source = source;
     }
 
     /// Records which REST API the principals were read with.
@@ -195,19 +247,108 @@ impl<'a> Builder<'a> {
         self.org_names.entry(id).or_insert(name);
     }
 
-    /// Adds a user.
-    pub fn user(&mut self, user: UserRecord<'a>) {
-        self.users.push(user);
+    /// Adds a user. A user seen before with the same content (as paged APIs
+    /// sometimes repeat) is merged, its org memberships added; one with
+    /// different content is an error.
+    pub fn user(&mut self, record: UserRecord<'a>) -> Result<(), BuildError> {
+        let refs = UserRefs {
+            groups: record.group_ids,
+            inherited: record.inherited_group_ids,
+        };
+        let value = User {
+            id: record.id.to_string(),
+            derived_id: record.derived_id,
+            name: record.name.into_owned(),
+            display_name: record.display_name.into_owned(),
+            email: record.email.into_owned(),
+            visibility: record.visibility.as_deref().map(Visibility::parse),
+            account_type: record.account_type.as_deref().map(AccountType::parse),
+            account_status: record.account_status.as_deref().map(AccountStatus::parse),
+            created: record.created,
+            modified: record.modified,
+            org_ids: record.org_ids,
+            groups: Vec::new(),
+        };
+        let slot = Slot {
+            value,
+            origin: record.origin,
+            refs,
+        };
+        match self.user_index.insert(&record.id, self.users.len() as u32) {
+            None => self.users.push(slot),
+            Some(first) => {
+                let first = &mut self.users[first as usize];
+                let a = (&first.value, &first.refs);
+                let b = (&slot.value, &slot.refs);
+                let differs = differs!(a, b;
+                    fields: derived_id, name, display_name, email, visibility, account_type,
+                        account_status, created, modified;
+                    sets: groups)
+                .or_else(|| {
+                    let same = match (&a.1.inherited, &b.1.inherited) {
+                        (Some(x), Some(y)) => same_set(x, y),
+                        (x, y) => x.is_none() && y.is_none(),
+                    };
+                    (!same).then_some("inherited_group_ids")
+                });
+                merge("user", first, slot, differs)?;
+                self.merged += 1;
+            }
+        }
+        Ok(())
     }
 
-    /// Adds a group.
-    pub fn group(&mut self, group: GroupRecord<'a>) {
-        self.groups.push(group);
+    /// Adds a group; duplicates are handled as for [`Builder::user`].
+    pub fn group(&mut self, record: GroupRecord<'a>) -> Result<(), BuildError> {
+        let mut privileges: Vec<String> = record.privileges.iter().map(|p| p.to_string()).collect();
+        privileges.sort_unstable();
+        privileges.dedup();
+        let value = Group {
+            id: record.id.to_string(),
+            derived_id: record.derived_id,
+            name: record.name.into_owned(),
+            display_name: record.display_name.into_owned(),
+            description: record.description.into_owned(),
+            group_type: record.group_type.as_deref().map(GroupType::parse),
+            visibility: record.visibility.as_deref().map(Visibility::parse),
+            created: record.created,
+            modified: record.modified,
+            org_ids: record.org_ids,
+            parents: Vec::new(),
+            privileges,
+        };
+        let slot = Slot {
+            value,
+            origin: record.origin,
+            refs: GroupRefs {
+                parents: record.parent_ids,
+                children: record.child_ids,
+                members: record.member_user_ids,
+            },
+        };
+        match self
+            .group_index
+            .insert(&record.id, self.groups.len() as u32)
+        {
+            None => self.groups.push(slot),
+            Some(first) => {
+                let first = &mut self.groups[first as usize];
+                let a = (&first.value, &first.refs);
+                let b = (&slot.value, &slot.refs);
+                let differs = differs!(a, b;
+                    fields: derived_id, name, display_name, description, group_type, visibility,
+                        created, modified, privileges;
+                    sets: parents, children, members);
+                merge("group", first, slot, differs)?;
+                self.merged += 1;
+            }
+        }
+        Ok(())
     }
 
-    /// Records added so far: (orgs, users, groups).
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (self.orgs.len(), self.users.len(), self.groups.len())
+    /// Users and groups accepted so far (duplicates merged).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.users.len(), self.groups.len())
     }
 
     /// Normalizes everything added into [`Principals`].
@@ -216,25 +357,24 @@ impl<'a> Builder<'a> {
             source,
             orgs,
             org_names,
-            users,
-            groups,
+            users: user_slots,
+            user_index,
+            groups: group_slots,
+            group_index,
+            merged,
         } = self;
         let mut report = BuildReport::default();
-
-        let orgs = dedup(orgs, |o| Cow::Owned(o.id.to_string()), &mut report)?;
-        let users = dedup(users, |u| u.id.clone(), &mut report)?;
-        let groups = dedup(groups, |g| g.id.clone(), &mut report)?;
-        if users.len() > u32::MAX as usize {
-            return Err(BuildError::TooMany {
-                kind: "user",
-                count: users.len(),
-            });
+        if merged > 0 {
+            tracing::warn!(
+                "merged {merged} duplicate user or group record(s) with identical content"
+            );
         }
-        if groups.len() > u32::MAX as usize {
-            return Err(BuildError::TooMany {
-                kind: "group",
-                count: groups.len(),
-            });
+        report.duplicates_merged = merged;
+        let orgs = dedup_orgs(orgs, &mut report)?;
+        for (kind, count) in [("user", user_slots.len()), ("group", group_slots.len())] {
+            if count > u32::MAX as usize {
+                return Err(BuildError::TooMany { kind, count });
+            }
         }
 
         let had_org_list = !orgs.is_empty();
@@ -250,70 +390,65 @@ impl<'a> Builder<'a> {
             })
             .collect();
 
-        // Convert to owned model values in canonical order; references are
-        // resolved afterwards, through id → index maps over the sorted vectors.
-        let mut users: Vec<(User, UserRecord<'a>)> = users
-            .into_iter()
-            .map(|r| (user_from_record(&r), r))
-            .collect();
-        users.sort_unstable_by(|(a, _), (b, _)| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        let mut groups: Vec<(Group, GroupRecord<'a>)> = groups
-            .into_iter()
-            .map(|r| (group_from_record(&r), r))
-            .collect();
-        groups.sort_unstable_by(|(a, _), (b, _)| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        // Slots stay in arrival order; `rank` says where each lands in the
+        // canonical order, and references resolve through the index (id →
+        // slot) and then `rank` (slot → model index).
+        let user_rank = canonical_rank(&user_slots, |a, b| {
+            (&a.value.name, &a.value.id).cmp(&(&b.value.name, &b.value.id))
+        });
+        let group_rank = canonical_rank(&group_slots, |a, b| {
+            (&a.value.name, &a.value.id).cmp(&(&b.value.name, &b.value.id))
+        });
+        let user_of = |id: &Id<'_>| user_index.get(id).map(|i| user_rank[i as usize]);
+        let group_of = |id: &Id<'_>| group_index.get(id).map(|i| group_rank[i as usize]);
 
-        let (mut users, user_records): (Vec<User>, Vec<UserRecord<'a>>) =
-            users.into_iter().unzip();
-        let (mut groups, group_records): (Vec<Group>, Vec<GroupRecord<'a>>) =
-            groups.into_iter().unzip();
-
-        let user_ix: HashMap<&str, u32> = user_records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.as_ref(), i as u32))
-            .collect();
-        let group_ix: HashMap<&str, GroupIx> = group_records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.as_ref(), GroupIx(i as u32)))
-            .collect();
-
+        // Edges are gathered as packed (from, to) pairs and sorted once, so
+        // they land in each principal's list in order, without random writes.
+        let pair = |from: u32, to: u32| (u64::from(from) << 32) | u64::from(to);
         let mut dangling = 0usize;
-        for (child, record) in group_records.iter().enumerate() {
-            for parent in &record.parent_ids {
-                match group_ix.get(parent.as_ref()) {
-                    Some(&p) => groups[child].parents.push(p),
+        let mut memberships: Vec<u64> = Vec::new();
+        let mut nesting: Vec<u64> = Vec::new();
+        for (slot, &g) in group_slots.iter().zip(&group_rank) {
+            for parent in &slot.refs.parents {
+                match group_of(parent) {
+                    Some(p) => nesting.push(pair(g, p)),
                     None => dangling += 1,
                 }
             }
-            for sub in &record.child_ids {
-                match group_ix.get(sub.as_ref()) {
-                    Some(&c) => groups[c.get()].parents.push(GroupIx(child as u32)),
+            for sub in &slot.refs.children {
+                match group_of(sub) {
+                    Some(c) => nesting.push(pair(c, g)),
                     None => dangling += 1,
                 }
             }
-            for member in &record.member_user_ids {
-                match user_ix.get(member.as_ref()) {
-                    Some(&u) => users[u as usize].groups.push(GroupIx(child as u32)),
+            for member in &slot.refs.members {
+                match user_of(member) {
+                    Some(u) => memberships.push(pair(u, g)),
                     None => dangling += 1,
                 }
             }
         }
-        for (user, record) in users.iter_mut().zip(&user_records) {
-            for group in &record.group_ids {
-                match group_ix.get(group.as_ref()) {
-                    Some(&g) => user.groups.push(g),
+        for (slot, &u) in user_slots.iter().zip(&user_rank) {
+            for group in &slot.refs.groups {
+                match group_of(group) {
+                    Some(g) => memberships.push(pair(u, g)),
                     None => dangling += 1,
                 }
             }
-            user.groups.sort_unstable();
-            user.groups.dedup();
         }
-        for group in &mut groups {
-            group.parents.sort_unstable();
-            group.parents.dedup();
-        }
+        let inherited: Vec<(u32, Vec<u32>)> = user_slots
+            .iter()
+            .zip(&user_rank)
+            .filter_map(|(slot, &u)| {
+                let reported = slot.refs.inherited.as_ref().filter(|r| !r.is_empty())?;
+                Some((u, reported.iter().filter_map(&group_of).collect()))
+            })
+            .collect();
+        let (mut users, user_refs) = in_rank_order(user_slots, &user_rank);
+        let (mut groups, group_refs) = in_rank_order(group_slots, &group_rank);
+        drop((user_refs, group_refs));
+        distribute(memberships, users.iter_mut().map(|u| &mut u.groups));
+        distribute(nesting, groups.iter_mut().map(|g| &mut g.parents));
         if dangling > 0 {
             tracing::warn!(
                 "dropped {dangling} reference(s) to users or groups that are not in the input \
@@ -321,7 +456,6 @@ impl<'a> Builder<'a> {
             );
         }
         report.dangling_references = dangling;
-
         // Every org a principal lives in gets a row, even when the input did
         // not list it; principals without org information live in Primary.
         let nothing_at_all = org_map.is_empty() && users.is_empty() && groups.is_empty();
@@ -390,37 +524,29 @@ impl<'a> Builder<'a> {
         report.group_cycles = cycles.len();
 
         let principals = Principals::new(source, org_map.into_values().collect(), users, groups);
-        report.unexplained_inherited = check_inherited(&principals, &user_records, &group_ix);
+        report.unexplained_inherited = check_inherited(&principals, &inherited);
         Ok((principals, report))
     }
 }
 
-/// Counts inherited memberships ThoughtSpot reported that the group hierarchy
-/// of this input does not produce, and warns about them once.
-fn check_inherited(
-    principals: &Principals,
-    records: &[UserRecord<'_>],
-    group_ix: &HashMap<&str, GroupIx>,
-) -> usize {
-    if records.iter().all(|r| r.inherited_group_ids.is_none()) {
+/// Counts inherited memberships ThoughtSpot reported (per user index, as
+/// group indices) that the group nesting of this input does not produce,
+/// and warns about them once.
+fn check_inherited(principals: &Principals, reported: &[(u32, Vec<u32>)]) -> usize {
+    if reported.is_empty() {
         return 0;
     }
     let effective = principals.effective_memberships();
     let mut unexplained = 0;
-    let mut start = 0;
-    for (user, record) in records.iter().enumerate() {
-        let end = start + effective[start..].partition_point(|m| m.user as usize == user);
+    for (user, groups) in reported {
+        let start = effective.partition_point(|m| m.user < *user);
+        let end = effective.partition_point(|m| m.user <= *user);
         let computed = &effective[start..end];
-        start = end;
-        let Some(reported) = &record.inherited_group_ids else {
-            continue;
-        };
-        unexplained += reported
+        unexplained += groups
             .iter()
-            .filter_map(|id| group_ix.get(id.as_ref()))
-            .filter(|g| {
+            .filter(|&&g| {
                 computed
-                    .binary_search_by(|m| m.group.cmp(g))
+                    .binary_search_by(|m| m.group.0.cmp(&g))
                     .map_or(true, |i| computed[i].is_direct())
             })
             .count();
@@ -435,93 +561,125 @@ fn check_inherited(
     unexplained
 }
 
-fn user_from_record(r: &UserRecord<'_>) -> User {
-    User {
-        id: r.id.to_string(),
-        derived_id: r.derived_id,
-        name: r.name.to_string(),
-        display_name: r.display_name.to_string(),
-        email: r.email.to_string(),
-        visibility: r.visibility.as_deref().map(Visibility::parse),
-        account_type: r.account_type.as_deref().map(AccountType::parse),
-        account_status: r.account_status.as_deref().map(AccountStatus::parse),
-        created: r.created,
-        modified: r.modified,
-        org_ids: r.org_ids.clone(),
-        groups: Vec::new(),
+/// For each item, its position in the order `compare` defines (ties keep
+/// input order).
+fn canonical_rank<R>(items: &[R], compare: impl Fn(&R, &R) -> std::cmp::Ordering) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..items.len() as u32).collect();
+    order.sort_by(|&a, &b| compare(&items[a as usize], &items[b as usize]));
+    let mut rank = vec![0u32; items.len()];
+    for (position, &item) in order.iter().enumerate() {
+        rank[item as usize] = position as u32;
+    }
+    rank
+}
+
+/// The slots' values in rank order, and their references in arrival order.
+fn in_rank_order<T, R>(slots: Vec<Slot<T, R>>, rank: &[u32]) -> (Vec<T>, Vec<R>) {
+    let mut placed: Vec<Option<T>> = (0..slots.len()).map(|_| None).collect();
+    let mut refs = Vec::with_capacity(slots.len());
+    for (slot, &r) in slots.into_iter().zip(rank) {
+        placed[r as usize] = Some(slot.value);
+        refs.push(slot.refs);
+    }
+    (placed.into_iter().flatten().collect(), refs)
+}
+
+/// Sorts packed (from, to) edges and appends each `to` to the list of its
+/// `from`, so every list comes out sorted and without duplicates.
+fn distribute<'l>(mut edges: Vec<u64>, lists: impl Iterator<Item = &'l mut Vec<GroupIx>>) {
+    edges.sort_unstable();
+    edges.dedup();
+    let mut edges = edges.into_iter().peekable();
+    for (from, list) in lists.enumerate() {
+        while let Some(edge) = edges.next_if(|e| (e >> 32) as usize == from) {
+            list.push(GroupIx(edge as u32));
+        }
     }
 }
 
-fn group_from_record(r: &GroupRecord<'_>) -> Group {
-    let mut privileges: Vec<String> = r.privileges.iter().map(|p| p.to_string()).collect();
-    privileges.sort_unstable();
-    privileges.dedup();
-    Group {
-        id: r.id.to_string(),
-        derived_id: r.derived_id,
-        name: r.name.to_string(),
-        display_name: r.display_name.to_string(),
-        description: r.description.to_string(),
-        group_type: r.group_type.as_deref().map(GroupType::parse),
-        visibility: r.visibility.as_deref().map(Visibility::parse),
-        created: r.created,
-        modified: r.modified,
-        org_ids: r.org_ids.clone(),
-        parents: Vec::new(),
-        privileges,
+/// Folds a repeated principal into the first one seen: allowed when only
+/// the orgs it is listed in differ (the same principal fetched through
+/// several orgs), an error naming the first differing field otherwise.
+fn merge<T: HasOrgs, R>(
+    kind: &'static str,
+    first: &mut Slot<T, R>,
+    again: Slot<T, R>,
+    differs: Option<&'static str>,
+) -> Result<(), BuildError> {
+    if let Some(field) = differs {
+        return Err(BuildError::Conflict(Box::new(Conflict {
+            kind,
+            id: first.value.id().to_owned(),
+            first: first.origin.clone(),
+            second: again.origin,
+            field,
+        })));
+    }
+    let mut value = again.value;
+    first.value.orgs_mut().append(value.orgs_mut());
+    Ok(())
+}
+
+/// Model values with an id and org memberships.
+trait HasOrgs {
+    fn id(&self) -> &str;
+    fn orgs_mut(&mut self) -> &mut Vec<i64>;
+}
+
+impl HasOrgs for User {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn orgs_mut(&mut self) -> &mut Vec<i64> {
+        &mut self.org_ids
     }
 }
 
-/// A record that can be checked against another with the same id.
-trait Record {
-    const KIND: &'static str;
-    fn origin(&self) -> &Origin;
-    /// The first field (other than org membership) whose content differs.
-    fn first_difference(&self, other: &Self) -> Option<&'static str>;
-    /// Takes over the org memberships of `other`, which the same principal
-    /// may report differently when fetched through different orgs.
-    fn absorb_orgs(&mut self, other: Self);
+impl HasOrgs for Group {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn orgs_mut(&mut self) -> &mut Vec<i64> {
+        &mut self.org_ids
+    }
 }
 
-/// Keeps the first record of each id, merging exact duplicates (as paged APIs
-/// sometimes return) and rejecting records that contradict each other.
-fn dedup<'r, R: Record>(
-    records: Vec<R>,
-    key: impl Fn(&R) -> Cow<'r, str>,
+/// Keeps the first org of each id, merging repeats with the same content
+/// and rejecting ones that contradict each other.
+fn dedup_orgs<'a>(
+    orgs: Vec<OrgRecord<'a>>,
     report: &mut BuildReport,
-) -> Result<Vec<R>, BuildError> {
-    let mut seen: HashMap<Cow<'r, str>, usize> = HashMap::with_capacity(records.len());
-    let mut kept: Vec<R> = Vec::with_capacity(records.len());
-    let mut merged = 0;
-    for record in records {
-        match seen.entry(key(&record)) {
-            Entry::Vacant(slot) => {
-                slot.insert(kept.len());
-                kept.push(record);
+) -> Result<Vec<OrgRecord<'a>>, BuildError> {
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    let mut kept: Vec<OrgRecord<'a>> = Vec::new();
+    for org in orgs {
+        match seen.get(&org.id) {
+            None => {
+                seen.insert(org.id, kept.len());
+                kept.push(org);
             }
-            Entry::Occupied(slot) => {
-                let first = &mut kept[*slot.get()];
-                if let Some(field) = first.first_difference(&record) {
-                    return Err(BuildError::Conflict {
-                        kind: R::KIND,
-                        id: slot.key().to_string(),
-                        first: first.origin().clone(),
-                        second: record.origin().clone(),
+            Some(&first) => {
+                let first = &kept[first];
+                let field = if first.name != org.name {
+                    Some("name")
+                } else if first.description != org.description {
+                    Some("description")
+                } else {
+                    None
+                };
+                if let Some(field) = field {
+                    return Err(BuildError::Conflict(Box::new(Conflict {
+                        kind: "org",
+                        id: org.id.to_string(),
+                        first: first.origin.clone(),
+                        second: org.origin,
                         field,
-                    });
+                    })));
                 }
-                first.absorb_orgs(record);
-                merged += 1;
+                report.duplicates_merged += 1;
             }
         }
     }
-    if merged > 0 {
-        tracing::warn!(
-            "merged {merged} duplicate {} record(s) with identical content",
-            R::KIND
-        );
-    }
-    report.duplicates_merged += merged;
     Ok(kept)
 }
 
@@ -536,66 +694,6 @@ fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
     a == b
 }
 
-macro_rules! first_difference {
-    ($a:expr, $b:expr; scalars: $($s:ident),*; sets: $($l:ident),*) => {{
-        let (a, b) = ($a, $b);
-        None
-            $(.or_else(|| (a.$s != b.$s).then_some(stringify!($s))))*
-            $(.or_else(|| (!same_set(&a.$l, &b.$l)).then_some(stringify!($l))))*
-    }};
-}
-
-impl Record for OrgRecord<'_> {
-    const KIND: &'static str = "org";
-    fn origin(&self) -> &Origin {
-        &self.origin
-    }
-    fn first_difference(&self, other: &Self) -> Option<&'static str> {
-        first_difference!(self, other; scalars: name, description; sets:)
-    }
-    fn absorb_orgs(&mut self, _other: Self) {}
-}
-
-impl Record for UserRecord<'_> {
-    const KIND: &'static str = "user";
-    fn origin(&self) -> &Origin {
-        &self.origin
-    }
-    fn first_difference(&self, other: &Self) -> Option<&'static str> {
-        first_difference!(self, other;
-            scalars: derived_id, name, display_name, email, visibility, account_type,
-                account_status, created, modified;
-            sets: group_ids)
-        .or_else(|| {
-            let (a, b) = (&self.inherited_group_ids, &other.inherited_group_ids);
-            let same = match (a, b) {
-                (Some(a), Some(b)) => same_set(a, b),
-                (a, b) => a.is_none() && b.is_none(),
-            };
-            (!same).then_some("inherited_group_ids")
-        })
-    }
-    fn absorb_orgs(&mut self, other: Self) {
-        self.org_ids.extend(other.org_ids);
-    }
-}
-
-impl Record for GroupRecord<'_> {
-    const KIND: &'static str = "group";
-    fn origin(&self) -> &Origin {
-        &self.origin
-    }
-    fn first_difference(&self, other: &Self) -> Option<&'static str> {
-        first_difference!(self, other;
-            scalars: derived_id, name, display_name, description, group_type, visibility,
-                created, modified;
-            sets: parent_ids, child_ids, member_user_ids, privileges)
-    }
-    fn absorb_orgs(&mut self, other: Self) {
-        self.org_ids.extend(other.org_ids);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,10 +706,14 @@ mod tests {
         }
     }
 
-    pub(crate) fn user<'a>(id: &'a str, name: &'a str, groups: &[&'a str]) -> UserRecord<'a> {
+    pub(crate) fn user(
+        id: &'static str,
+        name: &'static str,
+        groups: &[&'static str],
+    ) -> UserRecord<'static> {
         UserRecord {
             origin: origin(0),
-            id: id.into(),
+            id: Id::from(id),
             derived_id: false,
             name: name.into(),
             display_name: Cow::Borrowed(""),
@@ -622,15 +724,19 @@ mod tests {
             created: None,
             modified: None,
             org_ids: vec![],
-            group_ids: groups.iter().map(|g| Cow::Borrowed(*g)).collect(),
+            group_ids: groups.iter().map(|g| Id::from(*g)).collect(),
             inherited_group_ids: None,
         }
     }
 
-    pub(crate) fn group<'a>(id: &'a str, name: &'a str, parents: &[&'a str]) -> GroupRecord<'a> {
+    pub(crate) fn group(
+        id: &'static str,
+        name: &'static str,
+        parents: &[&'static str],
+    ) -> GroupRecord<'static> {
         GroupRecord {
             origin: origin(0),
-            id: id.into(),
+            id: Id::from(id),
             derived_id: false,
             name: name.into(),
             display_name: Cow::Borrowed(""),
@@ -640,7 +746,7 @@ mod tests {
             created: None,
             modified: None,
             org_ids: vec![],
-            parent_ids: parents.iter().map(|g| Cow::Borrowed(*g)).collect(),
+            parent_ids: parents.iter().map(|g| Id::from(*g)).collect(),
             child_ids: vec![],
             member_user_ids: vec![],
             privileges: vec![],
@@ -650,10 +756,10 @@ mod tests {
     #[test]
     fn sorts_by_name_then_id_and_resolves_references() {
         let mut b = Builder::new(Source::default());
-        b.user(user("u2", "zed", &["g1"]));
-        b.user(user("u1", "amy", &["g2", "g1", "g1"]));
-        b.group(group("g1", "Sales", &["g2"]));
-        b.group(group("g2", "All", &[]));
+        b.user(user("u2", "zed", &["g1"])).unwrap();
+        b.user(user("u1", "amy", &["g2", "g1", "g1"])).unwrap();
+        b.group(group("g1", "Sales", &["g2"])).unwrap();
+        b.group(group("g2", "All", &[])).unwrap();
         let (p, report) = b.build().unwrap();
         assert_eq!(report, BuildReport::default());
         let names: Vec<_> = p.users.iter().map(|u| u.name.as_str()).collect();
@@ -670,12 +776,12 @@ mod tests {
     #[test]
     fn sub_groups_and_member_lists_add_edges() {
         let mut b = Builder::new(Source::default());
-        b.user(user("u1", "amy", &[]));
+        b.user(user("u1", "amy", &[])).unwrap();
         let mut parent = group("g1", "Parent", &[]);
-        parent.child_ids = vec!["g2".into()];
-        parent.member_user_ids = vec!["u1".into()];
-        b.group(parent);
-        b.group(group("g2", "Child", &[]));
+        parent.child_ids = vec![Id::from("g2")];
+        parent.member_user_ids = vec![Id::from("u1")];
+        b.group(parent).unwrap();
+        b.group(group("g2", "Child", &[])).unwrap();
         let (p, _) = b.build().unwrap();
         let child = p.groups.iter().position(|g| g.id == "g2").unwrap();
         let parent = p.groups.iter().position(|g| g.id == "g1").unwrap();
@@ -686,11 +792,11 @@ mod tests {
     #[test]
     fn exact_duplicates_merge_and_conflicts_fail() {
         let mut b = Builder::new(Source::default());
-        b.user(user("u1", "amy", &["g1"]));
+        b.user(user("u1", "amy", &["g1"])).unwrap();
         let mut again = user("u1", "amy", &["g1"]);
         again.origin = origin(7);
         again.org_ids = vec![5];
-        b.user(again);
+        b.user(again).unwrap();
         let (p, report) = b.build().unwrap();
         assert_eq!(report.duplicates_merged, 1);
         assert_eq!(p.users.len(), 1);
@@ -698,12 +804,11 @@ mod tests {
         assert_eq!(report.dangling_references, 1, "g1 is not in the input");
 
         let mut b = Builder::new(Source::default());
-        b.user(user("u1", "amy", &[]));
+        b.user(user("u1", "amy", &[])).unwrap();
         let mut other = user("u1", "amy", &[]);
         other.origin = origin(9);
         other.display_name = "Amy B.".into();
-        b.user(other);
-        let err = b.build().unwrap_err().to_string();
+        let err = b.user(other).unwrap_err().to_string();
         assert!(err.contains("test.json: users[9]"), "{err}");
         assert!(err.contains("test.json: users[0]"), "{err}");
         assert!(err.contains("`display_name`"), "{err}");
@@ -721,7 +826,7 @@ mod tests {
         b.org_name_hint(42, "Acme".into());
         let mut u = user("u1", "amy", &[]);
         u.org_ids = vec![42, 7];
-        b.user(u);
+        b.user(u).unwrap();
         let (p, report) = b.build().unwrap();
         let orgs: Vec<_> = p.orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
         assert_eq!(orgs, [(0, "Primary"), (7, "Org 7"), (42, "Acme")]);
@@ -732,12 +837,15 @@ mod tests {
     fn inherited_groups_the_hierarchy_cannot_explain_are_counted() {
         let mut b = Builder::new(Source::default());
         let mut u = user("u1", "amy", &["g1"]);
-        u.inherited_group_ids = Some(vec!["g2".into(), "g3".into()]);
-        b.user(u);
-        b.group(group("g1", "A", &["g2"]));
-        b.group(group("g2", "B", &[]));
-        b.group(group("g3", "C", &[]));
+        u.inherited_group_ids = Some(vec![Id::from("g2"), Id::from("g3")]);
+        b.user(u).unwrap();
+        b.group(group("g1", "A", &["g2"])).unwrap();
+        b.group(group("g2", "B", &[])).unwrap();
+        b.group(group("g3", "C", &[])).unwrap();
         let (_, report) = b.build().unwrap();
-        assert_eq!(report.unexplained_inherited, 1, "g3 is not reachable from g1");
+        assert_eq!(
+            report.unexplained_inherited, 1,
+            "g3 is not reachable from g1"
+        );
     }
 }

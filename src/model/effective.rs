@@ -29,12 +29,46 @@ impl EffectiveMembership {
 ///
 /// Ancestors are computed once per group that some user is directly in
 /// (breadth-first, so cycles terminate and depths are shortest), which keeps
-/// the work proportional to the output.
+/// the work proportional to the output. Large sets of users are split
+/// across the available cores.
 pub fn effective_memberships(users: &[User], groups: &[Group]) -> Vec<EffectiveMembership> {
+    const PER_THREAD: usize = 20_000;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(users.len() / PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return closure(users, 0, groups);
+    }
+    let chunk = users.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = users
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| scope.spawn(move || closure(part, i * chunk, groups)))
+            .collect();
+        let parts: Vec<Vec<EffectiveMembership>> = parts
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            all.extend(part);
+        }
+        all
+    })
+}
+
+/// Effective memberships of `users`, the first of which has index `first`.
+fn closure(users: &[User], first: usize, groups: &[Group]) -> Vec<EffectiveMembership> {
     let mut ancestors = Ancestors::new(groups);
     let mut out = Vec::with_capacity(users.iter().map(|u| u.groups.len()).sum::<usize>() * 2);
     let mut scratch: Vec<(GroupIx, u32)> = Vec::new();
-    for (user, u) in users.iter().enumerate() {
+    for (offset, u) in users.iter().enumerate() {
+        let user = first + offset;
         scratch.clear();
         for &direct in &u.groups {
             scratch.push((direct, 0));
@@ -52,10 +86,13 @@ pub fn effective_memberships(users: &[User], groups: &[Group]) -> Vec<EffectiveM
     out
 }
 
-/// Lazily computed ancestor lists, `(ancestor, depth)` with depth ≥ 1.
+/// A group's ancestors with their depth (≥ 1).
+type Ancestry = Box<[(GroupIx, u32)]>;
+
+/// Lazily computed ancestor lists.
 struct Ancestors<'g> {
     groups: &'g [Group],
-    memo: Vec<Option<Box<[(GroupIx, u32)]>>>,
+    memo: Vec<Option<Ancestry>>,
     seen: Vec<u32>,
     stamp: u32,
     queue: Vec<(GroupIx, u32)>,
@@ -80,7 +117,7 @@ impl<'g> Ancestors<'g> {
         self.memo[start.get()].as_deref().unwrap_or_default()
     }
 
-    fn breadth_first(&mut self, start: GroupIx) -> Box<[(GroupIx, u32)]> {
+    fn breadth_first(&mut self, start: GroupIx) -> Ancestry {
         // A fresh stamp marks "seen in this walk" without clearing the array.
         self.stamp += 1;
         let stamp = self.stamp;
@@ -249,32 +286,62 @@ mod tests {
     fn chain_gives_increasing_depths() {
         // 0 is in 1, 1 is in 2.
         let g = groups(&[&[1], &[2], &[]]);
-        assert_eq!(rows(&[user_in(&[0])], &g), [(0, 0, 0), (0, 1, 1), (0, 2, 2)]);
+        assert_eq!(
+            rows(&[user_in(&[0])], &g),
+            [(0, 0, 0), (0, 1, 1), (0, 2, 2)]
+        );
     }
 
     #[test]
     fn shortest_path_and_direct_membership_win() {
         // 0 → 1 → 2 and 0 → 2; the user is also directly in 1.
         let g = groups(&[&[1, 2], &[2], &[]]);
-        assert_eq!(rows(&[user_in(&[0, 1])], &g), [(0, 0, 0), (0, 1, 0), (0, 2, 1)]);
+        assert_eq!(
+            rows(&[user_in(&[0, 1])], &g),
+            [(0, 0, 0), (0, 1, 0), (0, 2, 1)]
+        );
     }
 
     #[test]
     fn cycles_terminate_and_are_reported_once() {
         // 0 → 1 → 2 → 0, and 3 is its own parent.
         let g = groups(&[&[1], &[2], &[0], &[3]]);
-        assert_eq!(rows(&[user_in(&[0, 3])], &g), [(0, 0, 0), (0, 1, 1), (0, 2, 2), (0, 3, 0)]);
+        assert_eq!(
+            rows(&[user_in(&[0, 3])], &g),
+            [(0, 0, 0), (0, 1, 1), (0, 2, 2), (0, 3, 0)]
+        );
         let cycles = find_cycles(&g);
-        assert_eq!(cycles, vec![vec![GroupIx(0), GroupIx(1), GroupIx(2)], vec![GroupIx(3)]]);
+        assert_eq!(
+            cycles,
+            vec![vec![GroupIx(0), GroupIx(1), GroupIx(2)], vec![GroupIx(3)]]
+        );
+    }
+
+    #[test]
+    fn splitting_across_threads_gives_the_same_rows() {
+        let g = groups(&[&[1], &[2], &[]]);
+        let users: Vec<User> = (0..50_000).map(|i| user_in(&[i % 3])).collect();
+        let parallel = effective_memberships(&users, &g);
+        assert_eq!(parallel, closure(&users, 0, &g));
+        assert!(
+            parallel
+                .windows(2)
+                .all(|w| (w[0].user, w[0].group) < (w[1].user, w[1].group))
+        );
     }
 
     #[test]
     fn deep_nesting_does_not_overflow() {
         let n = 200_000u32;
-        let parents: Vec<Vec<u32>> = (0..n).map(|i| if i + 1 < n { vec![i + 1] } else { vec![0] }).collect();
+        let parents: Vec<Vec<u32>> = (0..n)
+            .map(|i| if i + 1 < n { vec![i + 1] } else { vec![0] })
+            .collect();
         let refs: Vec<&[u32]> = parents.iter().map(|p| p.as_slice()).collect();
         let g = groups(&refs);
         assert_eq!(find_cycles(&g).len(), 1);
-        assert_eq!(effective_memberships(&[user_in(&[0])], &g).len(), n as usize);
+        assert_eq!(
+            effective_memberships(&[user_in(&[0])], &g).len(),
+            n as usize
+        );
     }
 }

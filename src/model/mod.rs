@@ -12,10 +12,12 @@
 mod build;
 mod effective;
 mod enums;
+mod ids;
 
-pub use build::{BuildError, BuildReport, Builder, GroupRecord, Origin, OrgRecord, UserRecord};
+pub use build::{BuildError, BuildReport, Builder, GroupRecord, OrgRecord, Origin, UserRecord};
 pub use effective::{EffectiveMembership, effective_memberships};
 pub use enums::{AccountStatus, AccountType, GroupType, Visibility};
+pub use ids::Id;
 
 use std::sync::OnceLock;
 

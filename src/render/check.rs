@@ -300,8 +300,8 @@ struct JoinPath {
 #[derive(Debug)]
 pub enum Parsed {
     /// A table.
-    Table(Table),
-    /// A model (boxed: it is large and rare).
+    Table(Box<Table>),
+    /// A model or worksheet.
     Model(Box<ModelLike>),
 }
 
@@ -348,11 +348,37 @@ pub struct Problem {
 
 // Values ThoughtSpot accepts (from its TML schema, as the validator checks them).
 const COLUMN_TYPES: &[&str] = &["ATTRIBUTE", "MEASURE"];
-const DATA_TYPES: &[&str] = &["BOOL", "VARCHAR", "CHAR", "DOUBLE", "FLOAT", "INT32", "INT64", "DATE", "DATE_TIME", "TIME"];
-const AGGREGATIONS: &[&str] = &[
-    "SUM", "COUNT", "AVERAGE", "MAX", "MIN", "COUNT_DISTINCT", "NONE", "STD_DEVIATION", "VARIANCE", "TABLE_AGGR",
+const DATA_TYPES: &[&str] = &[
+    "BOOL",
+    "VARCHAR",
+    "CHAR",
+    "DOUBLE",
+    "FLOAT",
+    "INT32",
+    "INT64",
+    "DATE",
+    "DATE_TIME",
+    "TIME",
 ];
-const INDEX_TYPES: &[&str] = &["DONT_INDEX", "DEFAULT", "PREFIX_ONLY", "PREFIX_AND_SUBSTRING", "PREFIX_AND_WORD_SUBSTRING"];
+const AGGREGATIONS: &[&str] = &[
+    "SUM",
+    "COUNT",
+    "AVERAGE",
+    "MAX",
+    "MIN",
+    "COUNT_DISTINCT",
+    "NONE",
+    "STD_DEVIATION",
+    "VARIANCE",
+    "TABLE_AGGR",
+];
+const INDEX_TYPES: &[&str] = &[
+    "DONT_INDEX",
+    "DEFAULT",
+    "PREFIX_ONLY",
+    "PREFIX_AND_SUBSTRING",
+    "PREFIX_AND_WORD_SUBSTRING",
+];
 const JOIN_TYPES: &[&str] = &["INNER", "LEFT_OUTER", "RIGHT_OUTER", "OUTER"];
 const CARDINALITIES: &[&str] = &["ONE_TO_ONE", "MANY_TO_ONE", "ONE_TO_MANY"];
 
@@ -361,9 +387,17 @@ const CARDINALITIES: &[&str] = &["ONE_TO_ONE", "MANY_TO_ONE", "ONE_TO_MANY"];
 struct Values(Vec<String>);
 
 impl Values {
-    fn one_of(&mut self, place: impl std::fmt::Display, key: &str, value: Option<&str>, allowed: &[&str]) {
+    fn one_of(
+        &mut self,
+        place: impl std::fmt::Display,
+        key: &str,
+        value: Option<&str>,
+        allowed: &[&str],
+    ) {
         if let Some(value) = value.filter(|v| !allowed.contains(v)) {
-            self.0.push(format!("{place}: {key} {value:?} is not one of {allowed:?}"));
+            self.0.push(format!(
+                "{place}: {key} {value:?} is not one of {allowed:?}"
+            ));
         }
     }
 
@@ -377,13 +411,21 @@ impl Values {
         for c in &t.columns {
             let place = format!("column {:?}", c.name);
             self.properties(&place, &c.properties);
-            let data_type = c.db_column_properties.as_ref().map(|d| d.data_type.as_str());
+            let data_type = c
+                .db_column_properties
+                .as_ref()
+                .map(|d| d.data_type.as_str());
             self.one_of(&place, "data_type", data_type, DATA_TYPES);
         }
         for j in &t.joins_with {
             let place = format!("join {:?}", j.name);
             self.one_of(&place, "type", j.join_type.as_deref(), JOIN_TYPES);
-            self.one_of(&place, "cardinality", j.cardinality.as_deref(), CARDINALITIES);
+            self.one_of(
+                &place,
+                "cardinality",
+                j.cardinality.as_deref(),
+                CARDINALITIES,
+            );
         }
         self
     }
@@ -401,7 +443,12 @@ impl Values {
             for j in &t.joins {
                 let place = format!("join of {:?} with {:?}", t.name, j.with);
                 values.one_of(&place, "type", j.join_type.as_deref(), JOIN_TYPES);
-                values.one_of(&place, "cardinality", j.cardinality.as_deref(), CARDINALITIES);
+                values.one_of(
+                    &place,
+                    "cardinality",
+                    j.cardinality.as_deref(),
+                    CARDINALITIES,
+                );
             }
         }
         values
@@ -410,18 +457,29 @@ impl Values {
     fn worksheet(self, w: &Worksheet) -> Self {
         let mut values = self.logical(&w.worksheet_columns);
         for j in &w.joins {
-            values.one_of(format!("join {:?}", j.name), "type", j.join_type.as_deref(), JOIN_TYPES);
+            values.one_of(
+                format!("join {:?}", j.name),
+                "type",
+                j.join_type.as_deref(),
+                JOIN_TYPES,
+            );
         }
         values
     }
 
     fn into_result(self) -> Result<(), String> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.0.join("; ")) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0.join("; "))
+        }
     }
 }
 
 /// YAML 1.1 reads these plain keys as booleans or null (`on:` is the classic).
-const YAML11_NON_STRING_KEYS: &[&str] = &["y", "yes", "n", "no", "true", "false", "on", "off", "null", "~"];
+const YAML11_NON_STRING_KEYS: &[&str] = &[
+    "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~",
+];
 
 /// Parses one rendered file as TML of `kind`.
 pub fn parse(kind: TmlKind, text: &str) -> Result<Parsed, String> {
@@ -444,7 +502,7 @@ pub fn parse(kind: TmlKind, text: &str) -> Result<Parsed, String> {
         TmlKind::Table => {
             let doc: TableDoc = serde_saphyr::from_str_with_options(text, options).map_err(fail)?;
             Values::default().table(&doc.table).into_result()?;
-            Parsed::Table(doc.table)
+            Parsed::Table(Box::new(doc.table))
         }
         TmlKind::Model => {
             let doc: ModelDoc = serde_saphyr::from_str_with_options(text, options).map_err(fail)?;
@@ -452,7 +510,8 @@ pub fn parse(kind: TmlKind, text: &str) -> Result<Parsed, String> {
             Parsed::Model(Box::new(ModelLike::from_model(doc.model)))
         }
         TmlKind::Worksheet => {
-            let doc: WorksheetDoc = serde_saphyr::from_str_with_options(text, options).map_err(fail)?;
+            let doc: WorksheetDoc =
+                serde_saphyr::from_str_with_options(text, options).map_err(fail)?;
             Values::default().worksheet(&doc.worksheet).into_result()?;
             Parsed::Model(Box::new(ModelLike::from_worksheet(doc.worksheet)))
         }
@@ -463,8 +522,10 @@ impl ModelLike {
     fn from_model(m: Model) -> Self {
         let mut out = ModelLike::new(m.name, "model", &m.formulas);
         for t in &m.model_tables {
-            out.aliases
-                .insert(t.alias.clone().unwrap_or_else(|| t.name.clone()), t.name.clone());
+            out.aliases.insert(
+                t.alias.clone().unwrap_or_else(|| t.name.clone()),
+                t.name.clone(),
+            );
         }
         for t in m.model_tables {
             for j in t.joins {
@@ -487,13 +548,17 @@ impl ModelLike {
             out.aliases.insert(p.id.clone(), p.table.clone());
             for step in &p.join_path {
                 for join in &step.join {
-                    out.join_names.push((format!("table path {}", p.id), join.clone()));
+                    out.join_names
+                        .push((format!("table path {}", p.id), join.clone()));
                 }
             }
         }
         for j in w.joins {
             if j.on.is_none() {
-                out.join_names.push((format!("join from {} to {}", j.source, j.destination), j.name));
+                out.join_names.push((
+                    format!("join from {} to {}", j.source, j.destination),
+                    j.name,
+                ));
             }
         }
         out.add_columns(w.worksheet_columns);
@@ -563,7 +628,10 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
         if let Parsed::Table(t) = parsed {
             let columns: BTreeSet<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
             if columns.len() != t.columns.len() {
-                problem(file, format!("table {:?} has two columns with the same name", t.name));
+                problem(
+                    file,
+                    format!("table {:?} has two columns with the same name", t.name),
+                );
             }
             let joins = t.joins_with.iter().map(|j| j.name.as_str()).collect();
             if tables.insert(&t.name, (columns, joins)).is_some() {
@@ -577,15 +645,27 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
                 for j in &t.joins_with {
                     let dest = j.destination.name.as_deref().unwrap_or_default();
                     if !tables.contains_key(dest) {
-                        problem(file, format!("join {:?} goes to {dest:?}, which is not in the set", j.name));
+                        problem(
+                            file,
+                            format!(
+                                "join {:?} goes to {dest:?}, which is not in the set",
+                                j.name
+                            ),
+                        );
                     }
                     let refs = references(&j.on);
                     for (table, column) in &refs {
                         match tables.get(table) {
-                            None => problem(file, format!("join {:?} refers to unknown table {table:?}", j.name)),
+                            None => problem(
+                                file,
+                                format!("join {:?} refers to unknown table {table:?}", j.name),
+                            ),
                             Some((columns, _)) if !columns.contains(column) => problem(
                                 file,
-                                format!("join {:?} refers to unknown column [{table}::{column}]", j.name),
+                                format!(
+                                    "join {:?} refers to unknown column [{table}::{column}]",
+                                    j.name
+                                ),
                             ),
                             _ => {}
                         }
@@ -595,7 +675,10 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
                     if named != expected {
                         problem(
                             file,
-                            format!("join {:?} must compare columns of {:?} and {dest:?}, not {named:?}", j.name, t.name),
+                            format!(
+                                "join {:?} must compare columns of {:?} and {dest:?}, not {named:?}",
+                                j.name, t.name
+                            ),
                         );
                     }
                 }
@@ -603,7 +686,13 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
             Parsed::Model(m) => {
                 for table in m.aliases.values() {
                     if !tables.contains_key(table.as_str()) {
-                        problem(file, format!("{} uses table {table:?}, which has no table TML in the set", m.kind));
+                        problem(
+                            file,
+                            format!(
+                                "{} uses table {table:?}, which has no table TML in the set",
+                                m.kind
+                            ),
+                        );
                     }
                 }
                 for (table, with, referencing) in &m.joins {
@@ -612,44 +701,70 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
                         continue;
                     };
                     if let Some(join) = referencing {
-                        let known = [table.as_str(), target.as_str()]
-                            .iter()
-                            .any(|t| tables.get(t).is_some_and(|(_, joins)| joins.contains(join.as_str())));
+                        let known = [table.as_str(), target.as_str()].iter().any(|t| {
+                            tables
+                                .get(t)
+                                .is_some_and(|(_, joins)| joins.contains(join.as_str()))
+                        });
                         if !known {
-                            problem(file, format!("referencing_join {join:?} is not a join of {table:?} or {with:?}"));
+                            problem(
+                                file,
+                                format!(
+                                    "referencing_join {join:?} is not a join of {table:?} or {with:?}"
+                                ),
+                            );
                         }
                     }
                 }
                 for (place, join) in &m.join_names {
-                    if !tables.values().any(|(_, joins)| joins.contains(join.as_str())) {
-                        problem(file, format!("{place} uses {join:?}, which no table defines"));
+                    if !tables
+                        .values()
+                        .any(|(_, joins)| joins.contains(join.as_str()))
+                    {
+                        problem(
+                            file,
+                            format!("{place} uses {join:?}, which no table defines"),
+                        );
                     }
                 }
                 for (name, id) in &m.column_ids {
                     let Some((alias, column)) = id.split_once("::") else {
-                        problem(file, format!("column {name:?}: column_id {id:?} is not TABLE::COLUMN"));
+                        problem(
+                            file,
+                            format!("column {name:?}: column_id {id:?} is not TABLE::COLUMN"),
+                        );
                         continue;
                     };
                     match m.aliases.get(alias).and_then(|t| tables.get(t.as_str())) {
-                        None => problem(file, format!("column {name:?} points at unknown table {alias:?}")),
-                        Some((columns, _)) if !columns.contains(column) => {
-                            problem(file, format!("column {name:?} points at unknown column {id:?}"))
-                        }
+                        None => problem(
+                            file,
+                            format!("column {name:?} points at unknown table {alias:?}"),
+                        ),
+                        Some((columns, _)) if !columns.contains(column) => problem(
+                            file,
+                            format!("column {name:?} points at unknown column {id:?}"),
+                        ),
                         _ => {}
                     }
                 }
                 for (name, formula) in &m.column_formulas {
                     if !m.formula_ids.contains(formula) {
-                        problem(file, format!("column {name:?} uses unknown formula {formula:?}"));
+                        problem(
+                            file,
+                            format!("column {name:?} uses unknown formula {formula:?}"),
+                        );
                     }
                 }
                 for expr in &m.formula_exprs {
                     for (alias, column) in references(expr) {
                         match m.aliases.get(alias).and_then(|t| tables.get(t.as_str())) {
-                            None => problem(file, format!("formula refers to unknown table {alias:?}")),
-                            Some((columns, _)) if !columns.contains(column) => {
-                                problem(file, format!("formula refers to unknown column [{alias}::{column}]"))
+                            None => {
+                                problem(file, format!("formula refers to unknown table {alias:?}"))
                             }
+                            Some((columns, _)) if !columns.contains(column) => problem(
+                                file,
+                                format!("formula refers to unknown column [{alias}::{column}]"),
+                            ),
                             _ => {}
                         }
                     }
@@ -717,8 +832,16 @@ mod tests {
     fn set_checks_find_missing_tables_and_columns() {
         let a = parse(TmlKind::Table, TABLE).unwrap();
         let problems = check_set(&[("A.table.tml".into(), a)]);
-        assert!(problems.iter().any(|p| p.message.contains("goes to \"B\"")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.message.contains("unknown table \"B\"")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.message.contains("goes to \"B\"")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("unknown table \"B\"")),
+            "{problems:?}"
+        );
     }
 
     #[test]

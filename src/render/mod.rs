@@ -14,8 +14,8 @@ pub mod yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use minijinja::value::{Serde, Value};
 use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, context};
 use serde::Serialize;
 
@@ -26,21 +26,66 @@ pub use names::file_stem;
 
 /// The built-in templates, by file name.
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    ("_macros.tml.j2", include_str!("../../templates/_macros.tml.j2")),
-    ("_table.tml.j2", include_str!("../../templates/_table.tml.j2")),
-    ("_model.tml.j2", include_str!("../../templates/_model.tml.j2")),
-    ("_logical.tml.j2", include_str!("../../templates/_logical.tml.j2")),
-    ("orgs.table.tml.j2", include_str!("../../templates/orgs.table.tml.j2")),
-    ("users.table.tml.j2", include_str!("../../templates/users.table.tml.j2")),
-    ("org_memberships.table.tml.j2", include_str!("../../templates/org_memberships.table.tml.j2")),
-    ("groups.table.tml.j2", include_str!("../../templates/groups.table.tml.j2")),
-    ("group_privileges.table.tml.j2", include_str!("../../templates/group_privileges.table.tml.j2")),
-    ("group_memberships.table.tml.j2", include_str!("../../templates/group_memberships.table.tml.j2")),
-    ("group_hierarchy.table.tml.j2", include_str!("../../templates/group_hierarchy.table.tml.j2")),
-    ("bi_server.table.tml.j2", include_str!("../../templates/bi_server.table.tml.j2")),
-    ("embrace_stats.table.tml.j2", include_str!("../../templates/embrace_stats.table.tml.j2")),
-    ("model.model.tml.j2", include_str!("../../templates/model.model.tml.j2")),
-    ("worksheet.worksheet.tml.j2", include_str!("../../templates/worksheet.worksheet.tml.j2")),
+    (
+        "_macros.tml.j2",
+        include_str!("../../templates/_macros.tml.j2"),
+    ),
+    (
+        "_table.tml.j2",
+        include_str!("../../templates/_table.tml.j2"),
+    ),
+    (
+        "_model.tml.j2",
+        include_str!("../../templates/_model.tml.j2"),
+    ),
+    (
+        "_logical.tml.j2",
+        include_str!("../../templates/_logical.tml.j2"),
+    ),
+    (
+        "orgs.table.tml.j2",
+        include_str!("../../templates/orgs.table.tml.j2"),
+    ),
+    (
+        "users.table.tml.j2",
+        include_str!("../../templates/users.table.tml.j2"),
+    ),
+    (
+        "org_memberships.table.tml.j2",
+        include_str!("../../templates/org_memberships.table.tml.j2"),
+    ),
+    (
+        "groups.table.tml.j2",
+        include_str!("../../templates/groups.table.tml.j2"),
+    ),
+    (
+        "group_privileges.table.tml.j2",
+        include_str!("../../templates/group_privileges.table.tml.j2"),
+    ),
+    (
+        "group_memberships.table.tml.j2",
+        include_str!("../../templates/group_memberships.table.tml.j2"),
+    ),
+    (
+        "group_hierarchy.table.tml.j2",
+        include_str!("../../templates/group_hierarchy.table.tml.j2"),
+    ),
+    (
+        "bi_server.table.tml.j2",
+        include_str!("../../templates/bi_server.table.tml.j2"),
+    ),
+    (
+        "embrace_stats.table.tml.j2",
+        include_str!("../../templates/embrace_stats.table.tml.j2"),
+    ),
+    (
+        "model.model.tml.j2",
+        include_str!("../../templates/model.model.tml.j2"),
+    ),
+    (
+        "worksheet.worksheet.tml.j2",
+        include_str!("../../templates/worksheet.worksheet.tml.j2"),
+    ),
 ];
 
 /// Database used for Falcon tables when none is configured.
@@ -172,14 +217,28 @@ impl Templates {
         let mut overridden = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if BUILTIN_TEMPLATES.iter().any(|(builtin, _)| *builtin == name) {
+            if BUILTIN_TEMPLATES
+                .iter()
+                .any(|(builtin, _)| *builtin == name)
+            {
                 overridden.push(name);
             } else if name.ends_with(".j2") {
-                tracing::info!("{}: {name} is not a built-in template name; usable only through include/import", dir.display());
+                tracing::info!(
+                    "{}: {name} is not a built-in template name; usable only through include/import",
+                    dir.display()
+                );
             }
         }
         overridden.sort();
-        tracing::info!("templates overridden from {}: {}", dir.display(), if overridden.is_empty() { "none".to_owned() } else { overridden.join(", ") });
+        tracing::info!(
+            "templates overridden from {}: {}",
+            dir.display(),
+            if overridden.is_empty() {
+                "none".to_owned()
+            } else {
+                overridden.join(", ")
+            }
+        );
         Ok(Self {
             overrides: Some(dir.to_path_buf()),
         })
@@ -316,13 +375,25 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
             kind: TmlKind::Table,
             object_name: name,
             key: Some(table.name()),
-            db_columns: table.columns().iter().map(|c| c.to_ascii_uppercase()).collect(),
+            db_columns: table
+                .columns()
+                .iter()
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
         });
     }
     if let Some(activity) = &settings.activity {
         for (key, name, column) in [
-            ("bi_server", &activity.bi_server_table, &activity.bi_server_user_column),
-            ("embrace_stats", &activity.embrace_stats_table, &activity.embrace_stats_user_column),
+            (
+                "bi_server",
+                &activity.bi_server_table,
+                &activity.bi_server_user_column,
+            ),
+            (
+                "embrace_stats",
+                &activity.embrace_stats_table,
+                &activity.embrace_stats_user_column,
+            ),
         ] {
             tables.insert(
                 key,
@@ -365,7 +436,10 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
 
 /// Renders every TML file for `settings`, parses each back and checks the
 /// set. Files come back ordered by file name.
-pub fn render_all(settings: &TmlSettings, templates: &Templates) -> Result<Vec<TmlFile>, RenderError> {
+pub fn render_all(
+    settings: &TmlSettings,
+    templates: &Templates,
+) -> Result<Vec<TmlFile>, RenderError> {
     let env = templates.environment();
     let (context, planned) = plan(settings);
     let base = Value::from(Serde(&context));
@@ -384,15 +458,20 @@ pub fn render_all(settings: &TmlSettings, templates: &Templates) -> Result<Vec<T
         };
         let text = template.render(ctx).map_err(template_error)?;
         let file_name = format!("{}.{}", file_stem(&item.object_name), item.kind.suffix());
-        let document = check::parse(item.kind, &text).map_err(|message| RenderError::ParseBack {
-            file: file_name.clone(),
-            template: item.template.clone(),
-            message,
-        })?;
-        problems.extend(expectations(settings, item, &document).into_iter().map(|message| check::Problem {
-            file: file_name.clone(),
-            message,
-        }));
+        let document =
+            check::parse(item.kind, &text).map_err(|message| RenderError::ParseBack {
+                file: file_name.clone(),
+                template: item.template.clone(),
+                message,
+            })?;
+        problems.extend(
+            expectations(settings, item, &document)
+                .into_iter()
+                .map(|message| check::Problem {
+                    file: file_name.clone(),
+                    message,
+                }),
+        );
         parsed.push((file_name.clone(), document));
         files.push(TmlFile {
             file_name,
@@ -424,7 +503,11 @@ pub fn render_all(settings: &TmlSettings, templates: &Templates) -> Result<Vec<T
 fn expectations(settings: &TmlSettings, item: &Planned, document: &check::Parsed) -> Vec<String> {
     let mut out = Vec::new();
     if document.name() != item.object_name {
-        out.push(format!("names {:?}, expected {:?}", document.name(), item.object_name));
+        out.push(format!(
+            "names {:?}, expected {:?}",
+            document.name(),
+            item.object_name
+        ));
     }
     let check::Parsed::Table(table) = document else {
         return out;
@@ -436,21 +519,43 @@ fn expectations(settings: &TmlSettings, item: &Planned, document: &check::Parsed
     };
     expect("db", table.db.as_deref(), Some(&settings.database));
     expect("schema", table.schema.as_deref(), Some(&settings.schema));
-    expect("db_table", table.db_table.as_deref(), Some(&item.object_name));
+    expect(
+        "db_table",
+        table.db_table.as_deref(),
+        Some(&item.object_name),
+    );
     expect(
         "connection",
         table.connection.as_ref().and_then(|c| c.name.as_deref()),
         settings.connection.as_deref(),
     );
-    let found: Vec<&str> = table.columns.iter().map(|c| c.db_column_name.as_str()).collect();
-    let missing: Vec<&String> = item.db_columns.iter().filter(|c| !found.contains(&c.as_str())).collect();
+    let found: Vec<&str> = table
+        .columns
+        .iter()
+        .map(|c| c.db_column_name.as_str())
+        .collect();
+    let missing: Vec<&String> = item
+        .db_columns
+        .iter()
+        .filter(|c| !found.contains(&c.as_str()))
+        .collect();
     if !missing.is_empty() {
-        out.push(format!("lacks the database column(s) {missing:?} the data has"));
+        out.push(format!(
+            "lacks the database column(s) {missing:?} the data has"
+        ));
     }
-    if item.key.is_some_and(|k| Table::ALL.iter().any(|t| t.name() == k)) {
-        let extra: Vec<&&str> = found.iter().filter(|c| !item.db_columns.iter().any(|d| d == *c)).collect();
+    if item
+        .key
+        .is_some_and(|k| Table::ALL.iter().any(|t| t.name() == k))
+    {
+        let extra: Vec<&&str> = found
+            .iter()
+            .filter(|c| !item.db_columns.iter().any(|d| d == *c))
+            .collect();
         if !extra.is_empty() {
-            out.push(format!("has database column(s) {extra:?} the data does not have"));
+            out.push(format!(
+                "has database column(s) {extra:?} the data does not have"
+            ));
         }
     }
     out
@@ -476,6 +581,9 @@ mod tests {
         let files = render_all(&TmlSettings::default(), &Templates::builtin()).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
         assert_eq!(names.len(), 10, "{names:?}");
-        assert!(names.contains(&"TS_ Users and Groups.model.tml"), "{names:?}");
+        assert!(
+            names.contains(&"TS_ Users and Groups.model.tml"),
+            "{names:?}"
+        );
     }
 }

@@ -32,8 +32,16 @@ pub fn file_stem(name: &str) -> String {
         stem.truncate(cut);
     }
     let trimmed = stem.trim_end_matches(['.', ' ']).trim_start_matches(' ');
-    let mut stem = if trimmed.is_empty() { "_".to_owned() } else { trimmed.to_owned() };
-    let device = stem.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let mut stem = if trimmed.is_empty() {
+        "_".to_owned()
+    } else {
+        trimmed.to_owned()
+    };
+    let device = stem
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if RESERVED.contains(&device.as_str()) {
         stem.push('_');
     }

@@ -58,8 +58,14 @@ mod tests {
     fn specials_are_escaped() {
         assert_eq!(quote("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(quote("l1\nl2\tx\r"), r#""l1\nl2\tx\r""#);
-        assert_eq!(quote("\u{0}\u{1b}\u{7f}\u{85}"), r#""\u0000\u001B\u007F\u0085""#);
-        assert_eq!(quote("a\u{2028}b\u{2029}\u{feff}\u{fffe}\u{ffff}"), r#""a\u2028b\u2029\uFEFF\uFFFE\uFFFF""#);
+        assert_eq!(
+            quote("\u{0}\u{1b}\u{7f}\u{85}"),
+            r#""\u0000\u001B\u007F\u0085""#
+        );
+        assert_eq!(
+            quote("a\u{2028}b\u{2029}\u{feff}\u{fffe}\u{ffff}"),
+            r#""a\u2028b\u2029\uFEFF\uFFFE\uFFFF""#
+        );
     }
 
     #[test]

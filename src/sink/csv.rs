@@ -1,191 +1,331 @@
 //! The tables as CSV: RFC 4180, `,`, header row, LF line ends, UTF-8 without
 //! BOM, empty field for a missing value.
+//!
+//! Tables are streamed to any writer in chunks of about a megabyte, so even
+//! a table of millions of rows never sits in memory whole. Membership
+//! tables repeat the same few values millions of times, so each cell value
+//! is escaped once into a [`Cells`] arena and rows are assembled by copying
+//! bytes; the largest table is assembled on one thread while the caller's
+//! thread writes (and hashes) the previous chunk.
 
 use std::io::{self, Write};
+use std::sync::mpsc;
 
 use super::{DataOptions, Table};
 use crate::model::Principals;
 
-/// One rendered table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CsvTable {
-    /// Which table.
-    pub table: Table,
-    /// The CSV bytes, header included.
-    pub bytes: Vec<u8>,
-    /// Data rows (header excluded).
-    pub rows: usize,
-}
+/// Chunk size for streaming rows out.
+const CHUNK: usize = 1 << 20;
 
-impl CsvTable {
-    /// File name: `<table>.csv`.
-    pub fn file_name(&self) -> String {
-        format!("{}.csv", self.table.name())
+/// Appends `value` as one CSV field: quoted, with quotes doubled, when it
+/// holds a comma, quote, CR or LF; as is otherwise.
+pub fn push_field(out: &mut Vec<u8>, value: &str) {
+    if value
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        out.push(b'"');
+        for part in value.split_inclusive('"') {
+            out.extend_from_slice(part.as_bytes());
+            if part.ends_with('"') {
+                out.push(b'"');
+            }
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(value.as_bytes());
     }
 }
 
-/// Renders every table, several at a time.
-pub fn render_all(principals: &Principals, options: &DataOptions) -> Vec<CsvTable> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = Table::ALL
-            .iter()
-            .map(|&table| {
-                scope.spawn(move || {
-                    let mut bytes = Vec::new();
-                    let rows = write_table(table, principals, options, &mut bytes)
-                        .expect("writing to memory cannot fail");
-                    CsvTable { table, bytes, rows }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
+/// Escaped cell values, stored back to back.
+#[derive(Default)]
+struct Cells {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
 }
 
-/// Writes one table to `out`, returning the number of data rows.
-pub fn write_table<W: Write>(
+impl Cells {
+    fn of<'s>(values: impl Iterator<Item = std::borrow::Cow<'s, str>>) -> Self {
+        let mut cells = Cells::default();
+        for value in values {
+            push_field(&mut cells.bytes, &value);
+            cells.ends.push(cells.bytes.len());
+        }
+        cells
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
+/// Rows collected into a chunk that is handed to a writer when full.
+struct Rows<'o> {
+    chunk: Vec<u8>,
+    cluster: Vec<u8>,
+    out: &'o mut dyn Write,
+    count: usize,
+}
+
+impl Rows<'_> {
+    /// One row: the cluster id, then `fields`, already escaped.
+    fn row(&mut self, fields: &[&[u8]]) -> io::Result<()> {
+        self.chunk.extend_from_slice(&self.cluster);
+        for field in fields {
+            self.chunk.push(b',');
+            self.chunk.extend_from_slice(field);
+        }
+        self.chunk.push(b'\n');
+        self.count += 1;
+        if self.chunk.len() >= CHUNK {
+            self.out.write_all(&self.chunk)?;
+            self.chunk.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<usize> {
+        self.out.write_all(&self.chunk)?;
+        self.out.flush()?;
+        Ok(self.count)
+    }
+}
+
+/// Number of rows `table` has, without rendering it.
+pub fn row_count(table: Table, principals: &Principals) -> usize {
+    let p = principals;
+    let per_org = |g: &crate::model::Group| g.org_ids.len().max(1);
+    match table {
+        Table::Orgs => p.orgs.len(),
+        Table::Users => p.users.len(),
+        Table::OrgMemberships => p.users.iter().map(|u| u.org_ids.len()).sum(),
+        Table::Groups => p.groups.iter().map(per_org).sum(),
+        Table::GroupPrivileges => p
+            .groups
+            .iter()
+            .map(|g| per_org(g) * g.privileges.len())
+            .sum(),
+        Table::GroupHierarchy => p.groups.iter().map(|g| per_org(g) * g.parents.len()).sum(),
+        Table::GroupMemberships => p
+            .effective_memberships()
+            .iter()
+            .map(|m| per_org(p.group(m.group)))
+            .sum(),
+    }
+}
+
+/// Writes one table, header first, to `out`; returns the number of rows.
+pub fn write_table(
     table: Table,
     principals: &Principals,
     options: &DataOptions,
-    out: W,
+    out: &mut dyn Write,
 ) -> io::Result<usize> {
-    let mut w = Rows {
-        csv: csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .quote_style(csv::QuoteStyle::Necessary)
-            .from_writer(out),
-        count: 0,
-    };
-    w.csv.write_record(table.columns())?;
     let p = principals;
-    let text = |value| options.text(value);
-    let cluster = text(&p.source.cluster_id);
+    let mut header = Vec::new();
+    for (i, column) in table.columns().iter().enumerate() {
+        if i > 0 {
+            header.push(b',');
+        }
+        push_field(&mut header, column);
+    }
+    header.push(b'\n');
+    out.write_all(&header)?;
+    let mut cluster = Vec::new();
+    push_field(&mut cluster, &options.text(&p.source.cluster_id));
+    let org_ids = Cells::of(p.orgs.iter().map(|o| o.id.to_string().into()));
     let org_rank = p.org_rank();
     let rank = |org: &i64| org_rank.get(org).copied().unwrap_or(0) as usize;
-    // Groups exist per org: one (group, org) pair per org the group is in.
+    // For each group, the ranks of its orgs: rows are grouped by org.
+    let group_orgs: Vec<Vec<usize>> = p
+        .groups
+        .iter()
+        .map(|g| g.org_ids.iter().map(rank).collect())
+        .collect();
+    if table == Table::GroupMemberships {
+        return group_memberships(p, options, cluster, &org_ids, &group_orgs, out);
+    }
+    let mut rows = Rows {
+        chunk: Vec::with_capacity(CHUNK + 4096),
+        cluster,
+        out,
+        count: 0,
+    };
+    // One escaped cell, for values that are not assembled from `Cells`.
+    let cell = |value: &str| {
+        let mut bytes = Vec::with_capacity(value.len());
+        push_field(&mut bytes, &options.text(value));
+        bytes
+    };
+    let stamp = |millis| options.timestamp(millis).into_bytes();
+    // Groups exist per org: (org rank, group) pairs, grouped by org, groups
+    // in canonical order within each.
     let groups_by_org = || {
         by_org(
             p.orgs.len(),
             p.groups
                 .iter()
-                .flat_map(|g| g.org_ids.iter().map(move |o| (rank(o), (g, num(*o))))),
+                .zip(&group_orgs)
+                .flat_map(|(g, orgs)| orgs.iter().map(move |&o| (o, g))),
         )
-        .into_iter()
-        .flatten()
     };
     match table {
         Table::Orgs => {
-            for org in &p.orgs {
-                w.row([&cluster, &num(org.id), &text(&org.name), &text(&org.description)])?;
+            for (i, org) in p.orgs.iter().enumerate() {
+                rows.row(&[org_ids.get(i), &cell(&org.name), &cell(&org.description)])?;
             }
         }
         Table::Users => {
             for u in &p.users {
-                w.row([
-                    &cluster,
-                    &text(&u.id),
-                    &text(&u.name),
-                    &text(&u.email),
-                    &text(&u.display_name),
-                    &text(opt(&u.visibility)),
-                    &text(opt(&u.account_type)),
-                    &text(opt(&u.account_status)),
-                    &options.timestamp(u.created),
-                    &options.timestamp(u.modified),
+                rows.row(&[
+                    &cell(&u.id),
+                    &cell(&u.name),
+                    &cell(&u.email),
+                    &cell(&u.display_name),
+                    &cell(opt(&u.visibility)),
+                    &cell(opt(&u.account_type)),
+                    &cell(opt(&u.account_status)),
+                    &stamp(u.created),
+                    &stamp(u.modified),
                 ])?;
             }
         }
         Table::OrgMemberships => {
-            let rows = by_org(
+            let users = Cells::of(p.users.iter().map(|u| options.text(&u.id)));
+            let buckets = by_org(
                 p.orgs.len(),
                 p.users
                     .iter()
-                    .flat_map(|u| u.org_ids.iter().map(move |o| (rank(o), (u, *o)))),
+                    .enumerate()
+                    .flat_map(|(i, u)| u.org_ids.iter().map(move |o| (rank(o), i))),
             );
-            for (u, org) in rows.into_iter().flatten() {
-                w.row([&cluster, &text(&u.id), &num(org)])?;
-            }
-        }
-        Table::Groups => {
-            for (g, org) in groups_by_org() {
-                w.row([
-                    &cluster,
-                    &org,
-                    &text(&g.id),
-                    &text(&g.name),
-                    &text(&g.display_name),
-                    &text(&g.description),
-                    &text(opt(&g.visibility)),
-                    &text(opt(&g.group_type)),
-                    &options.timestamp(g.created),
-                    &options.timestamp(g.modified),
-                ])?;
-            }
-        }
-        Table::GroupPrivileges => {
-            for (g, org) in groups_by_org() {
-                let id = text(&g.id);
-                for privilege in &g.privileges {
-                    w.row([&cluster, &org, &id, &text(privilege)])?;
+            for (org, members) in buckets.iter().enumerate() {
+                for &u in members {
+                    rows.row(&[users.get(u), org_ids.get(org)])?;
                 }
             }
         }
-        Table::GroupMemberships => {
-            let org_ids: Vec<String> = p.orgs.iter().map(|o| num(o.id)).collect();
-            let user_ids: Vec<_> = p.users.iter().map(|u| text(&u.id)).collect();
-            let group_ids: Vec<_> = p.groups.iter().map(|g| text(&g.id)).collect();
-            let rows = by_org(
-                p.orgs.len(),
-                p.effective_memberships()
-                    .iter()
-                    .flat_map(|m| p.group(m.group).org_ids.iter().map(move |o| (rank(o), m))),
-            );
-            let mut depth = itoa::Buffer::new();
-            for (org, members) in org_ids.iter().zip(&rows) {
-                for m in members {
-                    w.row([
-                        &cluster,
-                        org,
-                        &user_ids[m.user as usize],
-                        &group_ids[m.group.get()],
-                        if m.is_direct() { "true" } else { "false" },
-                        depth.format(m.depth),
+        Table::Groups => {
+            for (org, groups) in groups_by_org().iter().enumerate() {
+                for g in groups {
+                    rows.row(&[
+                        org_ids.get(org),
+                        &cell(&g.id),
+                        &cell(&g.name),
+                        &cell(&g.display_name),
+                        &cell(&g.description),
+                        &cell(opt(&g.visibility)),
+                        &cell(opt(&g.group_type)),
+                        &stamp(g.created),
+                        &stamp(g.modified),
                     ])?;
                 }
             }
         }
-        Table::GroupHierarchy => {
-            for (g, org) in groups_by_org() {
-                let id = text(&g.id);
-                for &parent in &g.parents {
-                    w.row([&cluster, &org, &id, &text(&p.group(parent).id)])?;
+        Table::GroupPrivileges => {
+            for (org, groups) in groups_by_org().iter().enumerate() {
+                for g in groups {
+                    let id = cell(&g.id);
+                    for privilege in &g.privileges {
+                        rows.row(&[org_ids.get(org), &id, &cell(privilege)])?;
+                    }
                 }
             }
         }
+        Table::GroupHierarchy => {
+            for (org, groups) in groups_by_org().iter().enumerate() {
+                for g in groups {
+                    let id = cell(&g.id);
+                    for &parent in &g.parents {
+                        rows.row(&[org_ids.get(org), &id, &cell(&p.group(parent).id)])?;
+                    }
+                }
+            }
+        }
+        Table::GroupMemberships => {}
     }
-    w.csv.flush()?;
-    Ok(w.count)
+    rows.finish()
 }
 
-/// A CSV writer that counts rows.
-struct Rows<W: Write> {
-    csv: csv::Writer<W>,
-    count: usize,
-}
-
-impl<W: Write> Rows<W> {
-    fn row<const N: usize>(&mut self, fields: [&str; N]) -> io::Result<()> {
-        self.csv.write_record(fields)?;
-        self.count += 1;
-        Ok(())
+/// The effective membership table, by far the largest. Rows are ordered by
+/// org, then (user, group); one thread assembles chunks of rows from
+/// pre-escaped cells while this one writes them out, and the few chunk
+/// buffers travel back to be reused.
+fn group_memberships(
+    p: &Principals,
+    options: &DataOptions,
+    cluster: Vec<u8>,
+    orgs: &Cells,
+    group_orgs: &[Vec<usize>],
+    out: &mut dyn Write,
+) -> io::Result<usize> {
+    let users = Cells::of(p.users.iter().map(|u| options.text(&u.id)));
+    let groups = Cells::of(p.groups.iter().map(|g| options.text(&g.id)));
+    let memberships = p.effective_memberships();
+    // Membership indices grouped by org (a counting sort, so stable).
+    let mut starts = vec![0usize; orgs.ends.len().max(1) + 1];
+    for m in memberships {
+        for &org in &group_orgs[m.group.get()] {
+            starts[org + 1] += 1;
+        }
     }
-}
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut order = vec![0u32; starts[starts.len() - 1]];
+    let mut next = starts.clone();
+    for (i, m) in memberships.iter().enumerate() {
+        for &org in &group_orgs[m.group.get()] {
+            order[next[org]] = i as u32;
+            next[org] += 1;
+        }
+    }
+    let rows = order.len();
 
-fn num(n: i64) -> String {
-    itoa::Buffer::new().format(n).to_owned()
+    const IN_FLIGHT: usize = 4;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..IN_FLIGHT {
+        let _ = empty_tx.send(Vec::with_capacity(CHUNK + 4096));
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut depth = itoa::Buffer::new();
+            let mut chunk = empty_rx.recv().unwrap_or_default();
+            for org in 0..starts.len() - 1 {
+                for &i in &order[starts[org]..starts[org + 1]] {
+                    let m = &memberships[i as usize];
+                    chunk.extend_from_slice(&cluster);
+                    chunk.push(b',');
+                    chunk.extend_from_slice(orgs.get(org));
+                    chunk.push(b',');
+                    chunk.extend_from_slice(users.get(m.user as usize));
+                    chunk.push(b',');
+                    chunk.extend_from_slice(groups.get(m.group.get()));
+                    chunk.extend_from_slice(if m.is_direct() { b",true," } else { b",false," });
+                    chunk.extend_from_slice(depth.format(m.depth).as_bytes());
+                    chunk.push(b'\n');
+                    if chunk.len() >= CHUNK {
+                        // The writer has stopped (an error): stop too.
+                        if full_tx.send(chunk).is_err() {
+                            return;
+                        }
+                        chunk = empty_rx.recv().unwrap_or_default();
+                        chunk.clear();
+                    }
+                }
+            }
+            let _ = full_tx.send(chunk);
+        });
+        // Dropping the receiver on error makes the assembler stop.
+        for chunk in full_rx {
+            out.write_all(&chunk)?;
+            let _ = empty_tx.send(chunk);
+        }
+        out.flush()?;
+        Ok(rows)
+    })
 }
 
 fn opt<T: AsRef<str>>(value: &Option<T>) -> &str {
@@ -196,9 +336,64 @@ fn opt<T: AsRef<str>>(value: &Option<T>) -> &str {
 /// counting sort, so ordering by org costs linear time).
 fn by_org<T>(orgs: usize, rows: impl Iterator<Item = (usize, T)>) -> Vec<Vec<T>> {
     let mut buckets: Vec<Vec<T>> = (0..orgs.max(1)).map(|_| Vec::new()).collect();
+    let last = buckets.len() - 1;
     for (rank, row) in rows {
-        let last = buckets.len() - 1;
         buckets[rank.min(last)].push(row);
     }
     buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_only_when_needed() {
+        let field = |v: &str| {
+            let mut out = Vec::new();
+            push_field(&mut out, v);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(field("plain text"), "plain text");
+        assert_eq!(field(""), "");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(field("cr\r"), "\"cr\r\"");
+        assert_eq!(field("\""), "\"\"\"\"");
+    }
+
+    /// A writer that fails after a few bytes, like a full disk.
+    struct Full(usize);
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_surface_and_stop_the_assembler() {
+        let bytes = std::fs::read("../shared/fixtures/v2_combined.json")
+            .or_else(|_| std::fs::read("tests/data/v2_combined.json"));
+        let Ok(bytes) = bytes else { return };
+        let loaded = crate::input::load_bytes("v2.json", &bytes, &Default::default()).unwrap();
+        for table in Table::ALL {
+            let err = write_table(
+                table,
+                &loaded.principals,
+                &DataOptions::default(),
+                &mut Full(10),
+            );
+            assert!(err.is_err(), "{table:?}");
+        }
+    }
 }

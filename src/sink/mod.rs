@@ -42,8 +42,7 @@ impl DataOptions {
         } else {
             Cow::Borrowed(value)
         };
-        let risky = self.excel_safe
-            && value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+        let risky = self.excel_safe && value.starts_with(['=', '+', '-', '@', '\t', '\r']);
         if risky {
             Cow::Owned(format!("'{value}"))
         } else {
@@ -93,12 +92,18 @@ mod tests {
     #[test]
     fn timestamps_are_utc_by_default_and_zone_aware() {
         let utc = DataOptions::default();
-        assert_eq!(utc.timestamp(Some(1_600_000_000_000)), "2020-09-13 12:26:40");
+        assert_eq!(
+            utc.timestamp(Some(1_600_000_000_000)),
+            "2020-09-13 12:26:40"
+        );
         assert_eq!(utc.timestamp(None), "");
         let tokyo = DataOptions {
             timezone: TimeZone::get("Asia/Tokyo").unwrap(),
             ..DataOptions::default()
         };
-        assert_eq!(tokyo.timestamp(Some(1_600_000_000_000)), "2020-09-13 21:26:40");
+        assert_eq!(
+            tokyo.timestamp(Some(1_600_000_000_000)),
+            "2020-09-13 21:26:40"
+        );
     }
 }
