@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ProjectConfig, TmlFormat};
@@ -14,8 +13,7 @@ use crate::diff::{self, Palette};
 use crate::generate::{self, GenerateOptions};
 use crate::input::{self, LoadOptions, Loaded};
 use crate::output;
-use crate::render::{Templates, TmlSettings};
-use crate::sink::DataOptions;
+use crate::render::Templates;
 
 const ABOUT: &str =
     "Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.";
@@ -274,16 +272,9 @@ fn prepare(args: &RenderArgs, stamp: Option<String>) -> anyhow::Result<(Loaded, 
         Some(dir) => Templates::with_overrides(dir)?,
         None => Templates::builtin(),
     };
-    let timezone = jiff::tz::TimeZone::get(&config.data.timezone)
-        .with_context(|| format!("time zone {}", config.data.timezone))?;
     let options = GenerateOptions {
-        data: DataOptions {
-            excel_safe: config.data.excel_safe,
-            timezone,
-        },
-        tml: TmlSettings::from_config(&config.tml),
-        templates,
         stamp,
+        ..GenerateOptions::from_config(&config, templates)?
     };
     Ok((loaded, options))
 }

@@ -13,6 +13,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::config::{ConfigError, ProjectConfig};
 use crate::input::InputKind;
 use crate::model::{BuildReport, Principals};
 use crate::render::{self, RenderError, Templates, TmlSettings};
@@ -38,6 +39,27 @@ pub struct GenerateOptions {
     /// A time to record in the manifest (`--stamp`); none keeps output
     /// byte-identical run after run.
     pub stamp: Option<String>,
+}
+
+impl GenerateOptions {
+    /// Options as a project config says, with templates from `templates`.
+    pub fn from_config(config: &ProjectConfig, templates: Templates) -> Result<Self, ConfigError> {
+        let timezone =
+            jiff::tz::TimeZone::get(&config.data.timezone).map_err(|e| ConfigError::Invalid {
+                origin: "settings".into(),
+                key: "data.timezone",
+                problem: e.to_string(),
+            })?;
+        Ok(GenerateOptions {
+            data: DataOptions {
+                excel_safe: config.data.excel_safe,
+                timezone,
+            },
+            tml: TmlSettings::from_config(&config.tml),
+            templates,
+            stamp: None,
+        })
+    }
 }
 
 /// Every file of one generation, by path, in path order.

@@ -167,3 +167,33 @@ pub fn to_json(principals: &Principals) -> String {
     json.push('\n');
     json
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_snapshot_is_in_canonical_form() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/principals.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let loaded =
+            crate::input::load_bytes("principals.json", text.as_bytes(), &Default::default())
+                .unwrap();
+        assert_eq!(to_json(&loaded.principals), text);
+    }
+
+    #[test]
+    fn raw_inputs_round_trip_through_the_snapshot() {
+        for name in ["v2_combined.json", "v1_user_list.json"] {
+            let path = format!("{}/tests/data/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+            let bytes = std::fs::read(path).unwrap();
+            let first = crate::input::load_bytes(name, &bytes, &Default::default()).unwrap();
+            let json = to_json(&first.principals);
+            let again =
+                crate::input::load_bytes("snapshot.json", json.as_bytes(), &Default::default())
+                    .unwrap();
+            assert_eq!(again.principals, first.principals, "{name}");
+            assert_eq!(to_json(&again.principals), json, "{name}");
+        }
+    }
+}

@@ -130,7 +130,7 @@ pub struct Group {
 ///
 /// Made by [`Builder::build`]; the effective memberships are derived from the
 /// users and groups on first use.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Principals {
     /// Where the principals came from.
     pub source: Source,
@@ -142,6 +142,17 @@ pub struct Principals {
     pub groups: Vec<Group>,
     effective: OnceLock<Vec<EffectiveMembership>>,
 }
+
+/// Equal principals are equal whether or not their derived memberships have
+/// been computed yet.
+impl PartialEq for Principals {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.source, &self.orgs, &self.users, &self.groups)
+            == (&other.source, &other.orgs, &other.users, &other.groups)
+    }
+}
+
+impl Eq for Principals {}
 
 impl Principals {
     fn new(source: Source, orgs: Vec<Org>, users: Vec<User>, groups: Vec<Group>) -> Self {

@@ -68,6 +68,65 @@ mod tests {
         );
     }
 
+    /// Reads `value: <quoted>` back.
+    fn read_back(quoted: &str) -> String {
+        let doc = format!("value: {quoted}\n");
+        let map: std::collections::BTreeMap<String, String> =
+            serde_saphyr::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+        map["value"].clone()
+    }
+
+    #[test]
+    fn the_cases_design_lists_round_trip() {
+        for case in [
+            "yes",
+            "No",
+            "on",
+            "OFF",
+            "y",
+            "~",
+            "null",
+            "1_000",
+            "1:30",
+            "0x1F",
+            "1e3",
+            ".inf",
+            "2024-01-01",
+            "<<",
+            "=",
+            "- a",
+            "a: b",
+            "a #b",
+            "\"",
+            "'",
+            "\\",
+            " lead",
+            "trail ",
+            "",
+            "a\tb",
+            "l1\nl2",
+            "🚀",
+            "مرحبا",
+            "\u{2028}\u{2029}\u{feff}\u{fffe}\u{ffff}\u{85}\u{7f}\u{0}",
+        ] {
+            assert_eq!(read_back(&quote(case)), case);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_round_trips(value in proptest::prelude::any::<String>()) {
+            proptest::prop_assert_eq!(read_back(&quote(&value)), value);
+        }
+
+        #[test]
+        fn awkward_strings_round_trip(
+            value in "(yes|No|on|~|null|1_000|0x1F|1e3|\\.inf|2024-01-01|<<|=|- |: | #|\"|'|\\\\| |\t|\n|\r|\u{2028}|\u{feff}|\u{85}|\u{7f}|🚀|[\x00-\x1f]|[a-z]){0,8}"
+        ) {
+            proptest::prop_assert_eq!(read_back(&quote(&value)), value);
+        }
+    }
+
     #[test]
     fn unicode_is_kept() {
         assert_eq!(quote("Ünïcødé 🚀 مرحبا"), "\"Ünïcødé 🚀 مرحبا\"");

@@ -1,0 +1,93 @@
+//! `diff`: what reviewers and CI see.
+
+use crate::common::*;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn generated(dir: &std::path::Path) {
+    ts_principals(dir)
+        .args(["generate", "--from"])
+        .arg(example())
+        .args(["--out", "out"])
+        .assert()
+        .success();
+}
+
+fn diff(dir: &std::path::Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    ts_principals(dir)
+        .arg("diff")
+        .args(extra)
+        .arg("--from")
+        .arg(example())
+        .args(["--out", "out"])
+        .assert()
+}
+
+#[test]
+fn check_passes_when_nothing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    generated(dir.path());
+    diff(dir.path(), &["--check"])
+        .code(0)
+        .stdout("")
+        .stderr(contains("out is up to date"));
+}
+
+#[test]
+fn check_fails_and_shows_a_unified_diff_when_something_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    generated(dir.path());
+    let orgs = dir.path().join("out/data/orgs.csv");
+    let text = std::fs::read_to_string(&orgs)
+        .unwrap()
+        .replace("Finance tenant", "Finance tenant (old)");
+    std::fs::write(&orgs, text).unwrap();
+    diff(dir.path(), &["--check"])
+        .code(1)
+        .stdout(contains("--- a/data/orgs.csv\n+++ b/data/orgs.csv\n"))
+        .stdout(contains("-acme-prod,2093451177,Globex Finance,Finance tenant (old)\n+acme-prod,2093451177,Globex Finance,Finance tenant\n"))
+        .stdout(contains("\u{1b}").not())
+        .stderr(contains("1 file(s) differ"));
+    // Without --check, differences are reported but the exit code is 0.
+    diff(dir.path(), &[])
+        .code(0)
+        .stdout(contains("+++ b/data/orgs.csv"));
+}
+
+#[test]
+fn added_and_removed_files_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    generated(dir.path());
+    std::fs::remove_file(dir.path().join("out/tml/TS_USERS.table.tml")).unwrap();
+    std::fs::write(
+        dir.path().join("out/tml/EXTRA.table.tml"),
+        "table:\n  name: \"EXTRA\"\n",
+    )
+    .unwrap();
+    diff(dir.path(), &["--check"])
+        .code(1)
+        .stdout(contains("--- /dev/null\n+++ b/tml/TS_USERS.table.tml\n"))
+        .stdout(contains("--- a/tml/EXTRA.table.tml\n+++ /dev/null\n"));
+    diff(dir.path(), &["--check", "--stat"])
+        .code(1)
+        .stdout(contains("tml/EXTRA.table.tml (removed)"))
+        .stdout(contains("tml/TS_USERS.table.tml (new)"))
+        .stdout(contains(" 2 files changed,"));
+}
+
+#[test]
+fn an_empty_or_missing_directory_differs_in_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    diff(dir.path(), &["--check", "--stat"])
+        .code(1)
+        .stdout(contains(" 18 files changed,"));
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    generated(dir.path());
+    std::fs::write(dir.path().join("out/data/orgs.csv"), "changed\n").unwrap();
+    diff(dir.path(), &["--color", "always"]).stdout(contains("\u{1b}["));
+    diff(dir.path(), &["--color", "auto"]).stdout(contains("\u{1b}[").not());
+}

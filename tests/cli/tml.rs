@@ -1,0 +1,245 @@
+//! The rendered TML, read by ThoughtSpot's own TML library and by PyYAML
+//! (YAML 1.1, as ThoughtSpot reads it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+
+/// Generates the example with `config` (TOML text) into `dir/out`.
+fn generate_with(dir: &Path, config: &str) -> PathBuf {
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    ts_principals(dir)
+        .args(["generate", "--config", "config.toml", "--from"])
+        .arg(example())
+        .args(["--out", "out"])
+        .assert()
+        .success();
+    dir.join("out")
+}
+
+/// What PyYAML reads from each file.
+fn pyyaml(python: &str, files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let output = Command::new(python)
+        .arg(root().join("tests/tools/yaml_values.py"))
+        .args(files)
+        .output()
+        .expect("run yaml_values.py");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from yaml_values.py")
+}
+
+const VARIANTS: &[(&str, &str)] = &[
+    ("falcon model", ""),
+    (
+        "connection model",
+        "[tml]\nconnection = \"Snow\"\ndatabase = \"DB\"\nschema = \"S\"\n",
+    ),
+    ("worksheet", "[tml]\nformat = \"worksheet\"\n"),
+    ("no activity", "[tml.activity]\nenabled = false\n"),
+    (
+        "worksheet without activity",
+        "[tml]\nformat = \"worksheet\"\n[tml.activity]\nenabled = false\n",
+    ),
+    (
+        "custom names",
+        "[tml]\ntable_prefix = \"PRINCIPALS_\"\nmodel_name = \"Use cases\"\n[tml.activity]\nbi_server_table = \"BI\"\nbi_server_user_column = \"USER_GUID\"\n",
+    ),
+];
+
+#[test]
+fn every_variant_passes_thoughtspot_validation() {
+    let Some(python) = python_with_tml() else {
+        return;
+    };
+    for (name, config) in VARIANTS {
+        let dir = tempfile::tempdir().unwrap();
+        let out = generate_with(dir.path(), config);
+        let files = tml_files(&out);
+        assert!(files.len() >= 8, "{name}: {files:?}");
+        validate_tml(python, &files);
+    }
+}
+
+/// Settings that break naive YAML: YAML 1.1 booleans, nulls, numbers,
+/// dates, structure characters, quotes, newlines, emoji, right-to-left text.
+const HOSTILE: &str = r#"
+[tml]
+connection = "yes"
+database = "2024-01-01"
+schema = "~"
+table_prefix = "NO_🚀_"
+model_name = "on: off\n- a # not a comment\t\"quoted\" 'single' \\ مرحبا"
+[tml.activity]
+bi_server_table = "Off"
+bi_server_user_column = "null"
+embrace_stats_table = "0x1F"
+embrace_stats_user_column = "1_000"
+"#;
+
+#[test]
+fn hostile_settings_come_back_as_the_same_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate_with(dir.path(), HOSTILE);
+    let files = tml_files(&out);
+    let Some(python) = python_with_tml() else {
+        return;
+    };
+    validate_tml(python, &files);
+    let documents = pyyaml(python, &files);
+    let model_name = "on: off\n- a # not a comment\t\"quoted\" 'single' \\ مرحبا";
+    let mut tables = Vec::new();
+    for (file, doc) in files.iter().zip(&documents) {
+        if let Some(table) = doc.get("table") {
+            assert_eq!(table["db"], "2024-01-01", "{file:?}");
+            assert_eq!(table["schema"], "~", "{file:?}");
+            assert_eq!(table["connection"]["name"], "yes", "{file:?}");
+            tables.push(table["name"].as_str().unwrap().to_owned());
+            if table["name"] == "Off" {
+                assert!(
+                    table["columns"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["db_column_name"] == "null")
+                );
+            }
+            if table["name"] == "0x1F" {
+                assert!(
+                    table["columns"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["db_column_name"] == "1_000")
+                );
+            }
+        } else {
+            assert_eq!(doc["model"]["name"], model_name, "{file:?}");
+        }
+    }
+    tables.sort();
+    assert_eq!(
+        tables,
+        [
+            "0x1F",
+            "NO_🚀_GROUPS",
+            "NO_🚀_GROUP_HIERARCHY",
+            "NO_🚀_GROUP_MEMBERSHIPS",
+            "NO_🚀_GROUP_PRIVILEGES",
+            "NO_🚀_ORGS",
+            "NO_🚀_ORG_MEMBERSHIPS",
+            "NO_🚀_USERS",
+            "Off"
+        ]
+    );
+}
+
+/// A deterministic generator of awkward strings.
+struct Strings(u64);
+
+impl Strings {
+    fn next_u32(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 16) as u32
+    }
+
+    fn string(&mut self) -> String {
+        const PIECES: &[&str] = &[
+            "yes",
+            "No",
+            "on",
+            "OFF",
+            "y",
+            "~",
+            "null",
+            "1_000",
+            "1:30",
+            "0x1F",
+            "1e3",
+            ".inf",
+            "2024-01-01",
+            "<<",
+            "=",
+            "- a",
+            "a: b",
+            "a #b",
+            "\"",
+            "'",
+            "\\",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "🚀",
+            "مرحبا",
+            "ü",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            "&a",
+            "*a",
+            "!tag",
+            "%",
+            "@",
+            "`",
+            "|",
+            ">",
+            "?",
+            "#",
+            ": ",
+        ];
+        let len = self.next_u32() % 8;
+        let mut out = String::new();
+        for _ in 0..len {
+            if self.next_u32() % 3 == 0 {
+                out.push_str(PIECES[self.next_u32() as usize % PIECES.len()]);
+            } else {
+                // Any scalar value, with the troublesome ranges weighted up.
+                let c = match self.next_u32() % 6 {
+                    0 => self.next_u32() % 0x20,
+                    1 => 0x7F + self.next_u32() % 0x22,
+                    2 => [0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF, 0x200F, 0x0300]
+                        [self.next_u32() as usize % 7],
+                    3 => 0x20 + self.next_u32() % 0x5F,
+                    _ => self.next_u32() % 0x11_0000,
+                };
+                out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn the_yaml_filter_round_trips_through_pyyaml() {
+    let Some(python) = python_with_tml() else {
+        return;
+    };
+    let mut strings = Strings(0x5EED_CAFE_F00D_BEEF);
+    let values: Vec<String> = (0..5000).map(|_| strings.string()).collect();
+    let mut env = ts_principals::render::Templates::builtin().environment();
+    env.add_template("list", "{% for s in values %}- {{ s|yaml }}\n{% endfor %}")
+        .unwrap();
+    let yaml = env
+        .get_template("list")
+        .unwrap()
+        .render(minijinja::context! { values => values.clone() })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let read = pyyaml(python, &[path]);
+    let read: Vec<String> = serde_json::from_value(read[0].clone()).expect("a list of strings");
+    assert_eq!(read.len(), values.len());
+    for (expected, got) in values.iter().zip(&read) {
+        assert_eq!(got, expected, "{expected:?}");
+    }
+}
