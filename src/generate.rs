@@ -193,27 +193,12 @@ impl<'p> Generated<'p> {
     /// compares with a directory). Tables are rendered in parallel.
     pub fn into_output(self) -> OutputSet {
         let sources = self.files();
-        let rendered: Vec<(String, Vec<u8>, FileInfo)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = sources
-                .into_iter()
-                .map(|(path, source)| {
-                    let this = &self;
-                    scope.spawn(move || {
-                        let mut out = Hashing::new(Vec::new());
-                        // Writing to memory cannot fail.
-                        let rows = this.write(source, &mut out).unwrap_or_default();
-                        let (bytes, info) = out.finish(rows);
-                        (path, bytes, info)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+        let rendered = crate::parallel::map(sources, |(path, source)| {
+            let mut out = Hashing::new(Vec::new());
+            // Writing to memory cannot fail.
+            let rows = self.write(source, &mut out).unwrap_or_default();
+            let (bytes, info) = out.finish(rows);
+            (path, bytes, info)
         });
         let mut files = BTreeMap::new();
         let mut infos = BTreeMap::new();

@@ -19,6 +19,7 @@ pub mod input;
 pub mod model;
 /// Writing an output set to disk without leaving it half-written.
 pub mod output;
+mod parallel;
 /// Rendering TML from templates, and checking it.
 pub mod render;
 /// The data tables: names and columns.

@@ -130,17 +130,19 @@ pub fn write<S: Copy + Send + Sync>(
     let mut summary = WriteSummary::default();
     for relative in files.keys().map(String::as_str).chain([MANIFEST]) {
         let target = out.join(relative);
-        let same = match (old.get(relative), infos.get(relative)) {
-            (Some(old), Some(new)) => *old == new.sha256,
-            // The manifest is not listed in itself; it is small.
-            _ => fs::read(&target).ok() == fs::read(staging.join(relative)).ok(),
-        };
         let bucket = if !before.contains(relative) {
             &mut summary.added
-        } else if same {
-            &mut summary.unchanged
         } else {
-            &mut summary.changed
+            let same = match (old.get(relative), infos.get(relative)) {
+                (Some(old), Some(new)) => *old == new.sha256,
+                // The manifest is not listed in itself; it is small.
+                _ => fs::read(&target).ok() == fs::read(staging.join(relative)).ok(),
+            };
+            if same {
+                &mut summary.unchanged
+            } else {
+                &mut summary.changed
+            }
         };
         bucket.push(relative.to_owned());
         if let Some(parent) = target.parent() {
@@ -171,31 +173,17 @@ fn stage<S: Copy + Send + Sync>(
             fs::create_dir_all(parent).map_err(at(parent))?;
         }
     }
-    let results: Vec<Result<(String, FileInfo), OutputError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .iter()
-            .map(|(relative, &source)| {
-                scope.spawn(move || {
-                    let path = staging.join(relative);
-                    let file = fs::File::create(&path).map_err(at(&path))?;
-                    let written = std::thread::scope(|inner| {
-                        let mut out = Hashing::new(Background::new(inner, file));
-                        let rows = render(source, &mut out)?;
-                        let (background, info) = out.finish(rows);
-                        background.close()?;
-                        Ok(info)
-                    });
-                    Ok((relative.clone(), written.map_err(at(&path))?))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+    let results = crate::parallel::map(files, |(relative, &source)| {
+        let path = staging.join(relative);
+        let file = fs::File::create(&path).map_err(at(&path))?;
+        let written = std::thread::scope(|inner| {
+            let mut out = Hashing::new(Background::new(inner, file));
+            let rows = render(source, &mut out)?;
+            let (background, info) = out.finish(rows);
+            background.close()?;
+            Ok(info)
+        });
+        Ok::<_, OutputError>((relative.clone(), written.map_err(at(&path))?))
     });
     results.into_iter().collect()
 }
@@ -255,10 +243,7 @@ impl<'scope> Background<'scope> {
             self.hand_over()
         };
         self.full = None;
-        let written = self
-            .done
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let written = crate::parallel::join(self.done);
         written.and(flushed)
     }
 }

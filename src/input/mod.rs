@@ -306,9 +306,7 @@ fn parse_file<'a>(
             Ok::<(), InputError>(())
         });
         let parsed = parse_body(path, bytes, tx);
-        let converted = converter
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let converted = crate::parallel::join(converter);
         converted.and(parsed)
     })
 }

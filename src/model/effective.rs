@@ -41,25 +41,14 @@ pub fn effective_memberships(users: &[User], groups: &[Group]) -> Vec<EffectiveM
         return closure(users, 0, groups);
     }
     let chunk = users.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = users
-            .chunks(chunk)
-            .enumerate()
-            .map(|(i, part)| scope.spawn(move || closure(part, i * chunk, groups)))
-            .collect();
-        let parts: Vec<Vec<EffectiveMembership>> = parts
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect();
-        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-        for part in parts {
-            all.extend(part);
-        }
-        all
-    })
+    let parts = crate::parallel::map(users.chunks(chunk).enumerate(), |(i, part)| {
+        closure(part, i * chunk, groups)
+    });
+    let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        all.extend(part);
+    }
+    all
 }
 
 /// Effective memberships of `users`, the first of which has index `first`.

@@ -13,6 +13,62 @@
 
 use std::fmt::Write;
 
+/// Strings that naive YAML output gets wrong (DESIGN §8): each must come
+/// back from every reader exactly as it went in. The tests feed them, and
+/// random mixes of them, through [`quote`].
+pub const AWKWARD: &[&str] = &[
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "y",
+    "~",
+    "null",
+    "1_000",
+    "1:30",
+    "0x1F",
+    "1e3",
+    ".inf",
+    "2024-01-01",
+    "<<",
+    "=",
+    "- a",
+    "a: b",
+    "a #b",
+    "\"",
+    "'",
+    "\\",
+    " lead",
+    "trail ",
+    "",
+    "a\tb",
+    "l1\nl2",
+    "cr\r\n",
+    "🚀",
+    "مرحبا",
+    "\u{2028}\u{2029}",
+    "\u{feff}",
+    "\u{fffe}\u{ffff}",
+    "\u{85}",
+    "\u{7f}",
+    "\u{0}",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "&a",
+    "*a",
+    "!tag",
+    "%",
+    "@",
+    "`",
+    "|",
+    ">",
+    "?",
+    "#",
+];
+
 /// `value` as a double-quoted YAML scalar.
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -78,38 +134,8 @@ mod tests {
 
     #[test]
     fn the_cases_design_lists_round_trip() {
-        for case in [
-            "yes",
-            "No",
-            "on",
-            "OFF",
-            "y",
-            "~",
-            "null",
-            "1_000",
-            "1:30",
-            "0x1F",
-            "1e3",
-            ".inf",
-            "2024-01-01",
-            "<<",
-            "=",
-            "- a",
-            "a: b",
-            "a #b",
-            "\"",
-            "'",
-            "\\",
-            " lead",
-            "trail ",
-            "",
-            "a\tb",
-            "l1\nl2",
-            "🚀",
-            "مرحبا",
-            "\u{2028}\u{2029}\u{feff}\u{fffe}\u{ffff}\u{85}\u{7f}\u{0}",
-        ] {
-            assert_eq!(read_back(&quote(case)), case);
+        for case in AWKWARD {
+            assert_eq!(read_back(&quote(case)), *case);
         }
     }
 

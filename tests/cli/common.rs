@@ -30,6 +30,17 @@ pub fn ts_principals(cwd: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// `generate --from input --out out` with `extra` options, run in `dir`.
+pub fn generate(dir: &Path, input: &Path, out: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    ts_principals(dir)
+        .arg("generate")
+        .args(extra)
+        .arg("--from")
+        .arg(input)
+        .args(["--out", out])
+        .assert()
+}
+
 /// Every file under `dir`, by path relative to it (with `/`).
 pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();

@@ -5,12 +5,7 @@ use predicates::prelude::*;
 use predicates::str::contains;
 
 fn generated(dir: &std::path::Path) {
-    ts_principals(dir)
-        .args(["generate", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
-        .success();
+    generate(dir, &example(), "out", &[]).success();
 }
 
 fn diff(dir: &std::path::Path, extra: &[&str]) -> assert_cmd::assert::Assert {

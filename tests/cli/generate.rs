@@ -44,21 +44,12 @@ fn generates_the_documented_layout_from_the_example() {
 fn the_same_input_gives_byte_identical_output() {
     let dir = tempfile::tempdir().unwrap();
     for out in ["one", "two"] {
-        ts_principals(dir.path())
-            .args(["generate", "--from"])
-            .arg(fixture("v2_combined.json"))
-            .args(["--out", out])
-            .assert()
-            .success();
+        generate(dir.path(), &fixture("v2_combined.json"), out, &[]).success();
     }
     let one = tree(&dir.path().join("one"));
     assert_eq!(one, tree(&dir.path().join("two")));
     // Regenerating over existing output changes nothing either.
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(fixture("v2_combined.json"))
-        .args(["--out", "one"])
-        .assert()
+    generate(dir.path(), &fixture("v2_combined.json"), "one", &[])
         .success()
         .stderr(contains("(0 added, 0 changed, 18 unchanged, 0 removed)"));
     assert_eq!(one, tree(&dir.path().join("one")));
@@ -67,12 +58,7 @@ fn the_same_input_gives_byte_identical_output() {
 #[test]
 fn every_file_is_listed_in_the_manifest_with_its_hash() {
     let dir = tempfile::tempdir().unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "out", &[]).success();
     let files = tree(&dir.path().join("out"));
     let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     let listed = manifest["files"].as_object().unwrap();
@@ -98,12 +84,7 @@ fn every_file_is_listed_in_the_manifest_with_its_hash() {
 #[test]
 fn stamp_records_the_time_and_diff_ignores_it() {
     let dir = tempfile::tempdir().unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--stamp", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "out", &["--stamp"]).success();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/manifest.json")).unwrap())
             .unwrap();
@@ -130,11 +111,7 @@ fn only_owned_files_are_touched_and_stale_ones_removed() {
     std::fs::create_dir_all(out.join("tml")).unwrap();
     std::fs::write(out.join("tml/OLD_TABLE.table.tml"), "table: {}\n").unwrap();
     std::fs::write(out.join("tml/notes.txt"), "keep me\n").unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--no-activity", "--from"])
-        .arg(example())
-        .args(["--out", "repo"])
-        .assert()
+    generate(dir.path(), &example(), "repo", &["--no-activity"])
         .success()
         .stderr(contains("1 removed"));
     let files = tree(&out);
@@ -151,12 +128,7 @@ fn only_owned_files_are_touched_and_stale_ones_removed() {
 #[test]
 fn a_failing_run_leaves_the_output_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "out", &[]).success();
     let before = tree(&dir.path().join("out"));
     // A template that renders invalid TML fails the run after the data is ready.
     let templates = dir.path().join("templates");
@@ -166,24 +138,20 @@ fn a_failing_run_leaves_the_output_untouched() {
         "table:\n  name: {{ table.name|yaml }}\n  colums: []\n",
     )
     .unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--templates", "templates", "--from"])
-        .arg(fixture("v2_combined.json"))
-        .args(["--out", "out"])
-        .assert()
-        .code(2)
-        .stderr(contains(
-            "TS_ORGS.table.tml (from template orgs.table.tml.j2) is not valid TML",
-        ))
-        .stderr(contains("colums"));
+    generate(
+        dir.path(),
+        &fixture("v2_combined.json"),
+        "out",
+        &["--templates", "templates"],
+    )
+    .code(2)
+    .stderr(contains(
+        "TS_ORGS.table.tml (from template orgs.table.tml.j2) is not valid TML",
+    ))
+    .stderr(contains("colums"));
     assert_eq!(before, tree(&dir.path().join("out")));
     // Bad input fails before anything is written, too.
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(root().join("Cargo.toml"))
-        .args(["--out", "out"])
-        .assert()
-        .code(2);
+    generate(dir.path(), &root().join("Cargo.toml"), "out", &[]).code(2);
     assert_eq!(before, tree(&dir.path().join("out")));
 }
 
@@ -195,12 +163,7 @@ fn templates_can_be_overridden_by_file_name() {
     let builtin = std::fs::read_to_string(root().join("templates/users.table.tml.j2")).unwrap();
     let custom = builtin.replace("Login name.", "Login name, as typed on the sign-in page.");
     std::fs::write(templates.join("users.table.tml.j2"), custom).unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--templates", "templates", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "out", &["--templates", "templates"]).success();
     let users = std::fs::read_to_string(dir.path().join("out/tml/TS_USERS.table.tml")).unwrap();
     assert!(
         users.contains("\"Login name, as typed on the sign-in page.\""),
@@ -217,11 +180,7 @@ fn a_broken_template_is_reported_with_its_name_and_line() {
         "table:\n  name: {{ table.nmae|yaml }}\n",
     )
     .unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--templates", "templates", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
+    generate(dir.path(), &example(), "out", &["--templates", "templates"])
         .code(2)
         .stderr(contains("template groups.table.tml.j2"))
         .stderr(contains("groups.table.tml.j2:2"));
@@ -300,11 +259,7 @@ fn config_in_the_current_directory_is_used_and_flags_override_it() {
         "[tml]\nformat = \"worksheet\"\ntable_prefix = \"PRINCIPALS_\"\n",
     )
     .unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(example())
-        .args(["--out", "out"])
-        .assert()
+    generate(dir.path(), &example(), "out", &[])
         .success()
         .stderr(contains("using config ts-principals.toml"));
     assert!(
@@ -317,12 +272,7 @@ fn config_in_the_current_directory_is_used_and_flags_override_it() {
             .join("out/tml/PRINCIPALS_USERS.table.tml")
             .exists()
     );
-    ts_principals(dir.path())
-        .args(["generate", "--format", "model", "--from"])
-        .arg(example())
-        .args(["--out", "out2"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "out2", &["--format", "model"]).success();
     assert!(
         dir.path()
             .join("out2/tml/TS_ Users and Groups.model.tml")
@@ -333,34 +283,19 @@ fn config_in_the_current_directory_is_used_and_flags_override_it() {
 #[test]
 fn cluster_id_comes_from_the_snapshot_unless_a_flag_says_otherwise() {
     let dir = tempfile::tempdir().unwrap();
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(example())
-        .args(["--out", "a"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "a", &[]).success();
     let orgs = std::fs::read_to_string(dir.path().join("a/data/orgs.csv")).unwrap();
     assert!(
         orgs.lines().skip(1).all(|l| l.starts_with("acme-prod,")),
         "{orgs}"
     );
-    ts_principals(dir.path())
-        .args(["generate", "--cluster-id", "staging", "--from"])
-        .arg(example())
-        .args(["--out", "b"])
-        .assert()
-        .success();
+    generate(dir.path(), &example(), "b", &["--cluster-id", "staging"]).success();
     let orgs = std::fs::read_to_string(dir.path().join("b/data/orgs.csv")).unwrap();
     assert!(
         orgs.lines().skip(1).all(|l| l.starts_with("staging,")),
         "{orgs}"
     );
-    ts_principals(dir.path())
-        .args(["generate", "--from"])
-        .arg(fixture("v2_combined.json"))
-        .args(["--out", "c"])
-        .assert()
-        .success();
+    generate(dir.path(), &fixture("v2_combined.json"), "c", &[]).success();
     let orgs = std::fs::read_to_string(dir.path().join("c/data/orgs.csv")).unwrap();
     assert!(
         orgs.lines().skip(1).all(|l| l.starts_with("default,")),

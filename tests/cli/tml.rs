@@ -150,52 +150,7 @@ impl Strings {
     }
 
     fn string(&mut self) -> String {
-        const PIECES: &[&str] = &[
-            "yes",
-            "No",
-            "on",
-            "OFF",
-            "y",
-            "~",
-            "null",
-            "1_000",
-            "1:30",
-            "0x1F",
-            "1e3",
-            ".inf",
-            "2024-01-01",
-            "<<",
-            "=",
-            "- a",
-            "a: b",
-            "a #b",
-            "\"",
-            "'",
-            "\\",
-            " ",
-            "\t",
-            "\n",
-            "\r\n",
-            "🚀",
-            "مرحبا",
-            "ü",
-            "{",
-            "}",
-            "[",
-            "]",
-            ",",
-            "&a",
-            "*a",
-            "!tag",
-            "%",
-            "@",
-            "`",
-            "|",
-            ">",
-            "?",
-            "#",
-            ": ",
-        ];
+        const PIECES: &[&str] = ts_principals::render::yaml::AWKWARD;
         let len = self.next_u32() % 8;
         let mut out = String::new();
         for _ in 0..len {
