@@ -186,14 +186,14 @@ struct Slot<T, R> {
 }
 
 /// A user's references, resolved when everything is in.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct UserRefs<'a> {
     groups: Vec<Id<'a>>,
     inherited: Option<Vec<Id<'a>>>,
 }
 
 /// A group's references, resolved when everything is in.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct GroupRefs<'a> {
     parents: Vec<Id<'a>>,
     children: Vec<Id<'a>>,
@@ -378,7 +378,7 @@ impl<'a> Builder<'a> {
         }
 
         let had_org_list = !orgs.is_empty();
-        let mut org_map: BTreeMap<i64, Org> = orgs
+        let org_map: BTreeMap<i64, Org> = orgs
             .into_iter()
             .map(|o| {
                 let org = Org {
@@ -402,40 +402,12 @@ impl<'a> Builder<'a> {
         let user_of = |id: &Id<'_>| user_index.get(id).map(|i| user_rank[i as usize]);
         let group_of = |id: &Id<'_>| group_index.get(id).map(|i| group_rank[i as usize]);
 
-        // Edges are gathered as packed (from, to) pairs and sorted once, so
-        // they land in each principal's list in order, without random writes.
-        let pair = |from: u32, to: u32| (u64::from(from) << 32) | u64::from(to);
-        let mut dangling = 0usize;
-        let mut memberships: Vec<u64> = Vec::new();
-        let mut nesting: Vec<u64> = Vec::new();
-        for (slot, &g) in group_slots.iter().zip(&group_rank) {
-            for parent in &slot.refs.parents {
-                match group_of(parent) {
-                    Some(p) => nesting.push(pair(g, p)),
-                    None => dangling += 1,
-                }
-            }
-            for sub in &slot.refs.children {
-                match group_of(sub) {
-                    Some(c) => nesting.push(pair(c, g)),
-                    None => dangling += 1,
-                }
-            }
-            for member in &slot.refs.members {
-                match user_of(member) {
-                    Some(u) => memberships.push(pair(u, g)),
-                    None => dangling += 1,
-                }
-            }
-        }
-        for (slot, &u) in user_slots.iter().zip(&user_rank) {
-            for group in &slot.refs.groups {
-                match group_of(group) {
-                    Some(g) => memberships.push(pair(u, g)),
-                    None => dangling += 1,
-                }
-            }
-        }
+        let (memberships, nesting, dangling) = resolve(
+            (&user_slots, &user_rank),
+            (&group_slots, &group_rank),
+            &user_of,
+            &group_of,
+        );
         let inherited: Vec<(u32, Vec<u32>)> = user_slots
             .iter()
             .zip(&user_rank)
@@ -444,9 +416,8 @@ impl<'a> Builder<'a> {
                 Some((u, reported.iter().filter_map(&group_of).collect()))
             })
             .collect();
-        let (mut users, user_refs) = in_rank_order(user_slots, &user_rank);
-        let (mut groups, group_refs) = in_rank_order(group_slots, &group_rank);
-        drop((user_refs, group_refs));
+        let mut users = in_rank_order(user_slots, &user_rank);
+        let mut groups = in_rank_order(group_slots, &group_rank);
         distribute(memberships, users.iter_mut().map(|u| &mut u.groups));
         distribute(nesting, groups.iter_mut().map(|g| &mut g.parents));
         if dangling > 0 {
@@ -456,77 +427,135 @@ impl<'a> Builder<'a> {
             );
         }
         report.dangling_references = dangling;
-        // Every org a principal lives in gets a row, even when the input did
-        // not list it; principals without org information live in Primary.
-        let nothing_at_all = org_map.is_empty() && users.is_empty() && groups.is_empty();
-        let mut added = Vec::new();
-        let mut ensure_org = |id: i64| {
-            org_map.entry(id).or_insert_with(|| {
-                added.push(id);
-                let name = match org_names.get(&id) {
-                    Some(name) => name.to_string(),
-                    None if id == PRIMARY_ORG_ID => PRIMARY_ORG_NAME.to_owned(),
-                    None => format!("Org {id}"),
-                };
-                Org {
-                    id,
-                    name,
-                    description: String::new(),
-                }
-            });
-        };
-        for principal_orgs in users
-            .iter_mut()
-            .map(|u| &mut u.org_ids)
-            .chain(groups.iter_mut().map(|g| &mut g.org_ids))
-        {
-            if principal_orgs.is_empty() {
-                principal_orgs.push(PRIMARY_ORG_ID);
-            }
-            principal_orgs.sort_unstable();
-            principal_orgs.dedup();
-            principal_orgs.iter().for_each(|&id| ensure_org(id));
-        }
-        if nothing_at_all {
-            ensure_org(PRIMARY_ORG_ID);
-        }
-        if had_org_list && !added.is_empty() {
-            tracing::warn!(
-                "{} org(s) are used by users or groups but missing from the org list; \
-                 added them by id ({:?})",
-                added.len(),
-                added
-            );
-            report.orgs_added = added.len();
-        }
-
-        let cycles = super::effective::find_cycles(&groups);
-        if let Some(example) = cycles.first() {
-            const SHOWN: usize = 5;
-            let mut path: Vec<&str> = example
-                .iter()
-                .take(SHOWN)
-                .map(|&g| groups[g.get()].name.as_str())
-                .collect();
-            let more = example.len().saturating_sub(SHOWN);
-            let elided = format!("… {more} more");
-            if more > 0 {
-                path.push(&elided);
-            }
-            path.push(&groups[example[0].get()].name);
-            tracing::warn!(
-                "group nesting has {} cycle(s), e.g. \"{}\"; each group is counted once per user, \
-                 at its shortest depth",
-                cycles.len(),
-                path.join("\" → \""),
-            );
-        }
-        report.group_cycles = cycles.len();
-
-        let principals = Principals::new(source, org_map.into_values().collect(), users, groups);
+        let orgs = place_orgs(
+            org_map,
+            &org_names,
+            had_org_list,
+            &mut users,
+            &mut groups,
+            &mut report,
+        );
+        report.group_cycles = warn_about_cycles(&groups);
+        let principals = Principals::new(source, orgs, users, groups);
         report.unexplained_inherited = check_inherited(&principals, &inherited);
         Ok((principals, report))
     }
+}
+
+/// Resolves every reference to a (from, to) edge between model indices
+/// (`rank` gives each slot's), packed into a `u64` so the edges sort
+/// cheaply. Returns the membership (user → group) and nesting (child →
+/// parent) edges, and how many references name principals the input lacks.
+fn resolve(
+    users: (&[Slot<User, UserRefs<'_>>], &[u32]),
+    groups: (&[Slot<Group, GroupRefs<'_>>], &[u32]),
+    user_of: &dyn Fn(&Id<'_>) -> Option<u32>,
+    group_of: &dyn Fn(&Id<'_>) -> Option<u32>,
+) -> (Vec<u64>, Vec<u64>, usize) {
+    let mut dangling = 0usize;
+    let mut memberships: Vec<u64> = Vec::new();
+    let mut nesting: Vec<u64> = Vec::new();
+    let mut edge = |edges: &mut Vec<u64>, resolved: Option<(u32, u32)>| match resolved {
+        Some((from, to)) => edges.push((u64::from(from) << 32) | u64::from(to)),
+        None => dangling += 1,
+    };
+    for (slot, &g) in groups.0.iter().zip(groups.1) {
+        for parent in &slot.refs.parents {
+            edge(&mut nesting, group_of(parent).map(|p| (g, p)));
+        }
+        for child in &slot.refs.children {
+            edge(&mut nesting, group_of(child).map(|c| (c, g)));
+        }
+        for member in &slot.refs.members {
+            edge(&mut memberships, user_of(member).map(|u| (u, g)));
+        }
+    }
+    for (slot, &u) in users.0.iter().zip(users.1) {
+        for group in &slot.refs.groups {
+            edge(&mut memberships, group_of(group).map(|g| (u, g)));
+        }
+    }
+    (memberships, nesting, dangling)
+}
+
+/// Gives every principal at least one org (Primary when the input says
+/// none) and every org a principal lives in a row, named as references
+/// named it when the input did not list it; warns when an org list was
+/// given but lacked some. Returns the orgs by id.
+fn place_orgs(
+    mut orgs: BTreeMap<i64, Org>,
+    names: &HashMap<i64, Cow<'_, str>>,
+    had_org_list: bool,
+    users: &mut [User],
+    groups: &mut [Group],
+    report: &mut BuildReport,
+) -> Vec<Org> {
+    let nothing_at_all = orgs.is_empty() && users.is_empty() && groups.is_empty();
+    let mut added = Vec::new();
+    let mut ensure_org = |id: i64| {
+        orgs.entry(id).or_insert_with(|| {
+            added.push(id);
+            let name = match names.get(&id) {
+                Some(name) => name.to_string(),
+                None if id == PRIMARY_ORG_ID => PRIMARY_ORG_NAME.to_owned(),
+                None => format!("Org {id}"),
+            };
+            Org {
+                id,
+                name,
+                description: String::new(),
+            }
+        });
+    };
+    let lists = users
+        .iter_mut()
+        .map(|u| &mut u.org_ids)
+        .chain(groups.iter_mut().map(|g| &mut g.org_ids));
+    for principal_orgs in lists {
+        if principal_orgs.is_empty() {
+            principal_orgs.push(PRIMARY_ORG_ID);
+        }
+        principal_orgs.sort_unstable();
+        principal_orgs.dedup();
+        principal_orgs.iter().for_each(|&id| ensure_org(id));
+    }
+    if nothing_at_all {
+        ensure_org(PRIMARY_ORG_ID);
+    }
+    if had_org_list && !added.is_empty() {
+        tracing::warn!(
+            "{} org(s) are used by users or groups but missing from the org list; added them by id ({:?})",
+            added.len(),
+            added
+        );
+        report.orgs_added = added.len();
+    }
+    orgs.into_values().collect()
+}
+
+/// Warns once about cycles in group nesting, naming one; returns how many.
+fn warn_about_cycles(groups: &[Group]) -> usize {
+    let cycles = super::effective::find_cycles(groups);
+    if let Some(example) = cycles.first() {
+        const SHOWN: usize = 5;
+        let mut path: Vec<&str> = example
+            .iter()
+            .take(SHOWN)
+            .map(|&g| groups[g.get()].name.as_str())
+            .collect();
+        let more = example.len().saturating_sub(SHOWN);
+        let elided = format!("… {more} more");
+        if more > 0 {
+            path.push(&elided);
+        }
+        path.push(&groups[example[0].get()].name);
+        tracing::warn!(
+            "group nesting has {} cycle(s), e.g. \"{}\"; each group is counted once per user, at its shortest depth",
+            cycles.len(),
+            path.join("\" → \""),
+        );
+    }
+    cycles.len()
 }
 
 /// Counts inherited memberships ThoughtSpot reported (per user index, as
@@ -573,15 +602,13 @@ fn canonical_rank<R>(items: &[R], compare: impl Fn(&R, &R) -> std::cmp::Ordering
     rank
 }
 
-/// The slots' values in rank order, and their references in arrival order.
-fn in_rank_order<T, R>(slots: Vec<Slot<T, R>>, rank: &[u32]) -> (Vec<T>, Vec<R>) {
+/// The slots' values in rank order.
+fn in_rank_order<T, R>(slots: Vec<Slot<T, R>>, rank: &[u32]) -> Vec<T> {
     let mut placed: Vec<Option<T>> = (0..slots.len()).map(|_| None).collect();
-    let mut refs = Vec::with_capacity(slots.len());
     for (slot, &r) in slots.into_iter().zip(rank) {
         placed[r as usize] = Some(slot.value);
-        refs.push(slot.refs);
     }
-    (placed.into_iter().flatten().collect(), refs)
+    placed.into_iter().flatten().collect()
 }
 
 /// Sorts packed (from, to) edges and appends each `to` to the list of its

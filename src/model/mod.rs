@@ -14,7 +14,9 @@ mod effective;
 mod enums;
 mod ids;
 
-pub use build::{BuildError, BuildReport, Builder, GroupRecord, OrgRecord, Origin, UserRecord};
+pub use build::{
+    BuildError, BuildReport, Builder, Conflict, GroupRecord, OrgRecord, Origin, UserRecord,
+};
 pub use effective::{EffectiveMembership, effective_memberships};
 pub use enums::{AccountStatus, AccountType, GroupType, Visibility};
 pub use ids::Id;
