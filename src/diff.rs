@@ -1,4 +1,4 @@
-//! Comparing a freshly rendered [`OutputSet`] with an output directory, for
+//! Comparing a freshly rendered [`OutputSet`](crate::generate::OutputSet) with an output directory, for
 //! reviewers and for CI (`diff --check`).
 
 use std::fmt::Write as _;

@@ -5,7 +5,7 @@
 //! [`generate`] renders and checks the TML (small) and counts the rows; the
 //! data tables (large) are rendered when a caller asks, straight into a
 //! writer: [`crate::output::write`] streams them into files while hashing
-//! them, `diff` renders them into memory with [`Generated::into_output`].
+//! them, `diff` renders them into memory with [`Generated::into_output`](crate::generate::Generated::into_output).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};

@@ -1,4 +1,4 @@
-//! Writing an [`OutputSet`] to an output directory without ever leaving it
+//! Writing generated files to an output directory without ever leaving it
 //! half-written.
 //!
 //! ts-principals owns `data/*.csv`, `tml/*.tml` and `manifest.json` inside
@@ -75,7 +75,7 @@ pub fn owned_files(out: &Path) -> Result<BTreeSet<String>, OutputError> {
     Ok(found)
 }
 
-/// Writes a generation into `out` (see [`write`]).
+/// Writes a generation into `out` (see [`write()`]).
 pub fn write_generated(out: &Path, generated: &Generated<'_>) -> Result<WriteSummary, OutputError> {
     write(
         out,
@@ -100,6 +100,12 @@ pub fn write<S: Copy + Send + Sync>(
     manifest: impl FnOnce(&BTreeMap<String, FileInfo>) -> Vec<u8>,
 ) -> Result<WriteSummary, OutputError> {
     let created_out = !out.exists();
+    if out.exists() && !out.is_dir() {
+        return Err(OutputError {
+            path: out.to_path_buf(),
+            source: io::Error::other("it is a file; --out names the directory to write into"),
+        });
+    }
     fs::create_dir_all(out).map_err(at(out))?;
     let before = owned_files(out)?;
 

@@ -4,7 +4,7 @@
 //! Tables are streamed to any writer in chunks of about a megabyte, so even
 //! a table of millions of rows never sits in memory whole. Membership
 //! tables repeat the same few values millions of times, so each cell value
-//! is escaped once into a [`Cells`] arena and rows are assembled by copying
+//! is escaped once into an arena and rows are assembled by copying
 //! bytes; the largest table is assembled on one thread while the caller's
 //! thread writes (and hashes) the previous chunk.
 

@@ -184,6 +184,17 @@ fn config_mistakes_name_the_key() {
 }
 
 #[test]
+fn an_output_path_that_is_a_file_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("out"), "not a directory").unwrap();
+    generate(dir.path(), &example(), "out", &[])
+        .code(2)
+        .stderr(contains(
+            "cannot write out: it is a file; --out names the directory",
+        ));
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let dir = tempfile::tempdir().unwrap();
     ts_principals(dir.path())
