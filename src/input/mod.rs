@@ -406,11 +406,17 @@ fn parse_body<'a>(
             };
             Ok((kind, None))
         }
-        Some(&other) => Err(shape_error(format!(
-            "not JSON: it starts with {:?}; expected a principals snapshot or ThoughtSpot API \
-             response (a JSON object or array)",
-            char::from(other)
-        ))),
+        Some(&other) => {
+            let what = match other {
+                b'n' | b't' | b'f' | b'"' | b'-' | b'0'..=b'9' => {
+                    "holds a single JSON value (null, a number, a string)".to_owned()
+                }
+                _ => format!("not JSON: it starts with {:?}", char::from(other)),
+            };
+            Err(shape_error(format!(
+                "{what}; expected a principals snapshot or ThoughtSpot API response (a JSON object or array)"
+            )))
+        }
     }
 }
 
