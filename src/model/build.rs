@@ -274,27 +274,27 @@ impl<'a> Builder<'a> {
             origin: record.origin,
             refs,
         };
-        match self.user_index.insert(&record.id, self.users.len() as u32) {
-            None => self.users.push(slot),
-            Some(first) => {
-                let first = &mut self.users[first as usize];
-                let a = (&first.value, &first.refs);
-                let b = (&slot.value, &slot.refs);
-                let differs = differs!(a, b;
-                    fields: derived_id, name, display_name, email, visibility, account_type,
-                        account_status, created, modified;
-                    sets: groups)
+        let merged = accept(
+            &mut self.user_index,
+            &mut self.users,
+            &record.id,
+            slot,
+            |a, b| {
+                let (a, b) = ((&a.value, &a.refs), (&b.value, &b.refs));
+                differs!(a, b;
+                fields: derived_id, name, display_name, email, visibility, account_type,
+                    account_status, created, modified;
+                sets: groups)
                 .or_else(|| {
                     let same = match (&a.1.inherited, &b.1.inherited) {
                         (Some(x), Some(y)) => same_set(x, y),
                         (x, y) => x.is_none() && y.is_none(),
                     };
                     (!same).then_some("inherited_group_ids")
-                });
-                merge("user", first, slot, differs)?;
-                self.merged += 1;
-            }
-        }
+                })
+            },
+        )?;
+        self.merged += usize::from(merged);
         Ok(())
     }
 
@@ -326,23 +326,20 @@ impl<'a> Builder<'a> {
                 members: record.member_user_ids,
             },
         };
-        match self
-            .group_index
-            .insert(&record.id, self.groups.len() as u32)
-        {
-            None => self.groups.push(slot),
-            Some(first) => {
-                let first = &mut self.groups[first as usize];
-                let a = (&first.value, &first.refs);
-                let b = (&slot.value, &slot.refs);
-                let differs = differs!(a, b;
-                    fields: derived_id, name, display_name, description, group_type, visibility,
-                        created, modified, privileges;
-                    sets: parents, children, members);
-                merge("group", first, slot, differs)?;
-                self.merged += 1;
-            }
-        }
+        let merged = accept(
+            &mut self.group_index,
+            &mut self.groups,
+            &record.id,
+            slot,
+            |a, b| {
+                let (a, b) = ((&a.value, &a.refs), (&b.value, &b.refs));
+                differs!(a, b;
+                fields: derived_id, name, display_name, description, group_type, visibility,
+                    created, modified, privileges;
+                sets: parents, children, members)
+            },
+        )?;
+        self.merged += usize::from(merged);
         Ok(())
     }
 
@@ -624,36 +621,46 @@ fn distribute<'l>(mut edges: Vec<u64>, lists: impl Iterator<Item = &'l mut Vec<G
     }
 }
 
-/// Folds a repeated principal into the first one seen: allowed when only
-/// the orgs it is listed in differ (the same principal fetched through
-/// several orgs), an error naming the first differing field otherwise.
-fn merge<T: HasOrgs, R>(
-    kind: &'static str,
-    first: &mut Slot<T, R>,
-    again: Slot<T, R>,
-    differs: Option<&'static str>,
-) -> Result<(), BuildError> {
-    if let Some(field) = differs {
+/// Adds `slot` unless its id was seen; a repeat is folded into the first
+/// one when only the orgs it is listed in differ (the same principal
+/// fetched through several orgs) and is an error naming the first field
+/// `differs` finds otherwise. Returns whether it was a repeat.
+fn accept<T: HasOrgs, R>(
+    index: &mut IdIndex,
+    slots: &mut Vec<Slot<T, R>>,
+    id: &Id<'_>,
+    slot: Slot<T, R>,
+    differs: impl Fn(&Slot<T, R>, &Slot<T, R>) -> Option<&'static str>,
+) -> Result<bool, BuildError> {
+    let Some(first) = index.insert(id, slots.len() as u32) else {
+        slots.push(slot);
+        return Ok(false);
+    };
+    let first = &mut slots[first as usize];
+    if let Some(field) = differs(first, &slot) {
         return Err(BuildError::Conflict(Box::new(Conflict {
-            kind,
+            kind: T::KIND,
             id: first.value.id().to_owned(),
             first: first.origin.clone(),
-            second: again.origin,
+            second: slot.origin,
             field,
         })));
     }
-    let mut value = again.value;
-    first.value.orgs_mut().append(value.orgs_mut());
-    Ok(())
+    let mut again = slot.value;
+    first.value.orgs_mut().append(again.orgs_mut());
+    Ok(true)
 }
 
 /// Model values with an id and org memberships.
 trait HasOrgs {
+    /// `user` or `group`, for messages.
+    const KIND: &'static str;
     fn id(&self) -> &str;
     fn orgs_mut(&mut self) -> &mut Vec<i64>;
 }
 
 impl HasOrgs for User {
+    const KIND: &'static str = "user";
     fn id(&self) -> &str {
         &self.id
     }
@@ -663,6 +670,7 @@ impl HasOrgs for User {
 }
 
 impl HasOrgs for Group {
+    const KIND: &'static str = "group";
     fn id(&self) -> &str {
         &self.id
     }
