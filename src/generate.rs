@@ -134,9 +134,9 @@ pub struct Generated<'p> {
     pub counts: Counts,
 }
 
-/// One file to produce.
+/// Where the content of one file comes from.
 #[derive(Clone, Copy, Debug)]
-pub enum Source<'g> {
+pub enum Content<'g> {
     /// A data table, rendered on request.
     Table(Table),
     /// Bytes already rendered.
@@ -145,24 +145,24 @@ pub enum Source<'g> {
 
 impl<'p> Generated<'p> {
     /// Every file except the manifest, by path, in path order.
-    pub fn files(&self) -> BTreeMap<String, Source<'_>> {
-        let mut files: BTreeMap<String, Source<'_>> = Table::ALL
+    pub fn files(&self) -> BTreeMap<String, Content<'_>> {
+        let mut files: BTreeMap<String, Content<'_>> = Table::ALL
             .iter()
-            .map(|&t| (format!("{DATA_DIR}/{}.csv", t.name()), Source::Table(t)))
+            .map(|&t| (format!("{DATA_DIR}/{}.csv", t.name()), Content::Table(t)))
             .collect();
         for (path, bytes) in &self.tml {
-            files.insert(path.clone(), Source::Bytes(bytes));
+            files.insert(path.clone(), Content::Bytes(bytes));
         }
         files
     }
 
-    /// Writes `source` into `out`, returning its data rows (for tables).
-    pub fn write(&self, source: Source<'_>, out: &mut dyn Write) -> io::Result<Option<usize>> {
-        match source {
-            Source::Table(table) => {
+    /// Writes `content` into `out`, returning its data rows (for tables).
+    pub fn write(&self, content: Content<'_>, out: &mut dyn Write) -> io::Result<Option<usize>> {
+        match content {
+            Content::Table(table) => {
                 csv::write_table(table, self.principals, &self.data, out).map(Some)
             }
-            Source::Bytes(bytes) => out.write_all(bytes).map(|()| None),
+            Content::Bytes(bytes) => out.write_all(bytes).map(|()| None),
         }
     }
 
@@ -192,11 +192,10 @@ impl<'p> Generated<'p> {
     /// Every file rendered into memory, the manifest included (what `diff`
     /// compares with a directory). Tables are rendered in parallel.
     pub fn into_output(self) -> OutputSet {
-        let sources = self.files();
-        let rendered = crate::parallel::map(sources, |(path, source)| {
+        let rendered = crate::parallel::map(self.files(), |(path, content)| {
             let mut out = Hashing::new(Vec::new());
             // Writing to memory cannot fail.
-            let rows = self.write(source, &mut out).unwrap_or_default();
+            let rows = self.write(content, &mut out).unwrap_or_default();
             let (bytes, info) = out.finish(rows);
             (path, bytes, info)
         });

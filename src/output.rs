@@ -295,29 +295,6 @@ fn manifest_hashes(bytes: &[u8]) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Writes one file atomically: to a temporary file beside it, then renamed
-/// over it, so readers see the old or the new content, never a mix.
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir).map_err(at(dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = fs::write(&temp, bytes).and_then(|()| fs::rename(&temp, path));
-    result.map_err(|source| {
-        let _ = fs::remove_file(&temp);
-        OutputError {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,15 +402,5 @@ mod tests {
         let err = result.unwrap_err().to_string();
         assert!(err.contains("b.csv") && err.contains("disk full"), "{err}");
         assert_eq!(fs::read_to_string(out.join("data/a.csv")).unwrap(), "old\n");
-    }
-
-    #[test]
-    fn atomic_single_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("snap/principals.json");
-        write_file_atomically(&path, b"one").unwrap();
-        write_file_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
     }
 }

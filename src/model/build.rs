@@ -343,11 +343,6 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Users and groups accepted so far (duplicates merged).
-    pub fn counts(&self) -> (usize, usize) {
-        (self.users.len(), self.groups.len())
-    }
-
     /// Normalizes everything added into [`Principals`].
     pub fn build(self) -> Result<(Principals, BuildReport), BuildError> {
         let Builder {
