@@ -7,6 +7,8 @@
 
 /// The command line.
 pub mod cli;
+/// Fetching principals from a live cluster (REST v2, v1 fallback).
+pub mod client;
 /// The project config file, `ts-principals.toml`.
 pub mod config;
 /// Comparing a rendering with an output directory.

@@ -43,6 +43,8 @@ pub enum InputKind {
     V2Split,
     /// A REST v1 `user/list` array.
     V1UserList,
+    /// Responses fetched from a live cluster just now.
+    Cluster,
 }
 
 impl fmt::Display for InputKind {
@@ -52,6 +54,7 @@ impl fmt::Display for InputKind {
             InputKind::V2Combined => "REST v2 export (orgs, users, groups in one file)",
             InputKind::V2Split => "REST v2 search responses",
             InputKind::V1UserList => "REST v1 user/list",
+            InputKind::Cluster => "live cluster",
         })
     }
 }
@@ -152,6 +155,57 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Loaded, InputErr
 /// messages. Handy for tests and for callers that fetched the bytes.
 pub fn load_bytes(name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Loaded, InputError> {
     load_files(&[(Path::new(name), bytes)], options)
+}
+
+/// One response body fetched from a cluster, named for messages
+/// (`POST /api/rest/2.0/users/search (org 0, records from 1000)`).
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// What was requested.
+    pub name: String,
+    /// The JSON body: an array of orgs, users or groups (v2), or a v1
+    /// `user/list` array.
+    pub body: bytes::Bytes,
+}
+
+/// Normalizes responses fetched from a cluster, read as the same responses
+/// saved to files would be, except that a principal seen in several orgs'
+/// responses is one principal seen through several org scopes (see
+/// [`Builder::merge_org_views`]). `source` says where they came from; its
+/// `cluster_id` also seeds the GUIDs derived for v1 principals. With
+/// `only_orgs` (some orgs were fetched), principals' memberships of other
+/// orgs are left out (see [`Builder::only_orgs`]).
+pub fn from_responses(
+    source: Source,
+    responses: &[Response],
+    only_orgs: Option<Vec<i64>>,
+) -> Result<Loaded, InputError> {
+    let cluster_id = source.cluster_id.clone();
+    let mut builder = Builder::new(source);
+    builder.merge_org_views();
+    if let Some(ids) = only_orgs {
+        builder.only_orgs(ids);
+    }
+    let mut kinds = Vec::with_capacity(responses.len());
+    for response in responses {
+        let path = Path::new(&response.name);
+        let (kind, _) = parse_file(path, &response.body, &cluster_id, &mut builder)?;
+        if matches!(kind, FileKind::Canonical | FileKind::V2Object) {
+            return Err(InputError::Shape {
+                path: path.to_path_buf(),
+                message: "the response is a JSON object; the search APIs answer with an array"
+                    .into(),
+            });
+        }
+        kinds.push((path, kind));
+    }
+    settle_kind(&kinds)?;
+    let (principals, report) = builder.build()?;
+    Ok(Loaded {
+        principals,
+        report,
+        kind: InputKind::Cluster,
+    })
 }
 
 /// A file's bytes: mapped from the page cache when possible (no copy),

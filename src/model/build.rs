@@ -164,15 +164,31 @@ pub struct BuildReport {
     pub group_cycles: usize,
     /// Inherited memberships ThoughtSpot reported that the hierarchy does not explain.
     pub unexplained_inherited: usize,
+    /// Principals seen twice with different details during a live fetch
+    /// (changed while it ran); the most recently modified version was kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub changed_during_fetch: usize,
 }
 
-/// The first field whose content differs between two (value, refs) pairs.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The first field whose content differs between two values.
 macro_rules! differs {
-    ($a:expr, $b:expr; fields: $($f:ident),*; sets: $($l:ident),*) => {{
+    ($a:expr, $b:expr; $($f:ident),*) => {{
         let (a, b) = ($a, $b);
         None
-            $(.or_else(|| (a.0.$f != b.0.$f).then_some(stringify!($f))))*
-            $(.or_else(|| (!same_set(&a.1.$l, &b.1.$l)).then_some(stringify!($l))))*
+            $(.or_else(|| (a.$f != b.$f).then_some(stringify!($f))))*
+    }};
+}
+
+/// The first reference list whose set of ids differs between two refs.
+macro_rules! differs_as_sets {
+    ($a:expr, $b:expr; $($l:ident),*) => {{
+        let (a, b) = ($a, $b);
+        None
+            $(.or_else(|| (!same_set(&a.$l, &b.$l)).then_some(stringify!($l))))*
     }};
 }
 
@@ -215,6 +231,9 @@ pub struct Builder<'a> {
     groups: Vec<Slot<Group, GroupRefs<'a>>>,
     group_index: IdIndex,
     merged: usize,
+    org_views: bool,
+    changed: usize,
+    only_orgs: Option<Vec<i64>>,
 }
 
 impl<'a> Builder<'a> {
@@ -234,6 +253,22 @@ impl<'a> Builder<'a> {
     /// Records which REST API the principals were read with.
     pub fn set_api(&mut self, api: &str) {
         self.source.api = Some(api.to_owned());
+    }
+
+    /// Declares that the records are views of the same principals through
+    /// several org scopes, as a live fetch sees them: a principal seen again
+    /// has the references and orgs of the new view added to the first, and
+    /// when its details differ (it changed while the fetch ran) the most
+    /// recently modified version is kept, with one warning for all such.
+    pub fn merge_org_views(&mut self) {
+        self.org_views = true;
+    }
+
+    /// Keeps only these orgs in principals' org lists: a fetch of some
+    /// orgs says nothing complete about the others, so their rows are left
+    /// out rather than half filled.
+    pub fn only_orgs(&mut self, ids: Vec<i64>) {
+        self.only_orgs = Some(ids);
     }
 
     /// Adds an org.
@@ -274,27 +309,14 @@ impl<'a> Builder<'a> {
             origin: record.origin,
             refs,
         };
-        let merged = accept(
+        let merge = accept(
             &mut self.user_index,
             &mut self.users,
             &record.id,
             slot,
-            |a, b| {
-                let (a, b) = ((&a.value, &a.refs), (&b.value, &b.refs));
-                differs!(a, b;
-                fields: derived_id, name, display_name, email, visibility, account_type,
-                    account_status, created, modified;
-                sets: groups)
-                .or_else(|| {
-                    let same = match (&a.1.inherited, &b.1.inherited) {
-                        (Some(x), Some(y)) => same_set(x, y),
-                        (x, y) => x.is_none() && y.is_none(),
-                    };
-                    (!same).then_some("inherited_group_ids")
-                })
-            },
+            self.org_views,
         )?;
-        self.merged += usize::from(merged);
+        self.count(merge);
         Ok(())
     }
 
@@ -326,21 +348,23 @@ impl<'a> Builder<'a> {
                 members: record.member_user_ids,
             },
         };
-        let merged = accept(
+        let merge = accept(
             &mut self.group_index,
             &mut self.groups,
             &record.id,
             slot,
-            |a, b| {
-                let (a, b) = ((&a.value, &a.refs), (&b.value, &b.refs));
-                differs!(a, b;
-                fields: derived_id, name, display_name, description, group_type, visibility,
-                    created, modified, privileges;
-                sets: parents, children, members)
-            },
+            self.org_views,
         )?;
-        self.merged += usize::from(merged);
+        self.count(merge);
         Ok(())
+    }
+
+    fn count(&mut self, merge: Merge) {
+        match merge {
+            Merge::New => {}
+            Merge::Repeat => self.merged += 1,
+            Merge::Changed => self.changed += 1,
+        }
     }
 
     /// Normalizes everything added into [`Principals`].
@@ -354,14 +378,24 @@ impl<'a> Builder<'a> {
             groups: group_slots,
             group_index,
             merged,
+            org_views,
+            changed,
+            only_orgs,
         } = self;
         let mut report = BuildReport::default();
-        if merged > 0 {
+        if merged > 0 && !org_views {
             tracing::warn!(
                 "merged {merged} duplicate user or group record(s) with identical content"
             );
         }
+        if changed > 0 {
+            tracing::warn!(
+                "{changed} user(s) or group(s) changed while they were fetched; kept the most \
+                 recently modified version of each (fetch again for a consistent snapshot)"
+            );
+        }
         report.duplicates_merged = merged;
+        report.changed_during_fetch = changed;
         let orgs = dedup_orgs(orgs, &mut report)?;
         for (kind, count) in [("user", user_slots.len()), ("group", group_slots.len())] {
             if count > u32::MAX as usize {
@@ -412,6 +446,15 @@ impl<'a> Builder<'a> {
         let mut groups = in_rank_order(group_slots, &group_rank);
         distribute(memberships, users.iter_mut().map(|u| &mut u.groups));
         distribute(nesting, groups.iter_mut().map(|g| &mut g.parents));
+        if let Some(keep) = &only_orgs {
+            let lists = users
+                .iter_mut()
+                .map(|u| &mut u.org_ids)
+                .chain(groups.iter_mut().map(|g| &mut g.org_ids));
+            for list in lists {
+                list.retain(|id| keep.contains(id));
+            }
+        }
         if dangling > 0 {
             tracing::warn!(
                 "dropped {dangling} reference(s) to users or groups that are not in the input \
@@ -616,23 +659,42 @@ fn distribute<'l>(mut edges: Vec<u64>, lists: impl Iterator<Item = &'l mut Vec<G
     }
 }
 
-/// Adds `slot` unless its id was seen; a repeat is folded into the first
+/// What [`accept`] did with a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Merge {
+    /// A principal not seen before.
+    New,
+    /// A repeat, folded into the first.
+    Repeat,
+    /// A repeat with other details (org views only): the newer one was kept.
+    Changed,
+}
+
+/// Adds `slot` unless its id was seen. A repeat is folded into the first
 /// one when only the orgs it is listed in differ (the same principal
-/// fetched through several orgs) and is an error naming the first field
-/// `differs` finds otherwise. Returns whether it was a repeat.
-fn accept<T: HasOrgs, R>(
+/// fetched through several orgs); otherwise it is an error naming the first
+/// field that differs, except for `org_views` (see
+/// [`Builder::merge_org_views`]), where references are united and differing
+/// details settled by modification time.
+fn accept<T: Principal, R: References>(
     index: &mut IdIndex,
     slots: &mut Vec<Slot<T, R>>,
     id: &Id<'_>,
     slot: Slot<T, R>,
-    differs: impl Fn(&Slot<T, R>, &Slot<T, R>) -> Option<&'static str>,
-) -> Result<bool, BuildError> {
+    org_views: bool,
+) -> Result<Merge, BuildError> {
     let Some(first) = index.insert(id, slots.len() as u32) else {
         slots.push(slot);
-        return Ok(false);
+        return Ok(Merge::New);
     };
     let first = &mut slots[first as usize];
-    if let Some(field) = differs(first, &slot) {
+    let detail = first.value.differs(&slot.value);
+    let Some(field) = detail.or_else(|| first.refs.differs(&slot.refs)) else {
+        let mut again = slot.value;
+        first.value.orgs_mut().append(again.orgs_mut());
+        return Ok(Merge::Repeat);
+    };
+    if !org_views {
         return Err(BuildError::Conflict(Box::new(Conflict {
             kind: T::KIND,
             id: first.value.id().to_owned(),
@@ -641,20 +703,44 @@ fn accept<T: HasOrgs, R>(
             field,
         })));
     }
-    let mut again = slot.value;
-    first.value.orgs_mut().append(again.orgs_mut());
-    Ok(true)
+    let Slot {
+        mut value,
+        origin,
+        refs,
+    } = slot;
+    first.refs.unite(refs);
+    first.value.orgs_mut().append(value.orgs_mut());
+    if detail.is_none() {
+        return Ok(Merge::Repeat);
+    }
+    if value.modified() >= first.value.modified() {
+        std::mem::swap(value.orgs_mut(), first.value.orgs_mut());
+        first.value = value;
+        first.origin = origin;
+    }
+    Ok(Merge::Changed)
 }
 
-/// Model values with an id and org memberships.
-trait HasOrgs {
+/// Model values with an id, org memberships and details to compare.
+trait Principal {
     /// `user` or `group`, for messages.
     const KIND: &'static str;
     fn id(&self) -> &str;
     fn orgs_mut(&mut self) -> &mut Vec<i64>;
+    fn modified(&self) -> Option<Millis>;
+    /// The first detail (not a reference) that differs.
+    fn differs(&self, other: &Self) -> Option<&'static str>;
 }
 
-impl HasOrgs for User {
+/// A principal's unresolved references.
+trait References {
+    /// The first list that differs as a set.
+    fn differs(&self, other: &Self) -> Option<&'static str>;
+    /// Adds the other's references to these.
+    fn unite(&mut self, other: Self);
+}
+
+impl Principal for User {
     const KIND: &'static str = "user";
     fn id(&self) -> &str {
         &self.id
@@ -662,15 +748,60 @@ impl HasOrgs for User {
     fn orgs_mut(&mut self) -> &mut Vec<i64> {
         &mut self.org_ids
     }
+    fn modified(&self) -> Option<Millis> {
+        self.modified
+    }
+    fn differs(&self, other: &Self) -> Option<&'static str> {
+        differs!(self, other; derived_id, name, display_name, email, visibility, account_type,
+            account_status, created, modified)
+    }
 }
 
-impl HasOrgs for Group {
+impl Principal for Group {
     const KIND: &'static str = "group";
     fn id(&self) -> &str {
         &self.id
     }
     fn orgs_mut(&mut self) -> &mut Vec<i64> {
         &mut self.org_ids
+    }
+    fn modified(&self) -> Option<Millis> {
+        self.modified
+    }
+    fn differs(&self, other: &Self) -> Option<&'static str> {
+        differs!(self, other; derived_id, name, display_name, description, group_type, visibility,
+            created, modified, privileges)
+    }
+}
+
+impl References for UserRefs<'_> {
+    fn differs(&self, other: &Self) -> Option<&'static str> {
+        differs_as_sets!(self, other; groups).or_else(|| {
+            let same = match (&self.inherited, &other.inherited) {
+                (Some(x), Some(y)) => same_set(x, y),
+                (x, y) => x.is_none() && y.is_none(),
+            };
+            (!same).then_some("inherited_group_ids")
+        })
+    }
+    fn unite(&mut self, other: Self) {
+        self.groups.extend(other.groups);
+        match (&mut self.inherited, other.inherited) {
+            (Some(mine), Some(theirs)) => mine.extend(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
+    }
+}
+
+impl References for GroupRefs<'_> {
+    fn differs(&self, other: &Self) -> Option<&'static str> {
+        differs_as_sets!(self, other; parents, children, members)
+    }
+    fn unite(&mut self, other: Self) {
+        self.parents.extend(other.parents);
+        self.children.extend(other.children);
+        self.members.extend(other.members);
     }
 }
 

@@ -3,6 +3,9 @@
 mod common;
 mod diff;
 mod errors;
+#[path = "../fake_thoughtspot/mod.rs"]
+mod fake;
+mod fetch;
 mod generate;
 mod snapshots;
 mod tml;

@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+mod connect;
+mod profiles;
+mod progress;
+
+use crate::client::ClientError;
 use crate::config::{self, ProjectConfig, TmlFormat};
 use crate::diff::{self, Palette};
 use crate::generate::{self, GenerateOptions};
@@ -21,7 +26,8 @@ const ABOUT: &str =
 const LONG_ABOUT: &str = "\
 Make ThoughtSpot users, groups and memberships searchable, reviewable and version-controlled.
 
-ts-principals reads who-belongs-to-which-group from a principals snapshot, writes it as \
+ts-principals fetches who-belongs-to-which-group from a cluster (REST v2, v1 fallback) or \
+reads it from a principals snapshot, writes it as \
 data (CSV tables for users, groups, orgs, memberships, nesting and privileges) and renders \
 TML for those tables plus a model that joins them to the activity of TS: BI Server and \
 TS: Embrace Stats, so activity can be read per group, that is per use case. Output is \
@@ -29,6 +35,9 @@ deterministic: keep it in git and let `diff --check` tell reviewers what changed
 
 const AFTER_HELP: &str = "\
 Examples:
+  ts-principals config create --name prod --url https://example.thoughtspot.cloud --username admin --password-prompt
+  ts-principals fetch --profile prod -o principals.json
+  ts-principals generate --profile prod --out out
   ts-principals generate --from principals.json --out out
   ts-principals generate --from users.json --from groups.json --config ts-principals.toml
   ts-principals diff --from principals.json --out tml-repo --check
@@ -56,6 +65,9 @@ struct GlobalArgs {
     /// When to colour output. `auto` colours terminals, unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     color: ColorChoice,
+    /// No progress bar, even on a terminal (plain log lines instead).
+    #[arg(long, global = true)]
+    no_progress: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +91,14 @@ impl ColorChoice {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Fetch principals from a cluster into a snapshot file (principals.json).
+    ///
+    /// Signs in (bearer token, trusted-auth secret key or password, from a profile or
+    /// THOUGHTSPOT_* variables), reads the cluster's id, lists its orgs and pages through
+    /// users/search and groups/search in each (REST v2; v1 user/list on clusters without
+    /// v2). The snapshot is written atomically in canonical form, the file `generate
+    /// --from` reads; any failed page fails the fetch, so a snapshot is never partial.
+    Fetch(FetchArgs),
     /// Principals → CSV data + TML + manifest in an output directory (the main job).
     ///
     /// Writes OUT/data/<table>.csv for the seven data tables, OUT/tml/*.tml for their
@@ -94,6 +114,13 @@ enum Command {
     /// be added or be removed (`--stat` for a summary). With --check the exit code
     /// says whether anything differs (1) or not (0), for CI in a TML repository.
     Diff(DiffArgs),
+    /// Manage connection profiles (where a cluster is and how to sign in).
+    ///
+    /// Profiles are kept in profiles.toml in your config directory (mode 0600; override
+    /// the directory with TS_PRINCIPALS_CONFIG_DIR) and hold no secrets: each names where
+    /// its secret comes from (an environment variable, or a prompt when a command runs).
+    #[command(subcommand)]
+    Config(profiles::ConfigCommand),
     /// Print a shell completion script, e.g. `ts-principals completions bash > /etc/bash_completion.d/ts-principals`.
     Completions {
         /// The shell.
@@ -109,9 +136,16 @@ struct RenderArgs {
     /// writes, `schema_version: 1`); a REST v2 export `{"orgs", "users", "groups"}`;
     /// REST v2 search responses as separate files (`--from users.json --from
     /// groups.json [--from orgs.json]`); a REST v1 `user/list` array. The kind is
-    /// detected from the content.
-    #[arg(long = "from", value_name = "FILE", required = true)]
+    /// detected from the content. Or fetch live with --profile.
+    #[arg(
+        long = "from",
+        value_name = "FILE",
+        required_unless_present = "profile",
+        conflicts_with = "profile"
+    )]
     from: Vec<PathBuf>,
+    #[command(flatten)]
+    connect: connect::ConnectArgs,
     /// Project config [default: ./ts-principals.toml when present]. Flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -148,6 +182,23 @@ struct GenerateArgs {
 }
 
 #[derive(Debug, Args)]
+struct FetchArgs {
+    #[command(flatten)]
+    connect: connect::ConnectArgs,
+    /// Where to write the snapshot (replaced atomically).
+    #[arg(short, long, value_name = "FILE", default_value = "principals.json")]
+    output: PathBuf,
+    /// Project config, for its [fetch] settings and data.cluster_id
+    /// [default: ./ts-principals.toml when present].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Cluster id to record instead of the cluster's own (v1 clusters report none;
+    /// then data.cluster_id, else the URL's host, is used).
+    #[arg(long, value_name = "ID")]
+    cluster_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
 struct DiffArgs {
     #[command(flatten)]
     render: RenderArgs,
@@ -177,8 +228,10 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Generate(args) => generate(args),
-        Command::Diff(args) => diff(args, cli.global.color),
+        Command::Fetch(args) => fetch(args, &cli.global),
+        Command::Config(command) => profiles::run(command),
+        Command::Generate(args) => generate(args, &cli.global),
+        Command::Diff(args) => diff(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -191,14 +244,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let config = read_config(args.config.as_deref())?;
+    let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
+    let p = &loaded.principals;
+    let json = input::snapshot::to_json(p);
+    output::write_file_atomically(&args.output, json.as_bytes(), false).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write the snapshot to {}: {e}; nothing was written",
+            args.output.display()
+        )
+    })?;
+    tracing::info!(
+        "wrote {}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
+        args.output.display(),
+        p.orgs.len(),
+        p.users.len(),
+        p.groups.len(),
+        p.direct_membership_count(),
+        p.source.cluster_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stamp = args.stamp.then(|| {
         jiff::Timestamp::now()
             .round(jiff::Unit::Second)
             .map(|t| t.to_string())
             .unwrap_or_default()
     });
-    let (loaded, options) = prepare(&args.render, stamp)?;
+    let (loaded, options) = prepare(&args.render, stamp, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
     let summary = output::write_generated(&args.out, &generated)?;
     tracing::info!(
@@ -213,8 +289,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn diff(args: DiffArgs, color: ColorChoice) -> anyhow::Result<ExitCode> {
-    let (loaded, options) = prepare(&args.render, None)?;
+fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let color = global.color;
+    let (loaded, options) = prepare(&args.render, None, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
     let changes = diff::compare(&args.out, &generated.into_output())?;
     if changes.is_empty() {
@@ -244,24 +321,36 @@ fn diff(args: DiffArgs, color: ColorChoice) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Reads the config and the input, and resolves the options.
-fn prepare(args: &RenderArgs, stamp: Option<String>) -> anyhow::Result<(Loaded, GenerateOptions)> {
+/// Reads the config and the input (or fetches it), and resolves the options.
+fn prepare(
+    args: &RenderArgs,
+    stamp: Option<String>,
+    global: &GlobalArgs,
+) -> anyhow::Result<(Loaded, GenerateOptions)> {
     let config = load_config(args)?;
-    let loaded = input::load(
-        &args.from,
-        &LoadOptions {
-            cluster_id: args.cluster_id.clone(),
-            fallback_cluster_id: config.data.cluster_id.clone(),
-        },
-    )?;
+    let (loaded, what) = if args.from.is_empty() {
+        let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
+        let url = loaded
+            .principals
+            .source
+            .cluster_url
+            .clone()
+            .unwrap_or_default();
+        (loaded, format!("fetched {url}"))
+    } else {
+        let loaded = input::load(
+            &args.from,
+            &LoadOptions {
+                cluster_id: args.cluster_id.clone(),
+                fallback_cluster_id: config.data.cluster_id.clone(),
+            },
+        )?;
+        let files: Vec<String> = args.from.iter().map(|f| f.display().to_string()).collect();
+        (loaded, format!("read {}", files.join(", ")))
+    };
     let p = &loaded.principals;
     tracing::info!(
-        "read {} ({}): {} orgs, {} users, {} groups, {} direct memberships",
-        args.from
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "{what} ({}): {} orgs, {} users, {} groups, {} direct memberships",
         loaded.kind,
         p.orgs.len(),
         p.users.len(),
@@ -282,15 +371,7 @@ fn prepare(args: &RenderArgs, stamp: Option<String>) -> anyhow::Result<(Loaded, 
 /// The project config: `--config`, else `./ts-principals.toml` if present,
 /// else defaults; then the flags on top.
 fn load_config(args: &RenderArgs) -> anyhow::Result<ProjectConfig> {
-    let default = Path::new(config::DEFAULT_FILE);
-    let mut config = match &args.config {
-        Some(path) => ProjectConfig::load(path)?,
-        None if default.is_file() => {
-            tracing::info!("using config {}", default.display());
-            ProjectConfig::load(default)?
-        }
-        None => ProjectConfig::default(),
-    };
+    let mut config = read_config(args.config.as_deref())?;
     if args.excel_safe {
         config.data.excel_safe = true;
     }
@@ -304,10 +385,26 @@ fn load_config(args: &RenderArgs) -> anyhow::Result<ProjectConfig> {
     Ok(config)
 }
 
-/// Exit code for an error: 2 for anything the user can fix in their input,
-/// config or command line.
-fn exit_code(_error: &anyhow::Error) -> u8 {
-    2
+/// `--config`, else `./ts-principals.toml` if present, else defaults.
+fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
+    let default = Path::new(config::DEFAULT_FILE);
+    Ok(match path {
+        Some(path) => ProjectConfig::load(path)?,
+        None if default.is_file() => {
+            tracing::info!("using config {}", default.display());
+            ProjectConfig::load(default)?
+        }
+        None => ProjectConfig::default(),
+    })
+}
+
+/// Exit code for an error: 3 when the cluster or the network failed, 2 for
+/// anything the user can fix in their input, config or command line.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<ClientError>() {
+        Some(ClientError::Setup(_) | ClientError::Unsupported(_)) | None => 2,
+        Some(_) => 3,
+    }
 }
 
 /// Prints the error and the causes its message does not already include.

@@ -1,6 +1,11 @@
 //! The project config, `ts-principals.toml`: what to generate, so a TML
 //! repository is declarative and reproducible. Every key is optional; flags
 //! override it. Unknown keys are errors, so a typo cannot pass silently.
+//!
+//! Connection profiles (where a cluster is and how to sign in) live apart,
+//! in the user's config directory: see [`profile`].
+
+pub mod profile;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,91 @@
+//! A fake ThoughtSpot on 127.0.0.1, to try `ts-principals fetch` without a
+//! cluster:
+//!
+//! ```text
+//! cargo run --example fake_thoughtspot -- --port 8787 --data tests/data/fixtures
+//! ```
+//!
+//! `--data` is a directory of API-shaped files (`v2_orgs_search.json`,
+//! `v2_users_search.json`, `v2_groups_search.json` or `v2_combined.json`,
+//! optionally `v1_user_list.json`) or one v2 export file; `--generate
+//! USERS,GROUPS,ORGS` makes up a cluster of that size instead. The server
+//! lives in `tests/fake_thoughtspot`, where the integration tests use it.
+
+#[path = "../tests/fake_thoughtspot/mod.rs"]
+mod fake;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A fake ThoughtSpot REST API (v2 and v1) for trying ts-principals.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// Directory of API-shaped JSON files, or one v2 export file.
+    #[arg(long, value_name = "DIR|FILE", required_unless_present = "generate")]
+    data: Option<PathBuf>,
+    /// Make up USERS,GROUPS,ORGS principals instead of reading --data.
+    #[arg(long, value_name = "USERS,GROUPS,ORGS", conflicts_with = "data")]
+    generate: Option<String>,
+    /// Milliseconds added to every response.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Most records per page, whatever record_size asks.
+    #[arg(long)]
+    max_page: Option<usize>,
+    /// Answer every Nth search with 429 and Retry-After: 1.
+    #[arg(long)]
+    rate_limit_every: Option<usize>,
+    /// Serve REST v1 only, like an old software cluster.
+    #[arg(long)]
+    no_v2: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let data = match (&args.data, &args.generate) {
+        (Some(path), _) => fake::Data::load(path).unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }),
+        (None, Some(sizes)) => {
+            let n: Vec<usize> = sizes
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
+            let [users, groups, orgs] = n[..] else {
+                eprintln!("error: --generate wants USERS,GROUPS,ORGS, e.g. 1000,100,3");
+                std::process::exit(2);
+            };
+            fake::Data::generated(users, groups, orgs)
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let faults = fake::Faults {
+        latency: Duration::from_millis(args.latency_ms),
+        max_page: args.max_page,
+        rate_limit_every: args.rate_limit_every,
+        no_v2: args.no_v2,
+        ..fake::Faults::default()
+    };
+    let (orgs, users, groups) = (data.orgs.len(), data.users.len(), data.groups.len());
+    let server = fake::FakeThoughtSpot::start_on(data, args.port, faults);
+    println!(
+        "fake ThoughtSpot at {} ({orgs} orgs, {users} users, {groups} groups)\n\n\
+         Try, in another shell:\n\
+         \x20 export THOUGHTSPOT_URL={} THOUGHTSPOT_USERNAME={} THOUGHTSPOT_PASSWORD={}\n\
+         \x20 ts-principals fetch -o principals.json\n\
+         \x20 ts-principals generate --from principals.json --out out\n\n\
+         (or THOUGHTSPOT_SECRET_KEY={}). Ctrl-C stops it.",
+        server.url(),
+        server.url(),
+        fake::USERNAME,
+        fake::PASSWORD,
+        fake::SECRET_KEY
+    );
+    server.wait();
+}

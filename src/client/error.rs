@@ -1,0 +1,190 @@
+//! What can go wrong talking to a cluster; every message names the request
+//! (method and path), what the cluster said and what to do.
+
+use std::time::Duration;
+
+/// A failure talking to a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The client could not be set up (TLS settings, a bad URL).
+    #[error("{0}")]
+    Setup(String),
+    /// No connection could be made, after every retry.
+    #[error(
+        "cannot connect to {url} for {method} {path} after {attempts} attempt(s): {reason}; \
+         check the URL, your network and proxy settings{tls_hint}"
+    )]
+    Connect {
+        /// Base URL of the cluster.
+        url: String,
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last attempt failed.
+        reason: String,
+        /// A hint about certificates when TLS failed.
+        tls_hint: &'static str,
+    },
+    /// The cluster did not answer in time, after every retry.
+    #[error(
+        "{method} {path} timed out after {after:?} ({attempts} attempt(s)); the cluster is slow \
+         or unreachable: try again later, or raise --timeout"
+    )]
+    Timeout {
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// The request timeout.
+        after: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The connection broke while the response was being read, after every retry.
+    #[error(
+        "{method} {path}: the connection broke before the whole response came ({reason}) after \
+         {attempts} attempt(s); try again, or lower --page-size if it keeps happening"
+    )]
+    Body {
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// Why.
+        reason: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The cluster refused the credentials (401) or the action (403).
+    #[error("{method} {path} failed with HTTP {status} ({message}): {credential} {advice}")]
+    Auth {
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// 401 or 403.
+        status: u16,
+        /// The cluster's message.
+        message: String,
+        /// Which credential failed, e.g. "the password of user admin was refused;".
+        credential: String,
+        /// What to do.
+        advice: &'static str,
+    },
+    /// Any other unsuccessful status, after retries where they apply.
+    #[error("{method} {path} failed with HTTP {status} ({message}){after}")]
+    Status {
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// The cluster's message.
+        message: String,
+        /// " after N attempts" when retried.
+        after: String,
+    },
+    /// A successful response whose body is not what the API documents.
+    #[error("{method} {path}{context}: unexpected response: {reason}")]
+    Malformed {
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// Which page, e.g. " (org 0, records from 2000)".
+        context: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The cluster lacks what the fetch needs (e.g. v2 with a bearer token only).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The fetched responses could not be normalized.
+    #[error("the cluster's responses cannot be used: {0}")]
+    Input(#[from] crate::input::InputError),
+}
+
+/// The message in a ThoughtSpot error body: v2 sends
+/// `{"error": {"message": …}}` where the message is text or an object with
+/// `debug`/`message`/`code`; v1 sends `{"debug": …}` or `{"message": …}`.
+/// Falls back to the start of the body, then to the status's reason.
+pub(crate) fn server_message(body: &[u8], status: reqwest::StatusCode) -> String {
+    let reason = || status.canonical_reason().unwrap_or("no message").to_owned();
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('<') {
+            return reason();
+        }
+        return shorten(text);
+    };
+    let message = value
+        .get("error")
+        .and_then(|e| e.get("message").or(Some(e)))
+        .unwrap_or(&value);
+    describe(message)
+        .map(|m| shorten(&m))
+        .unwrap_or_else(reason)
+}
+
+/// Text of a message value: a string, or the useful fields of an object.
+fn describe(message: &serde_json::Value) -> Option<String> {
+    match message {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        serde_json::Value::Object(map) => {
+            let text = ["debug", "message", "error"]
+                .iter()
+                .find_map(|k| map.get(*k).and_then(describe));
+            let code = map
+                .get("code")
+                .filter(|c| !c.is_null())
+                .map(|c| c.to_string());
+            match (text, code) {
+                (Some(t), Some(c)) => Some(format!("{t} (code {c})")),
+                (Some(t), None) => Some(t),
+                (None, Some(c)) => Some(format!("error code {c}")),
+                (None, None) => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn messages_are_found_in_every_error_shape() {
+        let s = StatusCode::BAD_REQUEST;
+        let v2 =
+            br#"{"error":{"message":{"code":10002,"incident_id_guid":"x","debug":"Bad org"}}}"#;
+        assert_eq!(server_message(v2, s), "Bad org (code 10002)");
+        assert_eq!(
+            server_message(br#"{"error":{"message":"nope"}}"#, s),
+            "nope"
+        );
+        assert_eq!(server_message(br#"{"debug":"v1 says"}"#, s), "v1 says");
+        assert_eq!(server_message(b"plain text", s), "plain text");
+        assert_eq!(server_message(b"<html>x</html>", s), "Bad Request");
+        assert_eq!(
+            server_message(b"", StatusCode::SERVICE_UNAVAILABLE),
+            "Service Unavailable"
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(server_message(long.as_bytes(), s).chars().count(), 301);
+    }
+}

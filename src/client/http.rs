@@ -1,0 +1,401 @@
+//! One HTTP client for a cluster: TLS set-up, timeouts, and retries with
+//! jittered exponential backoff on transient failures (connection errors,
+//! timeouts, broken bodies, 429 honouring `Retry-After`, 502/503/504).
+//! Nothing else is retried: other 4xx mean the request itself is wrong.
+
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::{ClientError, server_message};
+use super::{Connection, HttpSettings};
+
+/// A request to send; rebuilt for every attempt.
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub body: Body<'a>,
+    /// `Authorization: Bearer …`.
+    pub bearer: Option<&'a SecretString>,
+    /// A v1 (`/callosum/v1`) call, which needs `X-Requested-By: ThoughtSpot`.
+    pub v1: bool,
+}
+
+/// A request body.
+pub(crate) enum Body<'a> {
+    None,
+    Json(&'a serde_json::Value),
+    /// Form fields; values may be secrets, exposed only into the request.
+    Form(&'a [(&'static str, &'a SecretString)]),
+}
+
+/// A response that was not retried (any status).
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: bytes::Bytes,
+    /// Attempts it took.
+    pub attempts: u32,
+}
+
+impl Reply {
+    /// The server's message for an unsuccessful reply.
+    pub fn message(&self) -> String {
+        server_message(&self.body, self.status)
+    }
+
+    /// The body of a successful reply, or an error naming the request.
+    pub fn success(self, method: &Method, path: &str) -> Result<bytes::Bytes, ClientError> {
+        if self.status.is_success() {
+            return Ok(self.body);
+        }
+        let after = if self.attempts > 1 {
+            format!(" after {} attempts", self.attempts)
+        } else {
+            String::new()
+        };
+        Err(ClientError::Status {
+            method: method_name(method),
+            path: path.to_owned(),
+            status: self.status.as_u16(),
+            message: self.message(),
+            after,
+        })
+    }
+}
+
+/// The static name of a method, for messages.
+pub(crate) fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "request",
+    }
+}
+
+/// The client for one cluster.
+pub(crate) struct Http {
+    client: reqwest::Client,
+    base: String,
+    settings: HttpSettings,
+}
+
+impl Http {
+    /// Builds the client: TLS roots (plus `ca_cert`), timeouts, cookies
+    /// (the v1 session lives in one).
+    pub fn new(connection: &Connection) -> Result<Self, ClientError> {
+        let base = connection.url.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base).map_err(|e| {
+            ClientError::Setup(format!(
+                "the cluster URL \"{base}\" is not valid ({e}); give it as https://host[:port]"
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ClientError::Setup(format!(
+                "the cluster URL \"{base}\" must start with https:// (or http://) and name a host"
+            )));
+        }
+        let settings = connection.http.clone();
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("ts-principals/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .cookie_store(true);
+        if let Some(path) = &connection.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                ClientError::Setup(format!("cannot read --ca-cert {}: {e}", path.display()))
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientError::Setup(format!(
+                    "--ca-cert {} holds no usable PEM certificate ({e}); give the CA's \
+                     certificate in PEM form (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                ))
+            })?;
+            if certificates.is_empty() {
+                return Err(ClientError::Setup(format!(
+                    "--ca-cert {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certificates);
+        }
+        if connection.insecure {
+            tracing::warn!(
+                "TLS certificate verification is OFF (--insecure): anyone between you and {base} \
+                 can read your credentials; use --ca-cert for a private CA instead"
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| ClientError::Setup(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            base,
+            settings,
+        })
+    }
+
+    /// The cluster's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request, retrying transient failures; any status that is not
+    /// retried (or still fails after the last retry) comes back as a reply.
+    pub async fn send(&self, request: &Request<'_>) -> Result<Reply, ClientError> {
+        let method = method_name(&request.method);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt > self.settings.retries;
+            let started = std::time::Instant::now();
+            let failure = match self.build(request).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    match response.bytes().await {
+                        Ok(body) => {
+                            tracing::debug!(
+                                "{method} {} → {} ({} bytes, {:.0?})",
+                                request.path,
+                                status.as_u16(),
+                                body.len(),
+                                started.elapsed()
+                            );
+                            let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+                            if !transient || last {
+                                return Ok(Reply {
+                                    status,
+                                    body,
+                                    attempts: attempt,
+                                });
+                            }
+                            let message = server_message(&body, status);
+                            Failure::Status(status, message, retry_after)
+                        }
+                        Err(error) if error.is_timeout() => Failure::Timeout,
+                        Err(error) => Failure::Body(error_chain(error)),
+                    }
+                }
+                Err(error) if error.is_timeout() => Failure::Timeout,
+                Err(error) if error.is_connect() => Failure::Connect(error_chain(error)),
+                // Sent, but the connection closed before a whole response came.
+                Err(error) => Failure::Body(error_chain(error)),
+            };
+            if last {
+                return Err(self.give_up(request, failure, attempt));
+            }
+            let delay = match &failure {
+                Failure::Status(_, _, Some(wait)) => (*wait).min(self.settings.max_backoff),
+                _ => self.backoff(attempt),
+            };
+            tracing::warn!(
+                "{method} {}: {}; retrying in {:.1?} (attempt {} of {})",
+                request.path,
+                failure.describe(),
+                delay,
+                attempt + 1,
+                self.settings.retries + 1
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn build(&self, request: &Request<'_>) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", self.base, request.path);
+        let mut builder = self.client.request(request.method.clone(), url);
+        if request.v1 {
+            builder = builder.header("X-Requested-By", "ThoughtSpot");
+        }
+        if let Some(token) = request.bearer {
+            match HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    builder = builder.header(header::AUTHORIZATION, value);
+                }
+                Err(_) => {
+                    tracing::warn!("the bearer token holds characters HTTP headers cannot carry")
+                }
+            }
+        }
+        match request.body {
+            Body::None => builder,
+            Body::Json(value) => builder.json(value),
+            Body::Form(fields) => {
+                let exposed: Vec<(&str, &str)> = fields
+                    .iter()
+                    .map(|(k, v)| (*k, v.expose_secret()))
+                    .collect();
+                builder.form(&exposed)
+            }
+        }
+    }
+
+    /// Full-jitter exponential backoff: a random delay between half and all
+    /// of `backoff × 2^(attempt-1)`, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .settings
+            .backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.settings.max_backoff);
+        ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+
+    fn give_up(&self, request: &Request<'_>, failure: Failure, attempts: u32) -> ClientError {
+        let method = method_name(&request.method);
+        let path = request.path.to_owned();
+        match failure {
+            Failure::Connect(reason) => {
+                let tls_hint = if reason.contains("certificate") || reason.contains("tls") {
+                    "; for a private CA pass --ca-cert FILE.pem"
+                } else {
+                    ""
+                };
+                ClientError::Connect {
+                    url: self.base.clone(),
+                    method,
+                    path,
+                    attempts,
+                    reason,
+                    tls_hint,
+                }
+            }
+            Failure::Timeout => ClientError::Timeout {
+                method,
+                path,
+                after: self.settings.request_timeout,
+                attempts,
+            },
+            Failure::Body(reason) => ClientError::Body {
+                method,
+                path,
+                reason,
+                attempts,
+            },
+            Failure::Status(status, message, _) => ClientError::Status {
+                method,
+                path,
+                status: status.as_u16(),
+                message,
+                after: format!(" after {attempts} attempts"),
+            },
+        }
+    }
+}
+
+/// Why an attempt failed in a way worth retrying.
+enum Failure {
+    Connect(String),
+    Timeout,
+    Body(String),
+    Status(StatusCode, String, Option<Duration>),
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match self {
+            Failure::Connect(reason) => format!("cannot connect ({reason})"),
+            Failure::Timeout => "timed out".to_owned(),
+            Failure::Body(reason) => format!("response broken off ({reason})"),
+            Failure::Status(status, message, _) => format!("HTTP {} ({message})", status.as_u16()),
+        }
+    }
+}
+
+/// An error and its causes in one line, without the URL reqwest adds
+/// (messages name the path already).
+fn error_chain(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut parts = vec![error.to_string()];
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// The wait a `Retry-After` header asks for: seconds, or an HTTP date.
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let wait = when.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> header::HeaderMap {
+        let mut map = header::HeaderMap::new();
+        map.insert(header::RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after(&headers("3")), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&header::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let connection = Connection {
+            url: "https://example.invalid".into(),
+            credentials: crate::client::Credentials::default(),
+            ca_cert: None,
+            insecure: false,
+            http: HttpSettings {
+                backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(1000),
+                ..HttpSettings::default()
+            },
+        };
+        let http = Http::new(&connection).unwrap();
+        for _ in 0..100 {
+            let first = http.backoff(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = http.backoff(3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(http.backoff(30) <= Duration::from_millis(1000));
+        }
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_advice() {
+        for url in ["example.com", "ftp://example.com", "https://"] {
+            let connection = Connection {
+                url: url.into(),
+                credentials: crate::client::Credentials::default(),
+                ca_cert: None,
+                insecure: false,
+                http: HttpSettings::default(),
+            };
+            let error = Http::new(&connection).err().unwrap().to_string();
+            assert!(error.contains("https://"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Fetching principals from a live ThoughtSpot cluster over REST (v2, with
+//! the v1 `user/list` fallback for older software clusters).
+//!
+//! [`fetch`] signs in ([`auth`]), reads the cluster's identity, lists the
+//! orgs and then pages through `users/search` and `groups/search` in each
+//! org with bounded concurrency ([`paging`]); every response is kept and
+//! handed to [`crate::input::from_responses`], which normalizes them exactly
+//! as it would the same responses saved to files.
+
+pub mod auth;
+mod error;
+mod fetch;
+mod http;
+mod paging;
+mod v1;
+mod v2;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use auth::{AuthMethod, Credentials};
+pub use error::ClientError;
+pub use fetch::{Api, FetchOptions, OrgSelection, Progress, fetch};
+
+/// Where a cluster is and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// Base URL, e.g. `https://example.thoughtspot.cloud` (no trailing slash).
+    pub url: String,
+    /// Who signs in, and with what.
+    pub credentials: Credentials,
+    /// A PEM file of extra CA certificates to trust (private CAs).
+    pub ca_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification (only when asked for explicitly).
+    pub insecure: bool,
+    /// Timeouts and retries.
+    pub http: HttpSettings,
+}
+
+/// Timeouts and retries for every request.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, response body included.
+    pub request_timeout: Duration,
+    /// How many times a request is retried after a transient failure.
+    pub retries: u32,
+    /// First backoff delay; each retry doubles it (with jitter).
+    pub backoff: Duration,
+    /// Longest wait between tries, `Retry-After` included.
+    pub max_backoff: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            retries: 4,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}

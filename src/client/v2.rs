@@ -1,0 +1,202 @@
+//! REST v2 calls: the cluster's identity, its orgs, and search pages.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::auth::{Auth, Scope};
+use super::error::ClientError;
+use super::http::{Body, Http, Reply, Request};
+use super::paging::Fetched;
+
+pub(crate) const SYSTEM_PATH: &str = "/api/rest/2.0/system";
+pub(crate) const ORGS_PATH: &str = "/api/rest/2.0/orgs/search";
+pub(crate) const USERS_PATH: &str = "/api/rest/2.0/users/search";
+pub(crate) const GROUPS_PATH: &str = "/api/rest/2.0/groups/search";
+
+/// How often one request may renew a refused token: pages in flight at
+/// once may all find the old token expired and share the new one.
+const RENEWALS: u32 = 3;
+
+/// What `GET /api/rest/2.0/system` says about the cluster.
+#[derive(Debug, Deserialize)]
+pub(crate) struct System {
+    /// The cluster's id (the snapshot's `cluster_id`).
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    /// The cluster's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The software release, e.g. `10.4.0.cl`.
+    #[serde(default)]
+    pub release_version: Option<String>,
+}
+
+impl System {
+    /// The id as text (clusters send a string; a number is accepted).
+    pub fn id(&self) -> Option<String> {
+        match &self.id {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// An org as `orgs/search` lists it, kept whole for the snapshot.
+#[derive(Debug)]
+pub(crate) struct OrgHeader(pub serde_json::Value);
+
+impl OrgHeader {
+    /// The numeric id (sent as a number or a numeric string).
+    pub fn id(&self) -> Option<i64> {
+        match self.0.get("id")? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> Option<&str> {
+        self.0.get("name")?.as_str()
+    }
+}
+
+/// REST v2 with one set of credentials.
+pub(crate) struct V2<'a> {
+    pub http: &'a Http,
+    pub auth: &'a Auth,
+}
+
+impl V2<'_> {
+    /// Sends an authorized request in `scope`; a refused token is replaced
+    /// (it may have expired mid-run) up to [`RENEWALS`] times before the
+    /// refusal is reported.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        scope: Scope,
+    ) -> Result<Reply, ClientError> {
+        let mut renewals = 0;
+        loop {
+            let lease = self.auth.lease(self.http, scope).await?;
+            let request = Request {
+                method: method.clone(),
+                path,
+                body: body.map_or(Body::None, Body::Json),
+                bearer: Some(&lease.token),
+                v1: false,
+            };
+            let reply = self.http.send(&request).await?;
+            if reply.status.as_u16() == 401
+                && renewals < RENEWALS
+                && self.auth.refused(scope, &lease).await
+            {
+                tracing::debug!("{path}: token refused (expired?); signing in again");
+                renewals += 1;
+                continue;
+            }
+            if matches!(reply.status.as_u16(), 401 | 403) {
+                return Err(self.auth.refusal(&method, path, &reply, scope));
+            }
+            return Ok(reply);
+        }
+    }
+
+    /// `GET /api/rest/2.0/system`.
+    pub async fn system(&self) -> Result<System, ClientError> {
+        let body = self
+            .call(Method::GET, SYSTEM_PATH, None, None)
+            .await?
+            .success(&Method::GET, SYSTEM_PATH)?;
+        serde_json::from_slice(&body).map_err(|e| malformed("GET", SYSTEM_PATH, "", e))
+    }
+
+    /// `POST /api/rest/2.0/orgs/search`: the orgs.
+    /// `Ok(None)` when the cluster will not list orgs (orgs not enabled, or
+    /// the user is no cluster admin).
+    pub async fn orgs(&self) -> Result<Option<Vec<OrgHeader>>, ClientError> {
+        let request = serde_json::json!({});
+        let reply = match self
+            .call(Method::POST, ORGS_PATH, Some(&request), None)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(ClientError::Auth {
+                status: 403,
+                message,
+                ..
+            }) => {
+                tracing::warn!(
+                    "cannot list orgs (HTTP 403: {message}); fetching the credentials' own org only"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if matches!(reply.status.as_u16(), 400 | 404) {
+            tracing::warn!(
+                "cannot list orgs (HTTP {}: {}); fetching the credentials' own org only",
+                reply.status.as_u16(),
+                reply.message()
+            );
+            return Ok(None);
+        }
+        let body = reply.success(&Method::POST, ORGS_PATH)?;
+        let orgs: Vec<serde_json::Value> =
+            serde_json::from_slice(&body).map_err(|e| malformed("POST", ORGS_PATH, "", e))?;
+        Ok(Some(orgs.into_iter().map(OrgHeader).collect()))
+    }
+
+    /// One page of `users/search` or `groups/search` in `scope`. With a
+    /// bearer token (not scoped to an org) the org is named in the request.
+    pub async fn search_page(
+        &self,
+        path: &str,
+        scope: Scope,
+        offset: u64,
+        size: u32,
+        context: &str,
+    ) -> Result<Fetched, ClientError> {
+        let mut request = serde_json::json!({
+            "record_offset": offset,
+            "record_size": size,
+        });
+        if let (Some(org), false) = (scope, self.auth.scopes_tokens()) {
+            request["org_identifiers"] = serde_json::json!([org.to_string()]);
+        }
+        let body = self
+            .call(Method::POST, path, Some(&request), scope)
+            .await?
+            .success(&Method::POST, path)?;
+        let rows = count_records(&body).map_err(|e| malformed("POST", path, context, e))?;
+        Ok(Fetched { rows, body })
+    }
+}
+
+/// The number of records in a JSON array body.
+pub(crate) fn count_records(body: &[u8]) -> Result<usize, serde_json::Error> {
+    serde_json::from_slice::<Vec<IgnoredAny>>(body).map(|v| v.len())
+}
+
+pub(crate) fn malformed(
+    method: &'static str,
+    path: &str,
+    context: &str,
+    error: serde_json::Error,
+) -> ClientError {
+    let what = match error.classify() {
+        serde_json::error::Category::Eof => "the JSON ends early (truncated)",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        _ => "not the documented shape",
+    };
+    ClientError::Malformed {
+        method,
+        path: path.to_owned(),
+        context: context.to_owned(),
+        reason: format!("{what}: {error}"),
+    }
+}

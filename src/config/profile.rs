@@ -1,0 +1,730 @@
+//! Connection profiles: where a cluster is and how to sign in to it.
+//!
+//! Profiles live in `profiles.toml` in the platform config directory
+//! (`~/.config/ts-principals` on Linux; `TS_PRINCIPALS_CONFIG_DIR`
+//! overrides it), written with mode 0600. They store no secret: a profile
+//! says where its secret comes from (an environment variable, or a prompt),
+//! and the secret is read only when a command runs.
+//!
+//! ```toml
+//! [profiles.prod]
+//! url = "https://example.thoughtspot.cloud"
+//! username = "admin"
+//! secret_key_env = "PROD_TS_SECRET_KEY"   # or password_env, token_env, password = "prompt"
+//! orgs = ["Acme Retail"]
+//! ```
+//!
+//! Without a profile, the environment alone is used: `THOUGHTSPOT_URL`,
+//! `THOUGHTSPOT_USERNAME`, and one of `THOUGHTSPOT_TOKEN`,
+//! `THOUGHTSPOT_SECRET_KEY`, `THOUGHTSPOT_PASSWORD`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Connection, Credentials, HttpSettings};
+
+/// The profile file's name inside the config directory.
+pub const FILE_NAME: &str = "profiles.toml";
+/// Environment variable overriding the config directory.
+pub const DIR_ENV: &str = "TS_PRINCIPALS_CONFIG_DIR";
+/// The profile name meaning "the environment alone".
+pub const ENV_PROFILE: &str = "env";
+
+/// Environment variables read without a profile (and for secrets a profile
+/// does not name a source for).
+pub mod env {
+    /// The cluster URL.
+    pub const URL: &str = "THOUGHTSPOT_URL";
+    /// The user to sign in as.
+    pub const USERNAME: &str = "THOUGHTSPOT_USERNAME";
+    /// A password.
+    pub const PASSWORD: &str = "THOUGHTSPOT_PASSWORD";
+    /// A trusted-authentication secret key.
+    pub const SECRET_KEY: &str = "THOUGHTSPOT_SECRET_KEY";
+    /// A bearer token.
+    pub const TOKEN: &str = "THOUGHTSPOT_TOKEN";
+}
+
+/// One connection profile, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The cluster, e.g. `https://example.thoughtspot.cloud`.
+    pub url: String,
+    /// The user to sign in as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `"prompt"`: ask for the password when a command runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordSetting>,
+    /// Read the password from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Read a trusted-authentication secret key from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_env: Option<String>,
+    /// Read a bearer token from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Orgs to fetch by default, by name or id (none: every org).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<String>,
+    /// PEM file of a private CA to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification (warned about on every use).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+/// The only stored password setting: ask for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordSetting {
+    /// Prompt on the terminal when a command runs.
+    Prompt,
+}
+
+/// Where a profile's secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A password typed at a prompt.
+    PasswordPrompt,
+    /// A password from an environment variable.
+    PasswordEnv(String),
+    /// A secret key from an environment variable.
+    SecretKeyEnv(String),
+    /// A bearer token from an environment variable.
+    TokenEnv(String),
+    /// The standard variables (`THOUGHTSPOT_TOKEN`, `…_SECRET_KEY`,
+    /// `…_PASSWORD`), else a prompt.
+    Default,
+}
+
+impl Profile {
+    /// Where the secret comes from; an error when the profile names several.
+    pub fn secret_source(&self) -> Result<SecretSource, String> {
+        let mut sources = Vec::new();
+        if self.password.is_some() {
+            sources.push(SecretSource::PasswordPrompt);
+        }
+        if let Some(var) = &self.password_env {
+            sources.push(SecretSource::PasswordEnv(var.clone()));
+        }
+        if let Some(var) = &self.secret_key_env {
+            sources.push(SecretSource::SecretKeyEnv(var.clone()));
+        }
+        if let Some(var) = &self.token_env {
+            sources.push(SecretSource::TokenEnv(var.clone()));
+        }
+        match sources.len() {
+            0 => Ok(SecretSource::Default),
+            1 => Ok(sources.remove(0)),
+            _ => Err(
+                "names more than one secret source (password, password_env, \
+                      secret_key_env, token_env); keep one"
+                    .into(),
+            ),
+        }
+    }
+
+    fn check(&self, name: &str) -> Result<(), ProfileError> {
+        let invalid = |message: String| ProfileError::Invalid {
+            name: name.to_owned(),
+            message,
+        };
+        check_url(&self.url).map_err(invalid)?;
+        let source = self.secret_source().map_err(invalid)?;
+        let needs_user = matches!(
+            source,
+            SecretSource::PasswordPrompt
+                | SecretSource::PasswordEnv(_)
+                | SecretSource::SecretKeyEnv(_)
+        );
+        if needs_user && self.username.is_none() {
+            return Err(invalid(
+                "signs in with a password or secret key but names no username".into(),
+            ));
+        }
+        for var in [&self.password_env, &self.secret_key_env, &self.token_env]
+            .into_iter()
+            .flatten()
+        {
+            if var.is_empty() || var.contains(['=', '\0']) {
+                return Err(invalid(format!(
+                    "\"{var}\" is not an environment variable name"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::PasswordPrompt => {
+                f.write_str("password, prompted for when a command runs")
+            }
+            SecretSource::PasswordEnv(var) => write!(f, "password from ${var}"),
+            SecretSource::SecretKeyEnv(var) => {
+                write!(f, "secret key (trusted authentication) from ${var}")
+            }
+            SecretSource::TokenEnv(var) => write!(f, "bearer token from ${var}"),
+            SecretSource::Default => write!(
+                f,
+                "${}, ${} or ${} (first set wins), else a password prompt",
+                env::TOKEN,
+                env::SECRET_KEY,
+                env::PASSWORD
+            ),
+        }
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "url \"{url}\" must be the cluster's address, e.g. https://example.thoughtspot.cloud"
+        ))
+    }
+}
+
+/// A profile problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// No config directory could be found.
+    #[error("cannot find a config directory ({0}); set {DIR_ENV}")]
+    NoConfigDir(String),
+    /// The profile file cannot be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// No such profile.
+    #[error(
+        "no profile \"{name}\" in {path}{known}; create it with `ts-principals config create --name {name} --url …`"
+    )]
+    Missing {
+        /// The name asked for.
+        name: String,
+        /// The profile file.
+        path: PathBuf,
+        /// ", profiles: a, b" or "".
+        known: String,
+    },
+    /// A profile exists already.
+    #[error(
+        "profile \"{0}\" exists; pass --force to replace it, or `ts-principals config delete {0}` first"
+    )]
+    Exists(String),
+    /// A profile or its name is unusable.
+    #[error("profile \"{name}\" {message}")]
+    Invalid {
+        /// The profile.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Nothing says which cluster to use.
+    #[error(
+        "no cluster given: pass --profile NAME (see `ts-principals config list`), or set \
+         {} (and {} with {}, {} or {})",
+        env::URL,
+        env::USERNAME,
+        env::TOKEN,
+        env::SECRET_KEY,
+        env::PASSWORD
+    )]
+    NoCluster,
+    /// A secret could not be had.
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// All profiles, as the file stores them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profiles {
+    /// By name.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// The profile store: one file in the config directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    /// The store in `TS_PRINCIPALS_CONFIG_DIR`, else the platform's config
+    /// directory.
+    pub fn locate() -> Result<Self, ProfileError> {
+        let dir = match std::env::var_os(DIR_ENV).filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                use etcetera::BaseStrategy;
+                etcetera::choose_base_strategy()
+                    .map_err(|e| ProfileError::NoConfigDir(e.to_string()))?
+                    .config_dir()
+                    .join("ts-principals")
+            }
+        };
+        Ok(Self::at(dir))
+    }
+
+    /// The store in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            path: dir.into().join(FILE_NAME),
+        }
+    }
+
+    /// The profile file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every profile (none when the file does not exist yet).
+    pub fn load(&self) -> Result<Profiles, ProfileError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profiles::default()),
+            Err(e) => return Err(self.error(format!("cannot read: {e}"))),
+        };
+        let profiles: Profiles = toml::from_str(&text).map_err(|e| {
+            self.error(format!(
+                "{}; fix or delete the file",
+                e.to_string().trim_end()
+            ))
+        })?;
+        for (name, profile) in &profiles.profiles {
+            profile.check(name)?;
+        }
+        Ok(profiles)
+    }
+
+    /// One profile by name.
+    pub fn get(&self, name: &str) -> Result<Profile, ProfileError> {
+        let mut profiles = self.load()?;
+        match profiles.profiles.remove(name) {
+            Some(profile) => Ok(profile),
+            None => Err(self.missing(name, &profiles)),
+        }
+    }
+
+    fn missing(&self, name: &str, profiles: &Profiles) -> ProfileError {
+        let known = if profiles.profiles.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = profiles.profiles.keys().map(String::as_str).collect();
+            format!(" (profiles: {})", names.join(", "))
+        };
+        ProfileError::Missing {
+            name: name.to_owned(),
+            path: self.path.clone(),
+            known,
+        }
+    }
+
+    /// Adds (or with `replace`, replaces) a profile.
+    pub fn create(&self, name: &str, profile: Profile, replace: bool) -> Result<(), ProfileError> {
+        check_name(name)?;
+        profile.check(name)?;
+        let mut profiles = self.load()?;
+        if profiles.profiles.contains_key(name) && !replace {
+            return Err(ProfileError::Exists(name.to_owned()));
+        }
+        profiles.profiles.insert(name.to_owned(), profile);
+        self.save(&profiles)
+    }
+
+    /// Deletes a profile.
+    pub fn delete(&self, name: &str) -> Result<(), ProfileError> {
+        let mut profiles = self.load()?;
+        if profiles.profiles.remove(name).is_none() {
+            return Err(self.missing(name, &profiles));
+        }
+        self.save(&profiles)
+    }
+
+    /// Writes the file atomically, readable by its owner only.
+    fn save(&self, profiles: &Profiles) -> Result<(), ProfileError> {
+        let text = toml::to_string(profiles)
+            .map_err(|e| self.error(format!("cannot encode profiles: {e}")))?;
+        let text = format!(
+            "# ts-principals connection profiles; managed by `ts-principals config`.\n\
+             # No secrets here: each profile names where its secret comes from.\n\n{text}"
+        );
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(|e| {
+            self.error(format!(
+                "cannot create the directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        crate::output::write_file_atomically(&self.path, text.as_bytes(), true)
+            .map_err(|e| self.error(format!("cannot write: {e}")))
+    }
+
+    fn error(&self, message: String) -> ProfileError {
+        ProfileError::File {
+            path: self.path.clone(),
+            message,
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ProfileError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name == ENV_PROFILE {
+        return Err(ProfileError::Invalid {
+            name: name.to_owned(),
+            message: "is reserved: `--profile env` means the environment alone".into(),
+        });
+    }
+    if !valid {
+        return Err(ProfileError::Invalid {
+            name: name.to_owned(),
+            message: "is not a valid name; use letters, digits, '-', '_' and '.'".into(),
+        });
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// How a command reaches secrets: the environment and a prompt. Injected
+/// so tests can stand in for both.
+pub trait Secrets {
+    /// An environment variable's value (`None` when unset or empty).
+    fn var(&self, name: &str) -> Option<String>;
+    /// Asks for a secret on the terminal; `None` when there is no terminal.
+    fn prompt(&self, question: &str) -> Option<std::io::Result<String>>;
+}
+
+/// The process environment and the controlling terminal.
+pub struct ProcessSecrets;
+
+impl Secrets for ProcessSecrets {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn prompt(&self, question: &str) -> Option<std::io::Result<String>> {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        Some(rpassword::prompt_password(question))
+    }
+}
+
+/// A resolved connection, with the profile's default orgs.
+#[derive(Debug)]
+pub struct Resolved {
+    /// How to reach the cluster.
+    pub connection: Connection,
+    /// Orgs the profile fetches by default.
+    pub orgs: Vec<String>,
+    /// Where it came from, for messages ("profile prod", "the environment").
+    pub origin: String,
+}
+
+/// Resolves `--profile` (or its absence) into a connection: the named
+/// profile; `env` or no profile with `THOUGHTSPOT_URL` set: the environment.
+pub fn resolve(
+    store: &Store,
+    profile: Option<&str>,
+    secrets: &dyn Secrets,
+) -> Result<Resolved, ProfileError> {
+    let (profile, origin) = match profile {
+        Some(ENV_PROFILE) | None => {
+            let Some(url) = secrets.var(env::URL) else {
+                return Err(ProfileError::NoCluster);
+            };
+            check_url(&url).map_err(|m| ProfileError::Invalid {
+                name: ENV_PROFILE.into(),
+                message: format!("({}) {m}", env::URL),
+            })?;
+            let profile = Profile {
+                url,
+                username: secrets.var(env::USERNAME),
+                ..Profile::default()
+            };
+            (profile, "the environment".to_owned())
+        }
+        Some(name) => (store.get(name)?, format!("profile \"{name}\"")),
+    };
+    let credentials = credentials(&profile, &origin, secrets)?;
+    Ok(Resolved {
+        connection: Connection {
+            url: profile.url.trim_end_matches('/').to_owned(),
+            credentials,
+            ca_cert: profile.ca_cert,
+            insecure: profile.insecure,
+            http: HttpSettings::default(),
+        },
+        orgs: profile.orgs,
+        origin,
+    })
+}
+
+fn credentials(
+    profile: &Profile,
+    origin: &str,
+    secrets: &dyn Secrets,
+) -> Result<Credentials, ProfileError> {
+    let mut credentials = Credentials {
+        username: profile.username.clone(),
+        ..Credentials::default()
+    };
+    let from_var = |var: &str, what: &str| {
+        secrets.var(var).map(SecretString::from).ok_or_else(|| {
+            ProfileError::Secret(format!(
+                "{origin} reads its {what} from ${var}, which is not set; export it first"
+            ))
+        })
+    };
+    let source = profile
+        .secret_source()
+        .map_err(|message| ProfileError::Invalid {
+            name: origin.to_owned(),
+            message,
+        })?;
+    match source {
+        SecretSource::TokenEnv(var) => credentials.token = Some(from_var(&var, "bearer token")?),
+        SecretSource::SecretKeyEnv(var) => {
+            credentials.secret_key = Some(from_var(&var, "secret key")?);
+        }
+        SecretSource::PasswordEnv(var) => {
+            credentials.password = Some(from_var(&var, "password")?);
+        }
+        SecretSource::PasswordPrompt => {
+            credentials.password = Some(prompt_password(profile, origin, secrets)?);
+        }
+        SecretSource::Default => {
+            credentials.token = secrets.var(env::TOKEN).map(SecretString::from);
+            credentials.secret_key = secrets.var(env::SECRET_KEY).map(SecretString::from);
+            credentials.password = secrets.var(env::PASSWORD).map(SecretString::from);
+            if credentials.method().is_none() {
+                if credentials.username.is_none() {
+                    return Err(ProfileError::Secret(format!(
+                        "{origin} has no credentials: set {} (a bearer token), or {} with {} \
+                         or {}",
+                        env::TOKEN,
+                        env::USERNAME,
+                        env::SECRET_KEY,
+                        env::PASSWORD
+                    )));
+                }
+                credentials.password = Some(prompt_password(profile, origin, secrets)?);
+            }
+        }
+    }
+    Ok(credentials)
+}
+
+fn prompt_password(
+    profile: &Profile,
+    origin: &str,
+    secrets: &dyn Secrets,
+) -> Result<SecretString, ProfileError> {
+    let user = profile.username.as_deref().unwrap_or("?");
+    let question = format!("Password for {user} at {}: ", profile.url);
+    match secrets.prompt(&question) {
+        Some(Ok(password)) if !password.is_empty() => Ok(SecretString::from(password)),
+        Some(Ok(_)) => Err(ProfileError::Secret("no password entered".into())),
+        Some(Err(e)) => Err(ProfileError::Secret(format!(
+            "cannot read the password: {e}"
+        ))),
+        None => Err(ProfileError::Secret(format!(
+            "{origin} needs a password but there is no terminal to ask on; set {} (or a \
+             password_env/secret_key_env/token_env in the profile)",
+            env::PASSWORD
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    struct Fake {
+        vars: HashMap<&'static str, &'static str>,
+        terminal: Option<&'static str>,
+    }
+
+    impl Secrets for Fake {
+        fn var(&self, name: &str) -> Option<String> {
+            self.vars.get(name).map(|v| v.to_string())
+        }
+        fn prompt(&self, _: &str) -> Option<std::io::Result<String>> {
+            self.terminal.map(|p| Ok(p.to_owned()))
+        }
+    }
+
+    fn fake(vars: &[(&'static str, &'static str)], terminal: Option<&'static str>) -> Fake {
+        Fake {
+            vars: vars.iter().copied().collect(),
+            terminal,
+        }
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            url: "https://ts.example.com".into(),
+            username: Some("admin".into()),
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn profiles_round_trip_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("sub"));
+        let mut p = profile();
+        p.secret_key_env = Some("PROD_KEY".into());
+        p.orgs = vec!["Acme".into()];
+        store.create("prod", p.clone(), false).unwrap();
+        assert_eq!(store.get("prod").unwrap(), p);
+        assert!(matches!(
+            store.create("prod", p.clone(), false),
+            Err(ProfileError::Exists(_))
+        ));
+        store.create("prod", p.clone(), true).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(store.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        store.delete("prod").unwrap();
+        let missing = store.get("prod").unwrap_err().to_string();
+        assert!(missing.contains("config create --name prod"), "{missing}");
+    }
+
+    #[test]
+    fn bad_profiles_are_refused_with_the_reason() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        for (name, profile, expected) in [
+            ("env", profile(), "reserved"),
+            ("a b", profile(), "valid name"),
+            (
+                "p",
+                Profile {
+                    url: "ts.example.com".into(),
+                    ..profile()
+                },
+                "https://",
+            ),
+            (
+                "p",
+                Profile {
+                    password_env: Some("A".into()),
+                    token_env: Some("B".into()),
+                    ..profile()
+                },
+                "more than one",
+            ),
+            (
+                "p",
+                Profile {
+                    username: None,
+                    password: Some(PasswordSetting::Prompt),
+                    ..profile()
+                },
+                "no username",
+            ),
+        ] {
+            let error = store.create(name, profile, false).unwrap_err().to_string();
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_environment_alone_is_a_profile() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        let secrets = fake(
+            &[
+                (env::URL, "https://ts.example.com/"),
+                (env::USERNAME, "admin"),
+                (env::SECRET_KEY, "key-1"),
+            ],
+            None,
+        );
+        for name in [None, Some("env")] {
+            let resolved = resolve(&store, name, &secrets).unwrap();
+            assert_eq!(resolved.connection.url, "https://ts.example.com");
+            let c = &resolved.connection.credentials;
+            assert_eq!(c.username.as_deref(), Some("admin"));
+            assert_eq!(c.secret_key.as_ref().unwrap().expose_secret(), "key-1");
+        }
+        let none = resolve(&store, None, &fake(&[], None)).unwrap_err();
+        assert!(matches!(none, ProfileError::NoCluster));
+    }
+
+    #[test]
+    fn secrets_come_from_the_named_source() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        let mut p = profile();
+        p.token_env = Some("MY_TOKEN".into());
+        store.create("t", p, false).unwrap();
+        let resolved = resolve(&store, Some("t"), &fake(&[("MY_TOKEN", "tok")], None)).unwrap();
+        let token = resolved.connection.credentials.token.unwrap();
+        assert_eq!(token.expose_secret(), "tok");
+        let unset = resolve(&store, Some("t"), &fake(&[], None)).unwrap_err();
+        assert!(
+            unset.to_string().contains("$MY_TOKEN, which is not set"),
+            "{unset}"
+        );
+
+        let mut p = profile();
+        p.password = Some(PasswordSetting::Prompt);
+        store.create("p", p, false).unwrap();
+        let typed = resolve(&store, Some("p"), &fake(&[], Some("pw"))).unwrap();
+        let password = typed.connection.credentials.password.unwrap();
+        assert_eq!(password.expose_secret(), "pw");
+        let no_tty = resolve(&store, Some("p"), &fake(&[], None)).unwrap_err();
+        assert!(no_tty.to_string().contains("no terminal"), "{no_tty}");
+    }
+
+    #[test]
+    fn a_profile_without_a_source_reads_the_standard_variables() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        store.create("d", profile(), false).unwrap();
+        let secrets = fake(&[(env::PASSWORD, "pw"), (env::URL, "https://other")], None);
+        let resolved = resolve(&store, Some("d"), &secrets).unwrap();
+        // The profile's URL wins over THOUGHTSPOT_URL.
+        assert_eq!(resolved.connection.url, "https://ts.example.com");
+        let c = resolved.connection.credentials;
+        assert_eq!(c.password.unwrap().expose_secret(), "pw");
+    }
+}
