@@ -108,6 +108,9 @@ struct Issued {
     expires: Option<SystemTime>,
 }
 
+/// The token of one scope, if any.
+type Slot = std::sync::Arc<tokio::sync::Mutex<Option<Issued>>>;
+
 /// A token handed out for one request.
 pub(crate) struct Lease {
     pub token: SecretString,
@@ -118,7 +121,9 @@ pub(crate) struct Lease {
 pub(crate) struct Auth {
     credentials: Credentials,
     method: AuthMethod,
-    tokens: tokio::sync::Mutex<HashMap<Scope, Issued>>,
+    /// One slot per scope, each locked on its own so orgs sign in at once
+    /// while pages of one org wait for that org's single sign-in.
+    tokens: std::sync::Mutex<HashMap<Scope, Slot>>,
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -143,7 +148,7 @@ impl Auth {
         Ok(Self {
             credentials,
             method,
-            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            tokens: std::sync::Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -168,8 +173,9 @@ impl Auth {
                 generation: 0,
             });
         }
-        let mut tokens = self.tokens.lock().await;
-        if let Some(issued) = tokens.get(&scope) {
+        let slot = self.slot(scope);
+        let mut current = slot.lock().await;
+        if let Some(issued) = current.as_ref() {
             let fresh = issued
                 .expires
                 .is_none_or(|at| at > SystemTime::now() + REFRESH_MARGIN);
@@ -186,8 +192,16 @@ impl Auth {
             token: issued.token.clone(),
             generation: issued.generation,
         };
-        tokens.insert(scope, issued);
+        *current = Some(issued);
         Ok(lease)
+    }
+
+    fn slot(&self, scope: Scope) -> Slot {
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens.entry(scope).or_default().clone()
     }
 
     /// Forgets `lease`'s token after the cluster refused it; returns whether
@@ -196,12 +210,13 @@ impl Auth {
         if !self.scopes_tokens() {
             return false;
         }
-        let mut tokens = self.tokens.lock().await;
-        if tokens
-            .get(&scope)
+        let slot = self.slot(scope);
+        let mut current = slot.lock().await;
+        if current
+            .as_ref()
             .is_some_and(|t| t.generation == lease.generation)
         {
-            tokens.remove(&scope);
+            *current = None;
         }
         true
     }

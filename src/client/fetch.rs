@@ -93,14 +93,24 @@ pub fn fetch(
         .enable_all()
         .build()
         .map_err(|e| ClientError::Setup(format!("cannot start the async runtime: {e}")))?;
+    let started = std::time::Instant::now();
     let fetched = runtime.block_on(fetch_responses(connection, options, progress))?;
     drop(runtime);
+    tracing::debug!(
+        "{} responses ({} bytes) in {:.2?}",
+        fetched.responses.len(),
+        fetched
+            .responses
+            .iter()
+            .map(|r| r.body.len())
+            .sum::<usize>(),
+        started.elapsed()
+    );
     progress.step("normalizing");
-    Ok(input::from_responses(
-        fetched.source,
-        &fetched.responses,
-        fetched.only_orgs,
-    )?)
+    let started = std::time::Instant::now();
+    let loaded = input::from_responses(fetched.source, &fetched.responses, fetched.only_orgs)?;
+    tracing::debug!("normalized in {:.2?}", started.elapsed());
+    Ok(loaded)
 }
 
 /// Everything a snapshot is made of.

@@ -1009,4 +1009,48 @@ mod tests {
             "g3 is not reachable from g1"
         );
     }
+
+    #[test]
+    fn org_views_unite_references_and_keep_the_newest_details() {
+        let mut b = Builder::new(Source::default());
+        b.merge_org_views();
+        b.group(group("g1", "G1", &[])).unwrap();
+        b.group(group("g2", "G2", &[])).unwrap();
+        let mut in_a = user("u1", "ana", &["g1"]);
+        in_a.org_ids = vec![1];
+        let mut in_b = user("u1", "ana", &["g2"]);
+        in_b.org_ids = vec![2];
+        b.user(in_a).unwrap();
+        b.user(in_b).unwrap();
+        // Seen again, renamed meanwhile and modified later: the newer wins.
+        let mut renamed = user("u1", "ana.new", &[]);
+        renamed.org_ids = vec![2];
+        renamed.modified = Some(5);
+        b.user(renamed).unwrap();
+        let (p, report) = b.build().unwrap();
+        assert_eq!(p.users.len(), 1);
+        let u = &p.users[0];
+        assert_eq!(u.name, "ana.new");
+        assert_eq!(u.org_ids, vec![1, 2]);
+        let groups: Vec<&str> = u.groups.iter().map(|&g| p.group(g).name.as_str()).collect();
+        assert_eq!(groups, ["G1", "G2"]);
+        assert_eq!(report.changed_during_fetch, 1);
+
+        // Without org views the same records conflict.
+        let mut strict = Builder::new(Source::default());
+        strict.user(user("u1", "ana", &["g1"])).unwrap();
+        assert!(strict.user(user("u1", "ana", &["g2"])).is_err());
+    }
+
+    #[test]
+    fn only_orgs_drops_memberships_of_orgs_not_fetched() {
+        let mut b = Builder::new(Source::default());
+        b.only_orgs(vec![7]);
+        let mut u = user("u1", "ana", &[]);
+        u.org_ids = vec![0, 7];
+        b.user(u).unwrap();
+        let (p, _) = b.build().unwrap();
+        assert_eq!(p.users[0].org_ids, vec![7]);
+        assert_eq!(p.orgs.iter().map(|o| o.id).collect::<Vec<_>>(), vec![7]);
+    }
 }

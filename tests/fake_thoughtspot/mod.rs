@@ -257,9 +257,18 @@ struct Token {
     uses: usize,
 }
 
+/// What one org sees: its principals (indices into the data) and their ids.
+struct OrgView {
+    users: Vec<usize>,
+    groups: Vec<usize>,
+    user_ids: HashSet<String>,
+    group_ids: HashSet<String>,
+}
+
 /// The server's state.
 pub struct Shared {
     data: Data,
+    views: Mutex<HashMap<i64, Arc<OrgView>>>,
     pub faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, Token>>,
     sessions: Mutex<HashSet<String>>,
@@ -306,6 +315,44 @@ impl Shared {
         change(&mut self.faults.lock().unwrap());
     }
 
+    /// Works out every org's principals now rather than on first use (so
+    /// a benchmark does not time it).
+    pub fn prepare_views(&self) {
+        let orgs: Vec<i64> = self.data.orgs.iter().filter_map(org_id).collect();
+        for org in orgs {
+            self.view(org);
+        }
+    }
+
+    /// The principals of `org`, worked out once.
+    fn view(&self, org: i64) -> Arc<OrgView> {
+        let mut views = self.views.lock().unwrap();
+        views
+            .entry(org)
+            .or_insert_with(|| {
+                let pick = |list: &[Value]| -> Vec<usize> {
+                    (0..list.len())
+                        .filter(|&i| orgs_of(&list[i]).contains(&org))
+                        .collect()
+                };
+                let ids = |list: &[Value], picked: &[usize]| -> HashSet<String> {
+                    picked
+                        .iter()
+                        .filter_map(|&i| id_of(&list[i]).map(str::to_owned))
+                        .collect()
+                };
+                let users = pick(&self.data.users);
+                let groups = pick(&self.data.groups);
+                Arc::new(OrgView {
+                    user_ids: ids(&self.data.users, &users),
+                    group_ids: ids(&self.data.groups, &groups),
+                    users,
+                    groups,
+                })
+            })
+            .clone()
+    }
+
     fn record(&self, seen: Seen) {
         self.seen.lock().unwrap().push(seen);
     }
@@ -334,6 +381,7 @@ impl FakeThoughtSpot {
     pub fn start_on(data: Data, port: u16, faults: Faults) -> Self {
         let state = Arc::new(Shared {
             data,
+            views: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
             tokens: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashSet::new()),
@@ -745,24 +793,11 @@ fn search_response(
         }
     }
 
-    let in_org = |p: &&Value| orgs_of(p).contains(&org);
-    let group_ids: HashSet<String> = state
-        .data
-        .groups
-        .iter()
-        .filter(in_org)
-        .filter_map(|g| id_of(g).map(str::to_owned))
-        .collect();
-    let user_ids: HashSet<String> = state
-        .data
-        .users
-        .iter()
-        .filter(in_org)
-        .filter_map(|u| id_of(u).map(str::to_owned))
-        .collect();
+    let view = state.view(org);
+    let (group_ids, user_ids) = (&view.group_ids, &view.user_ids);
     let all: Vec<&Value> = match kind {
-        Kind::Users => state.data.users.iter().filter(in_org).collect(),
-        Kind::Groups => state.data.groups.iter().filter(in_org).collect(),
+        Kind::Users => view.users.iter().map(|&i| &state.data.users[i]).collect(),
+        Kind::Groups => view.groups.iter().map(|&i| &state.data.groups[i]).collect(),
     };
     let cap = state.faults.lock().unwrap().max_page;
     let mut size = if size < 0 { all.len() } else { size as usize };
@@ -777,12 +812,12 @@ fn search_response(
             let mut p = p.clone();
             match kind {
                 Kind::Users => {
-                    filter_refs(&mut p, "user_groups", &group_ids);
-                    filter_refs(&mut p, "user_inherited_groups", &group_ids);
+                    filter_refs(&mut p, "user_groups", group_ids);
+                    filter_refs(&mut p, "user_inherited_groups", group_ids);
                 }
                 Kind::Groups => {
-                    filter_refs(&mut p, "sub_groups", &group_ids);
-                    filter_refs(&mut p, "users", &user_ids);
+                    filter_refs(&mut p, "sub_groups", group_ids);
+                    filter_refs(&mut p, "users", user_ids);
                 }
             }
             p
