@@ -1,9 +1,10 @@
 //! Fetching principals from a live ThoughtSpot cluster over REST (v2, with
 //! the v1 `user/list` fallback for older software clusters).
 //!
-//! [`fetch`] signs in ([`auth`]), reads the cluster's identity, lists the
-//! orgs and then pages through `users/search` and `groups/search` in each
-//! org with bounded concurrency ([`paging`]); every response is kept and
+//! [`fetch`](crate::client::fetch()) signs in ([`auth`](crate::client::auth)),
+//! reads the cluster's identity, lists the orgs and then pages through
+//! `users/search` and `groups/search` in each org with bounded concurrency;
+//! every response is kept and
 //! handed to [`crate::input::from_responses`], which normalizes them exactly
 //! as it would the same responses saved to files.
 

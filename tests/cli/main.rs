@@ -8,4 +8,5 @@ mod fake;
 mod fetch;
 mod generate;
 mod snapshots;
+mod tls;
 mod tml;

@@ -1,0 +1,106 @@
+//! TLS against a local HTTPS server with a certificate from a private CA:
+//! refused by default, trusted with `--ca-cert`, accepted with `--insecure`
+//! (and warned about).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use predicates::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::ts_principals;
+
+/// An HTTPS server on 127.0.0.1 answering every request with 401 (proof
+/// that the TLS handshake succeeded); returns its port and CA certificate.
+fn https_server() -> (u16, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let pem = certified.cert.pem();
+    let chain = vec![certified.cert.der().clone()];
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(
+        certified.signing_key.serialize_der(),
+    )
+    .unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let body = r#"{"error":{"message":"tls ok"}}"#;
+                    let response = format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+    });
+    (port, pem)
+}
+
+#[test]
+fn a_private_ca_is_trusted_only_when_given() {
+    let (port, pem) = https_server();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::File::create(&ca)
+        .unwrap()
+        .write_all(pem.as_bytes())
+        .unwrap();
+    let fetch = || {
+        let mut cmd = ts_principals(dir.path());
+        cmd.env("TS_PRINCIPALS_CONFIG_DIR", dir.path().join("config"))
+            .env("THOUGHTSPOT_URL", format!("https://127.0.0.1:{port}"))
+            .env("THOUGHTSPOT_TOKEN", "t")
+            .args(["fetch", "--retries", "0"]);
+        cmd
+    };
+    // Unknown CA: refused, with the hint.
+    fetch().assert().code(3).stderr(
+        predicate::str::contains("cannot connect").and(predicate::str::contains("--ca-cert")),
+    );
+    // With the CA: the handshake succeeds and the server's 401 comes back.
+    fetch().arg("--ca-cert").arg(&ca).assert().code(3).stderr(
+        predicate::str::contains("HTTP 401 (tls ok)")
+            .and(predicate::str::contains("bearer token was refused")),
+    );
+    // --insecure: accepted too, and warned about.
+    fetch().arg("--insecure").assert().code(3).stderr(
+        predicate::str::contains("HTTP 401 (tls ok)").and(predicate::str::contains(
+            "TLS certificate verification is OFF",
+        )),
+    );
+}
