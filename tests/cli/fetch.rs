@@ -74,8 +74,7 @@ fn fetch_ok(scratch: &Scratch, server: &FakeThoughtSpot, extra: &[&str]) -> Valu
     serde_json::from_slice(&std::fs::read(&out).expect("snapshot written")).expect("json")
 }
 
-/// data/ and tml/ of `generate` (the manifest names the input kind, which
-/// differs by design).
+/// data/ and tml/ of `generate`.
 fn generated(
     scratch: &Scratch,
     from: &[&Path],
@@ -88,7 +87,13 @@ fn generated(
         cmd.arg("--from").arg(f);
     }
     cmd.args(extra).args(["--out", out]).assert().success();
-    tree(&scratch.file(out))
+    without_manifest(&scratch.file(out))
+}
+
+/// The files under `dir` but the manifest (which names the input kind, and
+/// so differs by design between a fetch and a file).
+fn without_manifest(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    tree(dir)
         .into_iter()
         .filter(|(name, _)| name != "manifest.json")
         .collect()
@@ -675,10 +680,7 @@ fn profiles_are_created_listed_shown_used_and_deleted() {
         .assert()
         .success();
     let expected = expected_from_fixtures(&scratch);
-    let live: Vec<(String, Vec<u8>)> = tree(&scratch.file("live"))
-        .into_iter()
-        .filter(|(name, _)| name != "manifest.json")
-        .collect();
+    let live = without_manifest(&scratch.file("live"));
     assert!(
         expected == live,
         "generate --profile differs from the fixture"
