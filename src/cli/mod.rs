@@ -268,12 +268,7 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let stamp = args.stamp.then(|| {
-        jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    });
+    let stamp = args.stamp.then(crate::model::timestamp_now);
     let (loaded, options) = prepare(&args.render, stamp, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
     let summary = output::write_generated(&args.out, &generated)?;

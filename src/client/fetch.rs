@@ -13,7 +13,7 @@ use super::paging::{self, Fetched};
 use super::v2::{self, GROUPS_PATH, OrgHeader, USERS_PATH, V2};
 use super::{Connection, v1};
 use crate::input::{self, Loaded, Response};
-use crate::model::Source;
+use crate::model::{Source, timestamp_now};
 
 /// Which REST API to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -214,7 +214,7 @@ async fn fetch_responses(
         cluster_url: Some(http.base().to_owned()),
         release_version: system.release_version,
         api: Some("v2".into()),
-        fetched_at: Some(now()),
+        fetched_at: Some(timestamp_now()),
     };
     let only_orgs = match options.orgs {
         OrgSelection::Named(_) => Some(scopes.iter().flatten().copied().collect()),
@@ -379,7 +379,7 @@ async fn fetch_v1(
         cluster_url: Some(http.base().to_owned()),
         release_version: None,
         api: Some("v1".into()),
-        fetched_at: Some(now()),
+        fetched_at: Some(timestamp_now()),
     };
     let responses = vec![Response {
         name: format!("GET {}", v1::USER_LIST_PATH),
@@ -390,12 +390,4 @@ async fn fetch_v1(
         responses,
         only_orgs: None,
     })
-}
-
-/// Now, to the second, as the snapshot records it.
-fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }

@@ -43,6 +43,15 @@ impl GroupIx {
     }
 }
 
+/// Now in UTC, to the second (`2026-11-20T06:00:00Z`), as snapshots
+/// (`fetched_at`) and manifests (`generated_at`) record it.
+pub fn timestamp_now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// Where a set of principals came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Source {
