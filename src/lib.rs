@@ -5,6 +5,8 @@
 //! → [`generate`]d in memory → [`output`] on disk, or a [`diff`] against it.
 #![warn(missing_docs)]
 
+/// Writing a file atomically, and locks that make runs take turns.
+pub mod atomic;
 /// The command line.
 pub mod cli;
 /// Fetching principals from a live cluster (REST v2, v1 fallback).

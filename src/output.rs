@@ -272,39 +272,6 @@ fn write_staged(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     fs::write(path, bytes).map_err(at(path))
 }
 
-/// Writes one file atomically: into a temporary file beside it (mode 0600
-/// when `private`), flushed to disk, then renamed over `path`, so readers
-/// see the old content or the new, never a half-written file.
-pub fn write_file_atomically(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if private {
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        }
-        #[cfg(not(unix))]
-        let _ = private;
-        let mut file = options.open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written
-}
-
 /// SHA-256 of each file as a manifest records it, to tell changed files
 /// from unchanged ones without reading or hashing them again. (A file
 /// edited by hand since the last run shows as changed, which it is.)

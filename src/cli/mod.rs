@@ -249,7 +249,12 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
     let p = &loaded.principals;
     let json = input::snapshot::to_json(p);
-    output::write_file_atomically(&args.output, json.as_bytes(), false).map_err(|e| {
+    crate::atomic::write_file(
+        &args.output,
+        json.as_bytes(),
+        crate::atomic::Access::Default,
+    )
+    .map_err(|e| {
         anyhow::anyhow!(
             "cannot write the snapshot to {}: {e}; nothing was written",
             args.output.display()

@@ -375,7 +375,7 @@ impl Store {
                 dir.display()
             ))
         })?;
-        crate::output::write_file_atomically(&self.path, text.as_bytes(), true)
+        crate::atomic::write_file(&self.path, text.as_bytes(), crate::atomic::Access::Private)
             .map_err(|e| self.error(format!("cannot write: {e}")))
     }
 
