@@ -485,14 +485,14 @@ const YAML11_NON_STRING_KEYS: &[&str] = &[
 pub fn parse(kind: TmlKind, text: &str) -> Result<Parsed, String> {
     for (number, line) in text.lines().enumerate() {
         let body = line.trim_start().trim_start_matches("- ");
-        if let Some((key, _)) = body.split_once(':') {
-            if YAML11_NON_STRING_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
-                return Err(format!(
-                    "line {}: the key `{key}:` is read as a boolean or null by YAML 1.1 readers \
+        if let Some((key, _)) = body.split_once(':')
+            && YAML11_NON_STRING_KEYS.contains(&key.to_ascii_lowercase().as_str())
+        {
+            return Err(format!(
+                "line {}: the key `{key}:` is read as a boolean or null by YAML 1.1 readers \
                      (ThoughtSpot, PyYAML); write it quoted: \"{key}\":",
-                    number + 1
-                ));
-            }
+                number + 1
+            ));
         }
     }
     let mut options = serde_saphyr::Options::default();
@@ -603,10 +603,10 @@ pub fn references(expr: &str) -> Vec<(&str, &str)> {
         let after = &rest[open + 1..];
         let Some(close) = after.find(']') else { break };
         let inner = &after[..close];
-        if let Some((table, column)) = inner.split_once("::") {
-            if !table.contains('[') {
-                out.push((table, column));
-            }
+        if let Some((table, column)) = inner.split_once("::")
+            && !table.contains('[')
+        {
+            out.push((table, column));
         }
         rest = &after[close + 1..];
     }

@@ -154,7 +154,7 @@ impl Strings {
         let len = self.next_u32() % 8;
         let mut out = String::new();
         for _ in 0..len {
-            if self.next_u32() % 3 == 0 {
+            if self.next_u32().is_multiple_of(3) {
                 out.push_str(PIECES[self.next_u32() as usize % PIECES.len()]);
             } else {
                 // Any scalar value, with the troublesome ranges weighted up.

@@ -176,7 +176,7 @@ impl Data {
             .map(|g| {
                 let children: Vec<usize> = [g + 3 * orgs]
                     .into_iter()
-                    .filter(|&c| c < groups && (c / orgs) % 4 != 0)
+                    .filter(|&c| c < groups && !(c / orgs).is_multiple_of(4))
                     .collect();
                 json!({
                     "id": guid(2, g),
@@ -777,7 +777,10 @@ fn search_response(
                 "internal error at this page",
             );
         }
-        if faults.rate_limit_every.is_some_and(|every| n % every == 0) {
+        if faults
+            .rate_limit_every
+            .is_some_and(|every| n.is_multiple_of(every))
+        {
             let mut response = error(StatusCode::TOO_MANY_REQUESTS, 10006, "Too many requests");
             response
                 .headers_mut()
@@ -881,12 +884,13 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
