@@ -251,7 +251,7 @@ fn generate(input: &Path, out: &Path) {
     )
     .expect("generate");
     phase("TML");
-    output::write_generated(out, &generated).expect("write");
+    output::write(out, &generated, &output::WriteOptions::default()).expect("write");
     phase("CSV + hash + write");
     let total = started.elapsed().as_secs_f64();
     let csv_mb: u64 = std::fs::read_dir(out.join("data"))

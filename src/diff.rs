@@ -1,43 +1,46 @@
-//! Comparing a freshly rendered [`OutputSet`](crate::generate::OutputSet) with an output directory, for
+//! Comparing what `generate` would write with an output directory, for
 //! reviewers and for CI (`diff --check`).
+//!
+//! Files are compared as they are rendered, streaming against the files on
+//! disk, so memory stays that of `generate` however large the tables;
+//! only the files that differ are rendered again, one at a time, to show
+//! how. Only our files are compared: those the set writes and those the
+//! previous manifest lists (see [`crate::output`]). Other files beside them
+//! are "not ours", left out of the diff and counted in `--stat`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use similar::{ChangeTag, TextDiff};
 
-use crate::generate::{MANIFEST, OutputSet, manifest_without_stamp};
-use crate::output::{OutputError, owned_files};
+use crate::output::{
+    Compared, FileSet, Hashing, MANIFEST, OnDisk, OutputDir, OutputError, manifest_without_stamp,
+};
 
 /// How one file differs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileChange {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
     /// Generate would create it.
-    Added {
-        /// The new content.
-        new: Vec<u8>,
-    },
+    Added,
     /// Generate would remove it.
-    Removed {
-        /// The content on disk.
-        old: Vec<u8>,
-    },
+    Removed,
     /// Generate would change it.
-    Modified {
-        /// The content on disk.
-        old: Vec<u8>,
-        /// The new content.
-        new: Vec<u8>,
-    },
+    Modified,
 }
 
 /// Every differing file, by relative path, in path order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     /// (path, change).
-    pub files: Vec<(String, FileChange)>,
+    pub files: Vec<(String, Change)>,
+    /// Files beside ours that ts-principals does not own and leaves alone.
+    pub foreign: Vec<String>,
+    /// The new manifest, without its stamp.
+    manifest: Vec<u8>,
 }
 
 impl Changes {
@@ -47,45 +50,150 @@ impl Changes {
     }
 }
 
-/// Compares `set` with the owned files in `out` (a missing directory counts
-/// as empty). The manifest is compared without its `generated_at` stamp.
-pub fn compare(out: &Path, set: &OutputSet) -> Result<Changes, OutputError> {
-    let on_disk = if out.exists() {
-        owned_files(out)?
-    } else {
-        Default::default()
-    };
-    let read = |relative: &str| {
-        let path = out.join(relative);
-        std::fs::read(&path).map_err(|source| OutputError { path, source })
-    };
-    let mut files = Vec::new();
-    for (relative, new) in &set.files {
-        if !on_disk.contains(relative) {
-            files.push((relative.clone(), FileChange::Added { new: new.clone() }));
-            continue;
+fn at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Compares `set` with the files of ours in `dir` (the manifest without its
+/// `generated_at` stamp).
+pub fn compare<F: FileSet>(dir: &OutputDir, set: &F) -> Result<Changes, OutputError> {
+    let out = dir.path();
+    let owned = dir.owned(set)?;
+    let files = set.files();
+    let compared = crate::parallel::map(&files, |(relative, &source)| {
+        let target = out.join(relative);
+        let mut writer =
+            Hashing::new(Compared::new(io::sink(), &target, false).map_err(at(&target))?);
+        let rows = set.write(source, &mut writer).map_err(at(&target))?;
+        let (compared, info) = writer.finish(rows);
+        let (_, on_disk) = compared.finish().map_err(at(&target))?;
+        Ok::<_, OutputError>((relative.clone(), info, on_disk))
+    });
+    let mut infos = BTreeMap::new();
+    let mut changes = Vec::new();
+    for result in compared {
+        let (relative, info, on_disk) = result?;
+        infos.insert(relative.clone(), info);
+        match on_disk {
+            OnDisk::Absent => changes.push((relative, Change::Added)),
+            OnDisk::Differs(_) => changes.push((relative, Change::Modified)),
+            OnDisk::Same => {}
         }
-        let old = read(relative)?;
-        let (old, new) = if relative == MANIFEST {
-            let strip = |b: &[u8]| manifest_without_stamp(b).unwrap_or_else(|| b.to_vec());
-            (strip(&old), strip(new))
-        } else {
-            (old, new.clone())
+    }
+    let strip = |b: &[u8]| manifest_without_stamp(b).unwrap_or_else(|| b.to_vec());
+    let manifest = strip(&set.manifest(&infos));
+    let manifest_path = out.join(MANIFEST);
+    match std::fs::read(&manifest_path) {
+        Ok(old) if strip(&old) == manifest => {}
+        Ok(_) => changes.push((MANIFEST.to_owned(), Change::Modified)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            changes.push((MANIFEST.to_owned(), Change::Added));
+        }
+        Err(e) => return Err(at(&manifest_path)(e)),
+    }
+    for relative in owned.files.keys() {
+        let is_file = std::fs::symlink_metadata(out.join(relative)).is_ok_and(|m| m.is_file());
+        if is_file && !files.contains_key(relative) {
+            changes.push((relative.clone(), Change::Removed));
+        }
+    }
+    changes.sort();
+    let ours: BTreeSet<&str> = files
+        .keys()
+        .chain(owned.files.keys())
+        .map(String::as_str)
+        .collect();
+    Ok(Changes {
+        files: changes,
+        foreign: foreign(out, &ours)?,
+        manifest,
+    })
+}
+
+/// Regular, visible files in the directories of `ours` that are not ours.
+/// Names that are not UTF-8 are skipped with a warning.
+fn foreign(out: &Path, ours: &BTreeSet<&str>) -> Result<Vec<String>, OutputError> {
+    let dirs: BTreeSet<&str> = ours
+        .iter()
+        .map(|p| p.rsplit_once('/').map_or("", |(dir, _)| dir))
+        .collect();
+    let mut found = Vec::new();
+    for dir in dirs {
+        let path = out.join(dir);
+        let entries = match std::fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(at(&path)(e)),
         };
-        if old != new {
-            files.push((relative.clone(), FileChange::Modified { old, new }));
+        for entry in entries {
+            let entry = entry.map_err(at(&path))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                tracing::warn!(
+                    "{}: a file name that is not UTF-8 is not ours and is skipped",
+                    entry.path().display()
+                );
+                continue;
+            };
+            let relative = if dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir}/{name}")
+            };
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && !name.starts_with('.') && !ours.contains(relative.as_str()) {
+                found.push(relative);
+            }
         }
     }
-    for relative in on_disk.iter().filter(|f| !set.files.contains_key(*f)) {
-        files.push((
-            relative.clone(),
-            FileChange::Removed {
-                old: read(relative)?,
-            },
-        ));
+    found.sort();
+    Ok(found)
+}
+
+/// The old and new content of a changed file: the old read from disk, the
+/// new rendered again. Manifests are shown without their stamps.
+fn contents<F: FileSet>(
+    changes: &Changes,
+    set: &F,
+    sources: &BTreeMap<String, F::Source>,
+    out: &Path,
+    path: &str,
+    change: Change,
+) -> Result<(Vec<u8>, Vec<u8>), OutputError> {
+    let old = match change {
+        Change::Added => Vec::new(),
+        Change::Removed | Change::Modified => {
+            let file = out.join(path);
+            let bytes = std::fs::read(&file).map_err(at(&file))?;
+            if path == MANIFEST {
+                manifest_without_stamp(&bytes).unwrap_or(bytes)
+            } else {
+                bytes
+            }
+        }
+    };
+    let new = match (change, sources.get(path)) {
+        (Change::Removed, _) => Vec::new(),
+        (_, Some(&source)) => {
+            let mut bytes = Vec::new();
+            set.write(source, &mut bytes).map_err(at(&out.join(path)))?;
+            bytes
+        }
+        (_, None) => changes.manifest.clone(),
+    };
+    Ok((old, new))
+}
+
+/// Writes what went to stdout; a closed pipe (`| head`) ends the output
+/// quietly.
+fn emit(w: &mut dyn Write, text: &str) -> Result<bool, OutputError> {
+    match w.write_all(text.as_bytes()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(at(Path::new("standard output"))(e)),
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Changes { files })
 }
 
 /// Styles for the diff; plain when colour is off.
@@ -120,91 +228,108 @@ fn paint(out: &mut String, style: Style, line: &str) {
 /// still correct, only less minimal.
 const DIFF_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Unified diffs of every change, `a/` being the directory and `b/` the
-/// new rendering.
-pub fn unified(changes: &Changes, palette: Palette) -> String {
-    let mut out = String::new();
+/// Writes unified diffs of every change into `w`, `a/` being the
+/// directory and `b/` the new rendering; one file is in memory at a time.
+pub fn unified<F: FileSet>(
+    changes: &Changes,
+    set: &F,
+    out: &Path,
+    palette: Palette,
+    w: &mut dyn Write,
+) -> Result<(), OutputError> {
+    let sources = set.files();
     for (path, change) in &changes.files {
-        let (old, new) = match change {
-            FileChange::Added { new } => (&[][..], &new[..]),
-            FileChange::Removed { old } => (&old[..], &[][..]),
-            FileChange::Modified { old, new } => (&old[..], &new[..]),
-        };
-        let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(old), std::str::from_utf8(new))
-        else {
-            paint(
-                &mut out,
-                palette.header,
-                &format!("Binary files a/{path} and b/{path} differ\n"),
-            );
-            continue;
-        };
-        let old_name = if matches!(change, FileChange::Added { .. }) {
-            "/dev/null".to_owned()
-        } else {
-            format!("a/{path}")
-        };
-        let new_name = if matches!(change, FileChange::Removed { .. }) {
-            "/dev/null".to_owned()
-        } else {
-            format!("b/{path}")
-        };
+        let (old, new) = contents(changes, set, &sources, out, path, *change)?;
+        if !emit(w, &unified_file(path, *change, &old, &new, palette))? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The unified diff of one file.
+fn unified_file(path: &str, change: Change, old: &[u8], new: &[u8], palette: Palette) -> String {
+    let mut out = String::new();
+    let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
         paint(
             &mut out,
             palette.header,
-            &format!("--- {old_name}\n+++ {new_name}\n"),
+            &format!("Binary files a/{path} and b/{path} differ\n"),
         );
-        let diff = TextDiff::configure()
-            .timeout(DIFF_TIMEOUT)
-            .diff_lines(old_text, new_text);
-        for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
-            paint(&mut out, palette.hunk, &format!("{}\n", hunk.header()));
-            for change in hunk.iter_changes() {
-                let (sign, style) = match change.tag() {
-                    ChangeTag::Delete => ('-', palette.removed),
-                    ChangeTag::Insert => ('+', palette.added),
-                    ChangeTag::Equal => (' ', Style::new()),
-                };
-                let value = change.value();
-                let mut line = format!("{sign}{value}");
-                if !value.ends_with('\n') {
-                    line.push_str("\n\\ No newline at end of file\n");
-                }
-                paint(&mut out, style, &line);
+        return out;
+    };
+    let old_name = match change {
+        Change::Added => "/dev/null".to_owned(),
+        _ => format!("a/{path}"),
+    };
+    let new_name = match change {
+        Change::Removed => "/dev/null".to_owned(),
+        _ => format!("b/{path}"),
+    };
+    paint(
+        &mut out,
+        palette.header,
+        &format!("--- {old_name}\n+++ {new_name}\n"),
+    );
+    let diff = TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_lines(old_text, new_text);
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        paint(&mut out, palette.hunk, &format!("{}\n", hunk.header()));
+        for change in hunk.iter_changes() {
+            let (sign, style) = match change.tag() {
+                ChangeTag::Delete => ('-', palette.removed),
+                ChangeTag::Insert => ('+', palette.added),
+                ChangeTag::Equal => (' ', Style::new()),
+            };
+            let value = change.value();
+            let mut line = format!("{sign}{value}");
+            if !value.ends_with('\n') {
+                line.push_str("\n\\ No newline at end of file\n");
             }
+            paint(&mut out, style, &line);
         }
     }
     out
 }
 
-/// A `git diff --stat`-like summary.
-pub fn stat(changes: &Changes, palette: Palette) -> String {
+/// Lines added and removed between two contents (none for binary files).
+fn line_counts(old: &[u8], new: &[u8]) -> (usize, usize) {
+    let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
+        return (0, 0);
+    };
+    let diff = TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_lines(old, new);
+    diff.iter_all_changes()
+        .fold((0, 0), |(a, r), c| match c.tag() {
+            ChangeTag::Insert => (a + 1, r),
+            ChangeTag::Delete => (a, r + 1),
+            ChangeTag::Equal => (a, r),
+        })
+}
+
+/// Writes a `git diff --stat`-like summary into `w`, and a line counting
+/// the files beside ours that are not ours.
+pub fn stat<F: FileSet>(
+    changes: &Changes,
+    set: &F,
+    out: &Path,
+    palette: Palette,
+    w: &mut dyn Write,
+) -> Result<(), OutputError> {
+    let sources = set.files();
     let mut rows = Vec::new();
     let (mut insertions, mut deletions) = (0usize, 0usize);
     for (path, change) in &changes.files {
-        let (old, new) = match change {
-            FileChange::Added { new } => (&[][..], &new[..]),
-            FileChange::Removed { old } => (&old[..], &[][..]),
-            FileChange::Modified { old, new } => (&old[..], &new[..]),
-        };
-        let (added, removed) = match (std::str::from_utf8(old), std::str::from_utf8(new)) {
-            (Ok(o), Ok(n)) => {
-                let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(o, n);
-                diff.iter_all_changes()
-                    .fold((0, 0), |(a, r), c| match c.tag() {
-                        ChangeTag::Insert => (a + 1, r),
-                        ChangeTag::Delete => (a, r + 1),
-                        ChangeTag::Equal => (a, r),
-                    })
-            }
-            _ => (0, 0),
-        };
+        let (old, new) = contents(changes, set, &sources, out, path, *change)?;
+        let (added, removed) = line_counts(&old, &new);
         insertions += added;
         deletions += removed;
         let note = match change {
-            FileChange::Added { .. } => " (new)",
-            FileChange::Removed { .. } => " (removed)",
-            FileChange::Modified { .. } => "",
+            Change::Added => " (new)",
+            Change::Removed => " (removed)",
+            Change::Modified => "",
         };
         rows.push((format!("{path}{note}"), added, removed));
     }
@@ -213,70 +338,80 @@ pub fn stat(changes: &Changes, palette: Palette) -> String {
         .map(|(p, _, _)| p.chars().count())
         .max()
         .unwrap_or(0);
-    let mut out = String::new();
+    let mut text = String::new();
     for (path, added, removed) in &rows {
-        let _ = write!(out, " {path:<width$} | {:>6} ", added + removed);
-        paint(&mut out, palette.added, &"+".repeat((*added).min(30)));
-        paint(&mut out, palette.removed, &"-".repeat((*removed).min(30)));
-        out.push('\n');
+        let _ = write!(text, " {path:<width$} | {:>6} ", added + removed);
+        paint(&mut text, palette.added, &"+".repeat((*added).min(30)));
+        paint(&mut text, palette.removed, &"-".repeat((*removed).min(30)));
+        text.push('\n');
     }
     let _ = writeln!(
-        out,
+        text,
         " {} file{} changed, {insertions} insertion{}(+), {deletions} deletion{}(-)",
         rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
-        if insertions == 1 { "" } else { "s" },
-        if deletions == 1 { "" } else { "s" },
+        plural(rows.len()),
+        plural(insertions),
+        plural(deletions),
     );
-    out
+    if !changes.foreign.is_empty() {
+        let _ = writeln!(
+            text,
+            " {} file{} beside ours {} not ours and left alone: {}",
+            changes.foreign.len(),
+            plural(changes.foreign.len()),
+            if changes.foreign.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            changes.foreign.join(", ")
+        );
+    }
+    emit(w, &text).map(|_| ())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic::Wait;
+    use crate::output::testing::Files;
 
-    fn set(files: &[(&str, &str)]) -> OutputSet {
-        OutputSet {
-            files: files
-                .iter()
-                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-                .collect(),
-        }
+    fn changes(dir: &Path, files: &Files) -> Changes {
+        compare(&crate::output::open(dir, Wait::Block).unwrap(), files).unwrap()
     }
 
-    /// Writes files and a fixed manifest as `generate` would.
-    fn write(dir: &Path, files: &[(&str, &'static str)], manifest: &'static str) {
-        let files: std::collections::BTreeMap<String, &str> =
-            files.iter().map(|(p, c)| (p.to_string(), *c)).collect();
-        let copy =
-            |c: &str, out: &mut dyn std::io::Write| out.write_all(c.as_bytes()).map(|()| None);
-        crate::output::write(dir, &files, &copy, |_| manifest.as_bytes().to_vec()).unwrap();
+    fn text(dir: &Path, files: &Files, stat_only: bool) -> String {
+        let changes = changes(dir, files);
+        let mut out = Vec::new();
+        if stat_only {
+            stat(&changes, files, dir, Palette::new(false), &mut out).unwrap();
+        } else {
+            unified(&changes, files, dir, Palette::new(false), &mut out).unwrap();
+        }
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn finds_added_removed_and_modified_files() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            &[("data/a.csv", "x\ny\n"), ("data/gone.csv", "1\n")],
-            "{}\n",
+        Files::new(&[("data/a.csv", "x\ny\n"), ("data/gone.csv", "1\n")]).write_to(dir.path());
+        let next = Files::new(&[("data/a.csv", "x\nz\n"), ("tml/N.table.tml", "n\n")]);
+        let found = changes(dir.path(), &next);
+        let kinds: Vec<_> = found.files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("data/a.csv", Change::Modified),
+                ("data/gone.csv", Change::Removed),
+                ("manifest.json", Change::Modified),
+                ("tml/N.table.tml", Change::Added),
+            ]
         );
-        let changes = compare(
-            dir.path(),
-            &set(&[
-                ("data/a.csv", "x\nz\n"),
-                ("tml/N.table.tml", "n\n"),
-                ("manifest.json", "{}\n"),
-            ]),
-        )
-        .unwrap();
-        let kinds: Vec<_> = changes
-            .files
-            .iter()
-            .map(|(p, c)| (p.as_str(), std::mem::discriminant(c)))
-            .collect();
-        assert_eq!(kinds.len(), 3);
-        let text = unified(&changes, Palette::new(false));
+        let text = text(dir.path(), &next, false);
         assert!(
             text.contains("--- a/data/a.csv\n+++ b/data/a.csv\n@@ -1,2 +1,2 @@\n x\n-y\n+z\n"),
             "{text}"
@@ -289,36 +424,54 @@ mod tests {
             text.contains("--- /dev/null\n+++ b/tml/N.table.tml\n"),
             "{text}"
         );
-        let summary = stat(&changes, Palette::new(false));
-        assert!(
-            summary.ends_with(" 3 files changed, 2 insertions(+), 2 deletions(-)\n"),
-            "{summary}"
-        );
     }
 
     #[test]
     fn identical_output_has_no_changes_and_stamps_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            &[("data/a.csv", "x\n")],
-            "{\"a\": 1, \"generated_at\": \"2026-01-01\"}\n",
+        let stamped = Files::new(&[("data/a.csv", "x\n")]).stamped("2026-01-01");
+        stamped.write_to(dir.path());
+        let plain = Files::new(&[("data/a.csv", "x\n")]);
+        assert!(changes(dir.path(), &plain).is_empty());
+    }
+
+    #[test]
+    fn files_that_are_not_ours_are_left_out_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(&[("data/a.csv", "x\n"), ("tml/A.table.tml", "a\n")]);
+        files.write_to(dir.path());
+        std::fs::write(
+            dir.path().join("tml/Sales.liveboard.tml"),
+            "liveboard: {}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("data/lookup.csv"), "k,v\n").unwrap();
+        let next = Files::new(&[("data/a.csv", "y\n")]);
+        let found = changes(dir.path(), &next);
+        assert!(
+            !found
+                .files
+                .iter()
+                .any(|(p, _)| p.contains("lookup") || p.contains("Sales")),
+            "{found:?}"
         );
-        let plain = set(&[("data/a.csv", "x\n"), ("manifest.json", "{\"a\": 1}\n")]);
-        assert!(compare(dir.path(), &plain).unwrap().is_empty());
+        assert_eq!(
+            found.foreign,
+            ["data/lookup.csv", "tml/Sales.liveboard.tml"]
+        );
+        let summary = text(dir.path(), &next, true);
+        assert!(summary.contains(" 3 files changed"), "{summary}");
+        assert!(
+            summary.contains("2 files beside ours are not ours and left alone: data/lookup.csv, tml/Sales.liveboard.tml"),
+            "{summary}"
+        );
     }
 
     #[test]
     fn colour_is_only_added_when_asked() {
-        let changes = Changes {
-            files: vec![(
-                "a".into(),
-                FileChange::Added {
-                    new: b"x\n".to_vec(),
-                },
-            )],
-        };
-        assert!(!unified(&changes, Palette::new(false)).contains('\u{1b}'));
-        assert!(unified(&changes, Palette::new(true)).contains('\u{1b}'));
+        let plain = unified_file("a", Change::Added, b"", b"x\n", Palette::new(false));
+        assert!(!plain.contains('\u{1b}'));
+        let coloured = unified_file("a", Change::Added, b"", b"x\n", Palette::new(true));
+        assert!(coloured.contains('\u{1b}'));
     }
 }

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, ProjectConfig};
 use crate::input::InputKind;
 use crate::model::{BuildReport, Principals};
+use crate::output::{FileInfo, FileSet};
 use crate::render::{self, RenderError, Templates, TmlSettings};
 use crate::schema::Table;
 use crate::sink::{DataOptions, csv};
@@ -24,8 +24,6 @@ use crate::sink::{DataOptions, csv};
 pub const DATA_DIR: &str = "data";
 /// Directory of the TML files inside the output directory.
 pub const TML_DIR: &str = "tml";
-/// The manifest's file name.
-pub const MANIFEST: &str = "manifest.json";
 
 /// Everything that decides the output besides the principals.
 #[derive(Clone, Debug, Default)]
@@ -86,18 +84,6 @@ pub struct Counts {
     pub hierarchy_edges: usize,
 }
 
-/// What the manifest records of one file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FileInfo {
-    /// SHA-256 of the content, lower-case hex.
-    pub sha256: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// Data rows, for CSV files.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows: Option<usize>,
-}
-
 #[derive(Serialize)]
 struct Manifest<'a> {
     tool: &'static str,
@@ -129,49 +115,48 @@ pub struct Generated<'p> {
     kind: InputKind,
     data: DataOptions,
     stamp: Option<String>,
-    tml: BTreeMap<String, Vec<u8>>,
+    /// The TML files by path, in path order.
+    tml: Vec<(String, Vec<u8>)>,
     /// What the files hold.
     pub counts: Counts,
 }
 
 /// Where the content of one file comes from.
 #[derive(Clone, Copy, Debug)]
-pub enum Content<'g> {
+pub enum Content {
     /// A data table, rendered on request.
     Table(Table),
-    /// Bytes already rendered.
-    Bytes(&'g [u8]),
+    /// A TML file already rendered: its index among the TML files.
+    Tml(usize),
 }
 
-impl<'p> Generated<'p> {
-    /// Every file except the manifest, by path, in path order.
-    pub fn files(&self) -> BTreeMap<String, Content<'_>> {
-        let mut files: BTreeMap<String, Content<'_>> = Table::ALL
+impl FileSet for Generated<'_> {
+    type Source = Content;
+
+    fn files(&self) -> BTreeMap<String, Content> {
+        let tables = Table::ALL
             .iter()
-            .map(|&t| (format!("{DATA_DIR}/{}.csv", t.name()), Content::Table(t)))
-            .collect();
-        for (path, bytes) in &self.tml {
-            files.insert(path.clone(), Content::Bytes(bytes));
-        }
-        files
+            .map(|&t| (format!("{DATA_DIR}/{}.csv", t.name()), Content::Table(t)));
+        let tml =
+            (self.tml.iter().enumerate()).map(|(i, (path, _))| (path.clone(), Content::Tml(i)));
+        tables.chain(tml).collect()
     }
 
-    /// Writes `content` into `out`, returning its data rows (for tables).
-    pub fn write(&self, content: Content<'_>, out: &mut dyn Write) -> io::Result<Option<usize>> {
+    fn write(&self, content: Content, out: &mut dyn Write) -> io::Result<Option<usize>> {
         match content {
             Content::Table(table) => {
                 csv::write_table(table, self.principals, &self.data, out).map(Some)
             }
-            Content::Bytes(bytes) => out.write_all(bytes).map(|()| None),
+            Content::Tml(i) => out.write_all(&self.tml[i].1).map(|()| None),
         }
     }
 
     /// The manifest: tool, input, counts, repairs, and what `files` says
     /// of every file (by path).
-    pub fn manifest(&self, files: &BTreeMap<String, FileInfo>) -> Vec<u8> {
+    fn manifest(&self, files: &BTreeMap<String, FileInfo>) -> Vec<u8> {
         let source = &self.principals.source;
         let manifest = Manifest {
-            tool: env!("CARGO_PKG_NAME"),
+            tool: crate::output::TOOL,
             version: env!("CARGO_PKG_VERSION"),
             input: ManifestInput {
                 kind: self.kind,
@@ -189,24 +174,23 @@ impl<'p> Generated<'p> {
         json
     }
 
-    /// Every file rendered into memory, the manifest included (what `diff`
-    /// compares with a directory). Tables are rendered in parallel.
-    pub fn into_output(self) -> OutputSet {
-        let rendered = crate::parallel::map(self.files(), |(path, content)| {
-            let mut out = Hashing::new(Vec::new());
-            // Writing to memory cannot fail.
-            let rows = self.write(content, &mut out).unwrap_or_default();
-            let (bytes, info) = out.finish(rows);
-            (path, bytes, info)
-        });
-        let mut files = BTreeMap::new();
-        let mut infos = BTreeMap::new();
-        for (path, bytes, info) in rendered {
-            infos.insert(path.clone(), info);
-            files.insert(path, bytes);
+    /// `data/<table>.csv` and `tml/<name>.tml`, one level deep.
+    fn may_own(&self, relative: &str) -> bool {
+        match relative.split_once('/') {
+            Some((DATA_DIR, name)) => !name.contains('/') && name.ends_with(".csv"),
+            Some((TML_DIR, name)) => !name.contains('/') && name.ends_with(".tml"),
+            _ => false,
         }
-        files.insert(MANIFEST.to_owned(), self.manifest(&infos));
-        OutputSet { files }
+    }
+}
+
+impl Generated<'_> {
+    /// Every file rendered into memory, the manifest included. Handy for
+    /// tests and small sets; writing and `diff` stream instead.
+    pub fn into_output(self) -> OutputSet {
+        OutputSet {
+            files: crate::output::in_memory(&self),
+        }
     }
 }
 
@@ -226,6 +210,8 @@ pub fn generate<'p>(
                 file.text.into_bytes(),
             )
         })
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
         .collect();
     let counts = Counts {
         orgs: principals.orgs.len(),
@@ -244,71 +230,4 @@ pub fn generate<'p>(
         tml,
         counts,
     })
-}
-
-/// A writer that hashes and counts what passes through it.
-pub struct Hashing<W> {
-    inner: W,
-    sha: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W) -> Self {
-        Self {
-            inner,
-            sha: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    /// The inner writer, and what the manifest records of what went through.
-    pub fn finish(self, rows: Option<usize>) -> (W, FileInfo) {
-        let info = FileInfo {
-            sha256: hex::encode(self.sha.finalize()),
-            bytes: self.bytes,
-            rows,
-        };
-        (self.inner, info)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The manifest without its `generated_at` stamp, so two generations of the
-/// same principals compare equal whenever they were made.
-pub fn manifest_without_stamp(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    value.as_object_mut()?.remove("generated_at");
-    let mut out = serde_json::to_vec_pretty(&value).ok()?;
-    out.push(b'\n');
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashing_writer_matches_a_plain_hash() {
-        let mut w = Hashing::new(Vec::new());
-        w.write_all(b"hello ").unwrap();
-        w.write_all(b"world").unwrap();
-        let (bytes, info) = w.finish(Some(1));
-        assert_eq!(bytes, b"hello world");
-        assert_eq!(info.sha256, hex::encode(Sha256::digest(b"hello world")));
-        assert_eq!(info.bytes, 11);
-    }
 }

@@ -1,6 +1,6 @@
 //! The command line: parses arguments, wires the library together, reports
 //! errors and picks the exit code (0 ok, 1 differences found, 2 usage or
-//! input error, 3 cluster or network error).
+//! input error, 3 cluster or network error, 4 output not written).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,12 +12,13 @@ mod connect;
 mod profiles;
 mod progress;
 
+use crate::atomic::Wait;
 use crate::client::ClientError;
 use crate::config::{self, ProjectConfig, TmlFormat};
 use crate::diff::{self, Palette};
 use crate::generate::{self, GenerateOptions};
 use crate::input::{self, LoadOptions, Loaded};
-use crate::output;
+use crate::output::{self, OutputError};
 use crate::render::Templates;
 
 const ABOUT: &str =
@@ -42,7 +43,9 @@ Examples:
   ts-principals generate --from users.json --from groups.json --config ts-principals.toml
   ts-principals diff --from principals.json --out tml-repo --check
 
-Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster or network error.";
+Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster or network error,
+4 output could not be written (permissions, disk full, a directory in the way, or another run
+writing to it with --no-wait).";
 
 /// The ts-principals command line.
 #[derive(Debug, Parser)]
@@ -168,13 +171,35 @@ struct RenderArgs {
     no_activity: bool,
 }
 
+/// How to share an output directory with other runs.
+#[derive(Debug, Args)]
+struct LockArgs {
+    /// Fail at once (exit 4) when another ts-principals run is writing to the output
+    /// directory, instead of waiting for it to finish.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl LockArgs {
+    fn wait(&self) -> Wait {
+        if self.no_wait {
+            Wait::NoWait
+        } else {
+            Wait::Block
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct GenerateArgs {
     #[command(flatten)]
     render: RenderArgs,
-    /// Output directory.
+    /// Output directory. Only files ts-principals wrote there (those its manifest.json
+    /// lists) and files it writes now are touched.
     #[arg(long, value_name = "DIR", default_value = "out")]
     out: PathBuf,
+    #[command(flatten)]
+    lock: LockArgs,
     /// Record the generation time in manifest.json (output then differs run to run;
     /// `diff` ignores it).
     #[arg(long)]
@@ -205,6 +230,8 @@ struct DiffArgs {
     /// Output directory to compare with.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    #[command(flatten)]
+    lock: LockArgs,
     /// Exit with 1 when anything differs and 0 when nothing does.
     #[arg(long)]
     check: bool,
@@ -217,10 +244,11 @@ struct DiffArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);
+    let color = cli.global.color.enabled(std::io::stderr().is_terminal());
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            report(&error);
+            report(&error, color);
             ExitCode::from(exit_code(&error))
         }
     }
@@ -276,7 +304,14 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
     let stamp = args.stamp.then(crate::model::timestamp_now);
     let (loaded, options) = prepare(&args.render, stamp, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let summary = output::write_generated(&args.out, &generated)?;
+    let summary = output::open(&args.out, args.lock.wait())?.write(&generated)?;
+    for path in &summary.edited {
+        tracing::warn!(
+            "{} was changed since ts-principals wrote it (edited by hand?); the new output \
+             replaces it (keep lasting changes in --templates)",
+            args.out.join(path).display()
+        );
+    }
     tracing::info!(
         "wrote {}: {} files ({} added, {} changed, {} unchanged, {} removed)",
         args.out.display(),
@@ -293,22 +328,21 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let color = global.color;
     let (loaded, options) = prepare(&args.render, None, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let changes = diff::compare(&args.out, &generated.into_output())?;
+    let dir = output::open(&args.out, args.lock.wait())?;
+    let changes = diff::compare(&dir, &generated)?;
     if changes.is_empty() {
         tracing::info!("{} is up to date", args.out.display());
         return Ok(ExitCode::SUCCESS);
     }
     let palette = Palette::new(color.enabled(std::io::stdout().is_terminal()));
-    let text = if args.stat {
-        diff::stat(&changes, palette)
-    } else {
-        diff::unified(&changes, palette)
-    };
     let mut stdout = std::io::stdout().lock();
+    if args.stat {
+        diff::stat(&changes, &generated, &args.out, palette, &mut stdout)?;
+    } else {
+        diff::unified(&changes, &generated, &args.out, palette, &mut stdout)?;
+    }
     // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
+    let _ = stdout.flush();
     tracing::info!(
         "{} file(s) differ from {}",
         changes.files.len(),
@@ -398,17 +432,21 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
     })
 }
 
-/// Exit code for an error: 3 when the cluster or the network failed, 2 for
-/// anything the user can fix in their input, config or command line.
+/// Exit code for an error: 4 when the output could not be written, 3 when
+/// the cluster or the network failed, 2 for anything the user can fix in
+/// their input, config or command line.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<OutputError>().is_some() {
+        return 4;
+    }
     match error.downcast_ref::<ClientError>() {
         Some(ClientError::Setup(_) | ClientError::Unsupported(_)) | None => 2,
         Some(_) => 3,
     }
 }
 
-/// Prints the error and the causes its message does not already include.
-fn report(error: &anyhow::Error) {
+/// The error and the causes its message does not already include.
+fn error_message(error: &anyhow::Error) -> String {
     let mut message = format!("{error}");
     for cause in error.chain().skip(1) {
         let text = cause.to_string();
@@ -416,7 +454,20 @@ fn report(error: &anyhow::Error) {
             message.push_str(&format!("\n  caused by: {text}"));
         }
     }
-    tracing::error!("{message}");
+    message
+}
+
+/// Prints the final error on stderr. Not through the log: it must reach
+/// the user whatever RUST_LOG or -q say.
+fn report(error: &anyhow::Error, color: bool) {
+    let style = anstyle::AnsiColor::Red.on_default().bold();
+    let prefix = if color {
+        format!("{}error:{} ", style.render(), style.render_reset())
+    } else {
+        "error: ".to_owned()
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{prefix}{}", error_message(error));
 }
 
 fn init_logging(global: &GlobalArgs) {

@@ -50,24 +50,32 @@ fn check_fails_and_shows_a_unified_diff_when_something_changed() {
 }
 
 #[test]
-fn added_and_removed_files_are_shown() {
+fn added_and_removed_files_are_shown_and_other_files_left_out() {
     let dir = tempfile::tempdir().unwrap();
     generated(dir.path());
     std::fs::remove_file(dir.path().join("out/tml/TS_USERS.table.tml")).unwrap();
+    // Not ours: never shown as removed, only counted by --stat.
     std::fs::write(
-        dir.path().join("out/tml/EXTRA.table.tml"),
-        "table:\n  name: \"EXTRA\"\n",
+        dir.path().join("out/tml/Sales.liveboard.tml"),
+        "liveboard:\n  name: \"Sales\"\n",
     )
     .unwrap();
-    diff(dir.path(), &["--check"])
+    // Without activity, the activity tables ts-principals wrote go.
+    diff(dir.path(), &["--check", "--no-activity"])
         .code(1)
         .stdout(contains("--- /dev/null\n+++ b/tml/TS_USERS.table.tml\n"))
-        .stdout(contains("--- a/tml/EXTRA.table.tml\n+++ /dev/null\n"));
-    diff(dir.path(), &["--check", "--stat"])
+        .stdout(contains(
+            "--- a/tml/TS_BI_SERVER.table.tml\n+++ /dev/null\n",
+        ))
+        .stdout(contains("Sales").not());
+    diff(dir.path(), &["--check", "--stat", "--no-activity"])
         .code(1)
-        .stdout(contains("tml/EXTRA.table.tml (removed)"))
+        .stdout(contains("tml/TS_BI_SERVER.table.tml (removed)"))
         .stdout(contains("tml/TS_USERS.table.tml (new)"))
-        .stdout(contains(" 2 files changed,"));
+        .stdout(contains(" 5 files changed,"))
+        .stdout(contains(
+            "1 file beside ours is not ours and left alone: tml/Sales.liveboard.tml",
+        ));
 }
 
 #[test]

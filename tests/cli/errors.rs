@@ -188,9 +188,9 @@ fn an_output_path_that_is_a_file_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("out"), "not a directory").unwrap();
     generate(dir.path(), &example(), "out", &[])
-        .code(2)
+        .code(4)
         .stderr(contains(
-            "cannot write out: it is a file; --out names the directory",
+            "out is not a directory; --out names the directory to write into",
         ));
 }
 

@@ -102,27 +102,56 @@ fn stamp_records_the_time_and_diff_ignores_it() {
 }
 
 #[test]
-fn only_owned_files_are_touched_and_stale_ones_removed() {
+fn only_our_files_are_touched_on_the_first_run_and_later_ones() {
+    // Regression: generate deleted every data/*.csv and tml/*.tml it had
+    // not produced, even on the first run (a repository's own TML).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("repo");
     std::fs::create_dir_all(out.join(".git")).unwrap();
     std::fs::write(out.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
     std::fs::write(out.join("README.md"), "my TML repo\n").unwrap();
     std::fs::create_dir_all(out.join("tml")).unwrap();
-    std::fs::write(out.join("tml/OLD_TABLE.table.tml"), "table: {}\n").unwrap();
+    std::fs::create_dir_all(out.join("data")).unwrap();
+    std::fs::write(out.join("tml/Sales.liveboard.tml"), "liveboard: {}\n").unwrap();
     std::fs::write(out.join("tml/notes.txt"), "keep me\n").unwrap();
+    std::fs::write(out.join("data/lookup.csv"), "k,v\n").unwrap();
+    let foreign = |files: &std::collections::BTreeMap<String, Vec<u8>>| {
+        assert_eq!(files[".git/HEAD"], b"ref: refs/heads/main\n");
+        assert_eq!(files["README.md"], b"my TML repo\n");
+        assert_eq!(files["tml/notes.txt"], b"keep me\n");
+        assert_eq!(files["tml/Sales.liveboard.tml"], b"liveboard: {}\n");
+        assert_eq!(files["data/lookup.csv"], b"k,v\n");
+    };
+    generate(dir.path(), &example(), "repo", &[])
+        .success()
+        .stderr(contains("0 removed"));
+    foreign(&tree(&out));
+    // A later run drops only what ts-principals wrote and no longer writes.
     generate(dir.path(), &example(), "repo", &["--no-activity"])
         .success()
-        .stderr(contains("1 removed"));
+        .stderr(contains("2 removed"));
     let files = tree(&out);
-    assert_eq!(files[".git/HEAD"], b"ref: refs/heads/main\n");
-    assert_eq!(files["README.md"], b"my TML repo\n");
-    assert_eq!(files["tml/notes.txt"], b"keep me\n");
-    assert!(!files.contains_key("tml/OLD_TABLE.table.tml"));
-    assert!(
-        !files.contains_key("tml/TS_BI_SERVER.table.tml"),
-        "activity tables are off"
-    );
+    foreign(&files);
+    assert!(!files.contains_key("tml/TS_BI_SERVER.table.tml"));
+    assert!(files.contains_key("tml/TS_USERS.table.tml"));
+}
+
+#[test]
+fn a_hand_edited_file_is_reported_as_changed_and_replaced() {
+    // Regression: the report compared manifests, not files, so a file
+    // edited by hand was called "unchanged" while it was overwritten.
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &example(), "out", &[]).success();
+    let users = dir.path().join("out/tml/TS_USERS.table.tml");
+    let original = std::fs::read(&users).unwrap();
+    std::fs::write(&users, b"table: {}\n").unwrap();
+    generate(dir.path(), &example(), "out", &[])
+        .success()
+        .stderr(contains(
+            "TS_USERS.table.tml was changed since ts-principals wrote it",
+        ))
+        .stderr(contains("(0 added, 1 changed, 17 unchanged, 0 removed)"));
+    assert_eq!(std::fs::read(&users).unwrap(), original);
 }
 
 #[test]
