@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::sync::mpsc;
 
 use super::{DataOptions, Table};
-use crate::model::Principals;
+use crate::model::{Group, Org, Principals, User};
 
 /// Chunk size for streaming rows out.
 const CHUNK: usize = 1 << 20;
@@ -95,7 +95,7 @@ impl Rows<'_> {
 /// Number of rows `table` has, without rendering it.
 pub fn row_count(table: Table, principals: &Principals) -> usize {
     let p = principals;
-    let per_org = |g: &crate::model::Group| g.org_ids.len().max(1);
+    let per_org = |g: &Group| g.org_ids.len().max(1);
     match table {
         Table::Orgs => p.orgs.len(),
         Table::Users => p.users.len(),
@@ -173,21 +173,41 @@ pub fn write_table(
     match table {
         Table::Orgs => {
             for (i, org) in p.orgs.iter().enumerate() {
-                rows.row(&[org_ids.get(i), &cell(&org.name), &cell(&org.description)])?;
+                // Every field named (no `..`): a new one must get a column or a reason here.
+                let Org {
+                    id: _, // written from `org_ids`, escaped once
+                    name,
+                    description,
+                } = org;
+                rows.row(&[org_ids.get(i), &cell(name), &cell(description)])?;
             }
         }
         Table::Users => {
             for u in &p.users {
+                let User {
+                    id,
+                    derived_id: _, // recorded in the snapshot, not a column
+                    name,
+                    display_name,
+                    email,
+                    visibility,
+                    account_type,
+                    account_status,
+                    created,
+                    modified,
+                    org_ids: _, // the org_memberships table
+                    groups: _,  // the group_memberships table
+                } = u;
                 rows.row(&[
-                    &cell(&u.id),
-                    &cell(&u.name),
-                    &cell(&u.email),
-                    &cell(&u.display_name),
-                    &cell(opt(&u.visibility)),
-                    &cell(opt(&u.account_type)),
-                    &cell(opt(&u.account_status)),
-                    &stamp(u.created),
-                    &stamp(u.modified),
+                    &cell(id),
+                    &cell(name),
+                    &cell(email),
+                    &cell(display_name),
+                    &cell(opt(visibility)),
+                    &cell(opt(account_type)),
+                    &cell(opt(account_status)),
+                    &stamp(*created),
+                    &stamp(*modified),
                 ])?;
             }
         }
@@ -209,16 +229,30 @@ pub fn write_table(
         Table::Groups => {
             for (org, groups) in groups_by_org().iter().enumerate() {
                 for g in groups {
+                    let Group {
+                        id,
+                        derived_id: _, // recorded in the snapshot, not a column
+                        name,
+                        display_name,
+                        description,
+                        group_type,
+                        visibility,
+                        created,
+                        modified,
+                        org_ids: _,    // one row per org, grouped above
+                        parents: _,    // the group_hierarchy table
+                        privileges: _, // the group_privileges table
+                    } = g;
                     rows.row(&[
                         org_ids.get(org),
-                        &cell(&g.id),
-                        &cell(&g.name),
-                        &cell(&g.display_name),
-                        &cell(&g.description),
-                        &cell(opt(&g.visibility)),
-                        &cell(opt(&g.group_type)),
-                        &stamp(g.created),
-                        &stamp(g.modified),
+                        &cell(id),
+                        &cell(name),
+                        &cell(display_name),
+                        &cell(description),
+                        &cell(opt(visibility)),
+                        &cell(opt(group_type)),
+                        &stamp(*created),
+                        &stamp(*modified),
                     ])?;
                 }
             }
