@@ -67,6 +67,9 @@ pub struct LoadOptions {
     /// Cluster id for inputs that carry none (`data.cluster_id`), else
     /// [`DEFAULT_CLUSTER_ID`].
     pub fallback_cluster_id: Option<String>,
+    /// Accept an input with no users and no groups (`--allow-empty`). It
+    /// is refused otherwise: generating from it would empty every table.
+    pub allow_empty: bool,
 }
 
 /// Principals read from files.
@@ -125,6 +128,32 @@ pub enum InputError {
     /// The files given together are of kinds that do not combine.
     #[error("{0}")]
     Mixed(String),
+    /// The input holds no users and no groups.
+    #[error(
+        "{what}: no users and no groups; generating from this input would empty every table. \
+         Check that it is the right input (credentials or orgs that see no principals, a \
+         response saved from the wrong request?), or pass --allow-empty if the cluster really \
+         has none"
+    )]
+    Empty {
+        /// The files, or the cluster, it came from.
+        what: String,
+    },
+}
+
+impl Loaded {
+    /// Refuses principals with no users and no groups unless `allow_empty`;
+    /// `what` names where they came from (the files, or the cluster).
+    /// [`load`] checks this itself; callers of [`from_responses`] do.
+    pub fn refuse_empty(&self, what: &str, allow_empty: bool) -> Result<(), InputError> {
+        let p = &self.principals;
+        if allow_empty || !p.users.is_empty() || !p.groups.is_empty() {
+            return Ok(());
+        }
+        Err(InputError::Empty {
+            what: what.to_owned(),
+        })
+    }
 }
 
 /// Reads principals from one or more files (see the module docs for the
@@ -295,11 +324,14 @@ fn load_files(files: &[(&Path, &[u8])], options: &LoadOptions) -> Result<Loaded,
     let started = std::time::Instant::now();
     let (principals, report) = builder.build()?;
     tracing::debug!("normalized in {:.2?}", started.elapsed());
-    Ok(Loaded {
+    let loaded = Loaded {
         principals,
         report,
         kind,
-    })
+    };
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    loaded.refuse_empty(&names.join(", "), options.allow_empty)?;
+    Ok(loaded)
 }
 
 /// The kind of the whole input, or why its files do not go together.
@@ -784,4 +816,40 @@ fn shape_from_file_name(path: &Path) -> Option<Shape> {
     .into_iter()
     .find(|(word, _)| name.contains(word))
     .map(|(_, shape)| shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str, json: &str) -> Result<Loaded, InputError> {
+        load_bytes(name, json.as_bytes(), &LoadOptions::default())
+    }
+
+    #[test]
+    fn inputs_without_users_and_groups_are_refused_unless_allowed() {
+        for json in [
+            "{}",
+            "[]",
+            r#"{"users": null}"#,
+            r#"{"orgs": [{"id": 3, "name": "A"}]}"#,
+        ] {
+            let err = load("e.json", json).unwrap_err();
+            assert!(matches!(err, InputError::Empty { .. }), "{json}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with("e.json: no users and no groups"),
+                "{err}"
+            );
+            let allowed = LoadOptions {
+                allow_empty: true,
+                ..LoadOptions::default()
+            };
+            let loaded = load_bytes("e.json", json.as_bytes(), &allowed).unwrap();
+            assert!(loaded.principals.users.is_empty(), "{json}");
+        }
+        // One user, or one group, is not empty.
+        assert!(load("u.json", r#"{"users": [{"id": "u", "name": "amy"}]}"#).is_ok());
+        assert!(load("g.json", r#"{"groups": [{"id": "g", "name": "A"}]}"#).is_ok());
+    }
 }

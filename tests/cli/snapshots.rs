@@ -13,8 +13,8 @@ use crate::common::*;
 
 fn render(inputs: &[PathBuf], config: &ProjectConfig) -> OutputSet {
     let options = LoadOptions {
-        cluster_id: None,
         fallback_cluster_id: config.data.cluster_id.clone(),
+        ..LoadOptions::default()
     };
     let loaded = input::load(inputs, &options).expect("input loads");
     let options = GenerateOptions::from_config(config, Templates::builtin()).expect("valid config");
