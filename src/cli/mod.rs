@@ -169,6 +169,10 @@ struct RenderArgs {
     /// Leave out the activity tables and their joins (`tml.activity.enabled = false`).
     #[arg(long)]
     no_activity: bool,
+    /// Accept an input (or fetch) with no users and no groups. Without it such an input
+    /// is refused (exit 2): it would empty every table of the output.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 /// How to share an output directory with other runs.
@@ -370,6 +374,7 @@ fn prepare(
             .cluster_url
             .clone()
             .unwrap_or_default();
+        loaded.refuse_empty(&format!("the fetch from {url}"), args.allow_empty)?;
         (loaded, format!("fetched {url}"))
     } else {
         let loaded = input::load(
@@ -377,6 +382,7 @@ fn prepare(
             &LoadOptions {
                 cluster_id: args.cluster_id.clone(),
                 fallback_cluster_id: config.data.cluster_id.clone(),
+                allow_empty: args.allow_empty,
             },
         )?;
         let files: Vec<String> = args.from.iter().map(|f| f.display().to_string()).collect();

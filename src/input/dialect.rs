@@ -77,13 +77,21 @@ fn guid<'a>(record: &mut WireRecord<'a>, origin: &Origin) -> Result<Id<'a>, Inpu
     }
 }
 
+/// The record's name; `id`, when known, says which record lacks it.
 fn required_name<'a>(
     record: &mut WireRecord<'a>,
     origin: &Origin,
+    id: Option<&dyn std::fmt::Display>,
 ) -> Result<Cow<'a, str>, InputError> {
     match record.name.take() {
         Some(name) => Ok(name.0),
-        None => Err(record_error(origin, "record has no `name`")),
+        None => {
+            let with_id = id.map(|id| format!(" (id {id})")).unwrap_or_default();
+            Err(record_error(
+                origin,
+                format!("record{with_id} has no `name`"),
+            ))
+        }
     }
 }
 
@@ -151,7 +159,7 @@ pub(crate) fn org<'a>(
     };
     Ok(OrgRecord {
         id,
-        name: required_name(&mut record, &origin)?,
+        name: required_name(&mut record, &origin, Some(&id))?,
         description: text(record.description),
         origin,
     })
@@ -184,7 +192,7 @@ pub(crate) fn user<'a>(
     builder: &mut Builder<'a>,
 ) -> Result<UserRecord<'a>, InputError> {
     let id = guid(&mut record, &origin)?;
-    let name = required_name(&mut record, &origin)?;
+    let name = required_name(&mut record, &origin, Some(&format!("\"{id}\"")))?;
     let org_ids = org_ids(&mut record, &origin, builder)?;
     let mut group_ids = ids(record.group_ids);
     group_ids.extend(v2_ref_ids(record.user_groups, "user_groups", &origin)?);
@@ -216,7 +224,7 @@ pub(crate) fn group<'a>(
     builder: &mut Builder<'a>,
 ) -> Result<GroupRecord<'a>, InputError> {
     let id = guid(&mut record, &origin)?;
-    let name = required_name(&mut record, &origin)?;
+    let name = required_name(&mut record, &origin, Some(&format!("\"{id}\"")))?;
     let org_ids = org_ids(&mut record, &origin, builder)?;
     Ok(GroupRecord {
         id,
@@ -245,7 +253,7 @@ pub(crate) fn v1_principal<'a>(
     cluster_id: &str,
     builder: &mut Builder<'a>,
 ) -> Result<(), InputError> {
-    let name = required_name(&mut record, &origin)?;
+    let name = required_name(&mut record, &origin, None)?;
     let principal_type = text(record.principal_type);
     let is_group = principal_type.ends_with("_GROUP");
     if !is_group && !principal_type.ends_with("_USER") {

@@ -25,7 +25,10 @@
 use serde::Serialize;
 
 use super::SCHEMA_VERSION;
-use crate::model::{AccountStatus, AccountType, GroupType, Millis, Principals, Visibility};
+use crate::model::{
+    AccountStatus, AccountType, Group, GroupIx, GroupType, Millis, Org, Principals, User,
+    Visibility,
+};
 
 #[derive(Serialize)]
 struct Snapshot<'p> {
@@ -103,10 +106,75 @@ struct GroupOut<'p> {
     privileges: &'p [String],
 }
 
+/// A user as the snapshot writes it. Every field is named (no `..`), so a
+/// field added to [`User`] does not compile until it is written or skipped.
+fn user_out<'p>(user: &'p User, guid: &dyn Fn(&GroupIx) -> &'p str) -> UserOut<'p> {
+    let User {
+        id,
+        derived_id,
+        name,
+        display_name,
+        email,
+        visibility,
+        account_type,
+        account_status,
+        created,
+        modified,
+        org_ids,
+        groups,
+    } = user;
+    UserOut {
+        id,
+        derived_id: *derived_id,
+        name,
+        display_name,
+        email,
+        visibility: visibility.as_ref(),
+        account_type: account_type.as_ref(),
+        account_status: account_status.as_ref(),
+        created: *created,
+        modified: *modified,
+        org_ids,
+        group_ids: groups.iter().map(guid).collect(),
+    }
+}
+
+/// A group as the snapshot writes it; every field named, as for users.
+fn group_out<'p>(group: &'p Group, guid: &dyn Fn(&GroupIx) -> &'p str) -> GroupOut<'p> {
+    let Group {
+        id,
+        derived_id,
+        name,
+        display_name,
+        description,
+        group_type,
+        visibility,
+        created,
+        modified,
+        org_ids,
+        parents,
+        privileges,
+    } = group;
+    GroupOut {
+        id,
+        derived_id: *derived_id,
+        name,
+        display_name,
+        description,
+        group_type: group_type.as_ref(),
+        visibility: visibility.as_ref(),
+        created: *created,
+        modified: *modified,
+        org_ids,
+        parent_group_ids: parents.iter().map(guid).collect(),
+        privileges,
+    }
+}
+
 /// The canonical snapshot of `principals` as pretty JSON with a trailing newline.
 pub fn to_json(principals: &Principals) -> String {
     let p = principals;
-    let guid = |ix: &crate::model::GroupIx| p.group(*ix).id.as_str();
+    let guid = |ix: &GroupIx| p.group(*ix).id.as_str();
     let snapshot = Snapshot {
         schema_version: SCHEMA_VERSION,
         source: SourceOut {
@@ -119,48 +187,20 @@ pub fn to_json(principals: &Principals) -> String {
         orgs: p
             .orgs
             .iter()
-            .map(|o| OrgOut {
-                id: o.id,
-                name: &o.name,
-                description: &o.description,
-            })
+            .map(
+                |Org {
+                     id,
+                     name,
+                     description,
+                 }| OrgOut {
+                    id: *id,
+                    name,
+                    description,
+                },
+            )
             .collect(),
-        users: p
-            .users
-            .iter()
-            .map(|u| UserOut {
-                id: &u.id,
-                derived_id: u.derived_id,
-                name: &u.name,
-                display_name: &u.display_name,
-                email: &u.email,
-                visibility: u.visibility.as_ref(),
-                account_type: u.account_type.as_ref(),
-                account_status: u.account_status.as_ref(),
-                created: u.created,
-                modified: u.modified,
-                org_ids: &u.org_ids,
-                group_ids: u.groups.iter().map(guid).collect(),
-            })
-            .collect(),
-        groups: p
-            .groups
-            .iter()
-            .map(|g| GroupOut {
-                id: &g.id,
-                derived_id: g.derived_id,
-                name: &g.name,
-                display_name: &g.display_name,
-                description: &g.description,
-                group_type: g.group_type.as_ref(),
-                visibility: g.visibility.as_ref(),
-                created: g.created,
-                modified: g.modified,
-                org_ids: &g.org_ids,
-                parent_group_ids: g.parents.iter().map(guid).collect(),
-                privileges: &g.privileges,
-            })
-            .collect(),
+        users: p.users.iter().map(|u| user_out(u, &guid)).collect(),
+        groups: p.groups.iter().map(|g| group_out(g, &guid)).collect(),
     };
     // Serializing plain structs of strings and numbers cannot fail.
     let mut json = serde_json::to_string_pretty(&snapshot).unwrap_or_default();

@@ -82,13 +82,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireId<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WireMillis(pub i64);
 
+/// Times outside what a timestamp column can show: the number as read.
+fn out_of_range<E: de::Error>(millis: impl fmt::Display) -> E {
+    E::custom(format!(
+        "time {millis} ms is outside the years -9999 to 9999; times are milliseconds since \
+         1970 (is this one in micro- or nanoseconds?)"
+    ))
+}
+
 impl WireMillis {
     fn checked<E: de::Error>(millis: i64) -> Result<Self, E> {
         match jiff::Timestamp::from_millisecond(millis) {
             Ok(_) => Ok(WireMillis(millis)),
-            Err(_) => Err(E::custom(format!(
-                "time {millis} ms is outside the years -9999 to 9999"
-            ))),
+            Err(_) => Err(out_of_range(millis)),
         }
     }
 }
@@ -105,18 +111,18 @@ impl<'de> Deserialize<'de> for WireMillis {
                 WireMillis::checked(v)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                let v = i64::try_from(v).map_err(|_| {
-                    E::custom(format!("time {v} ms is outside the years -9999 to 9999"))
-                })?;
-                WireMillis::checked(v)
+                i64::try_from(v).map_or_else(|_| Err(out_of_range(v)), WireMillis::checked)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                if v.fract() == 0.0 && v.abs() < 9.0e15 {
-                    WireMillis::checked(v as i64)
-                } else {
+                if v.fract() != 0.0 {
                     Err(E::custom(format!(
                         "time {v} is not a whole number of milliseconds"
                     )))
+                } else if v.abs() >= 9.0e15 {
+                    // Far outside the range; converting would saturate and misreport it.
+                    Err(out_of_range(v))
+                } else {
+                    WireMillis::checked(v as i64)
                 }
             }
         }
@@ -126,7 +132,10 @@ impl<'de> Deserialize<'de> for WireMillis {
 
 /// A reference to another object: `{"id": …, "name": …}`.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(
+    default,
+    expecting = "a reference, an object like {\"id\": …, \"name\": …}"
+)]
 pub(crate) struct WireRef<'a> {
     #[serde(borrow)]
     pub id: Option<WireId<'a>>,
@@ -137,7 +146,7 @@ pub(crate) struct WireRef<'a> {
 /// A user, group or org in any accepted dialect. Fields a dialect lacks are
 /// `None`; unknown fields are skipped.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a user, group or org record (a JSON object)")]
 pub(crate) struct WireRecord<'a> {
     // Shared by every dialect.
     #[serde(borrow)]
@@ -199,6 +208,29 @@ pub(crate) struct WireRecord<'a> {
     pub group_names: Option<Vec<Text<'a>>>,
 }
 
+/// A record that must be a JSON object. Derived struct deserializers
+/// also take an array, field by field in order, so `[["u", "amy"]]` would
+/// fail with "expected a string" at some element instead of saying that a
+/// record must be an object.
+#[derive(Debug)]
+pub(crate) struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a user, group or org record (a JSON object)")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
 /// What a record looks like, judged by the fields it carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Shape {
@@ -250,22 +282,25 @@ impl WireRecord<'_> {
 /// The top level of an object-shaped file: a canonical snapshot or a
 /// combined v2 export.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a principals snapshot or REST v2 export object")]
 pub(crate) struct WireDocument<'a> {
     pub schema_version: Option<serde_json::Value>,
     #[serde(borrow)]
     pub source: Option<WireSource<'a>>,
     #[serde(borrow)]
-    pub orgs: Option<Vec<WireRecord<'a>>>,
+    pub orgs: Option<Vec<Object<WireRecord<'a>>>>,
     #[serde(borrow)]
-    pub users: Option<Vec<WireRecord<'a>>>,
+    pub users: Option<Vec<Object<WireRecord<'a>>>>,
     #[serde(borrow)]
-    pub groups: Option<Vec<WireRecord<'a>>>,
+    pub groups: Option<Vec<Object<WireRecord<'a>>>>,
 }
 
 /// The `source` section of a canonical snapshot.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(
+    default,
+    expecting = "the snapshot's source, an object like {\"cluster_id\": …}"
+)]
 pub(crate) struct WireSource<'a> {
     #[serde(borrow)]
     pub cluster_id: Option<Text<'a>>,
@@ -336,5 +371,37 @@ mod tests {
         assert!(serde_json::from_str::<WireMillis>("1.5").is_err());
         assert!(serde_json::from_str::<WireMillis>("\"soon\"").is_err());
         assert!(serde_json::from_str::<WireMillis>("9223372036854775807").is_err());
+    }
+
+    // An out-of-range float used to be reported as "not a whole number of
+    // milliseconds", sending people looking for a fraction that is not there.
+    #[test]
+    fn out_of_range_times_say_so_whatever_their_json_form() {
+        let error = |json: &str| {
+            serde_json::from_str::<WireMillis>(json)
+                .unwrap_err()
+                .to_string()
+        };
+        for json in [
+            "1e20",
+            "-1e20",
+            "1.6e18",
+            "1600000000000000000",
+            "18446744073709551615",
+        ] {
+            let message = error(json);
+            assert!(
+                message.contains("outside the years -9999 to 9999"),
+                "{json}: {message}"
+            );
+            assert!(!message.contains("whole number"), "{json}: {message}");
+        }
+        // Microseconds: in range for i64, out of range for a timestamp column.
+        let message = error("1600000000000000");
+        assert!(
+            message.contains("time 1600000000000000 ms is outside"),
+            "{message}"
+        );
+        assert!(error("1.5").contains("time 1.5 is not a whole number of milliseconds"));
     }
 }

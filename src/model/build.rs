@@ -174,21 +174,22 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// The first field whose content differs between two values.
-macro_rules! differs {
-    ($a:expr, $b:expr; $($f:ident),*) => {{
+/// The name of the first field that differs between `$a` and `$b`, two
+/// values of the struct `$ty`: first those compared for equality, then
+/// those compared as sets (paged APIs list references in any order).
+/// Every field of `$ty` is named once, compared or skipped, in a pattern
+/// without `..`: a field added to the struct does not compile until it is
+/// placed here, so no field can be left out of the comparison unnoticed.
+macro_rules! first_difference {
+    ($ty:ident: $a:expr, $b:expr;
+     equal: $($eq:ident),*;
+     as_sets: $($set:ident),*;
+     skip: $($skip:ident),* $(,)?) => {{
         let (a, b) = ($a, $b);
+        let $ty { $($eq: _,)* $($set: _,)* $($skip: _,)* } = a;
         None
-            $(.or_else(|| (a.$f != b.$f).then_some(stringify!($f))))*
-    }};
-}
-
-/// The first reference list whose set of ids differs between two refs.
-macro_rules! differs_as_sets {
-    ($a:expr, $b:expr; $($l:ident),*) => {{
-        let (a, b) = ($a, $b);
-        None
-            $(.or_else(|| (!same_set(&a.$l, &b.$l)).then_some(stringify!($l))))*
+            $(.or_else(|| (a.$eq != b.$eq).then_some(stringify!($eq))))*
+            $(.or_else(|| (!SameSet::same_set(&a.$set, &b.$set)).then_some(stringify!($set))))*
     }};
 }
 
@@ -201,19 +202,21 @@ struct Slot<T, R> {
     refs: R,
 }
 
-/// A user's references, resolved when everything is in.
+/// A user's references, resolved when everything is in; named as in
+/// [`UserRecord`], so a conflict names the record's field.
 #[derive(Debug)]
 struct UserRefs<'a> {
-    groups: Vec<Id<'a>>,
-    inherited: Option<Vec<Id<'a>>>,
+    group_ids: Vec<Id<'a>>,
+    inherited_group_ids: Option<Vec<Id<'a>>>,
 }
 
-/// A group's references, resolved when everything is in.
+/// A group's references, resolved when everything is in; named as in
+/// [`GroupRecord`].
 #[derive(Debug)]
 struct GroupRefs<'a> {
-    parents: Vec<Id<'a>>,
-    children: Vec<Id<'a>>,
-    members: Vec<Id<'a>>,
+    parent_ids: Vec<Id<'a>>,
+    child_ids: Vec<Id<'a>>,
+    member_user_ids: Vec<Id<'a>>,
 }
 
 /// Collects records from one or more inputs, then [`Builder::build`]s them.
@@ -286,33 +289,49 @@ impl<'a> Builder<'a> {
     /// sometimes repeat) is merged, its org memberships added; one with
     /// different content is an error.
     pub fn user(&mut self, record: UserRecord<'a>) -> Result<(), BuildError> {
-        let refs = UserRefs {
-            groups: record.group_ids,
-            inherited: record.inherited_group_ids,
-        };
+        // Every field, without `..`: a new one must be placed here.
+        let UserRecord {
+            origin,
+            id,
+            derived_id,
+            name,
+            display_name,
+            email,
+            visibility,
+            account_type,
+            account_status,
+            created,
+            modified,
+            org_ids,
+            group_ids,
+            inherited_group_ids,
+        } = record;
         let value = User {
-            id: record.id.to_string(),
-            derived_id: record.derived_id,
-            name: record.name.into_owned(),
-            display_name: record.display_name.into_owned(),
-            email: record.email.into_owned(),
-            visibility: record.visibility.as_deref().map(Visibility::parse),
-            account_type: record.account_type.as_deref().map(AccountType::parse),
-            account_status: record.account_status.as_deref().map(AccountStatus::parse),
-            created: record.created,
-            modified: record.modified,
-            org_ids: record.org_ids,
+            id: id.to_string(),
+            derived_id,
+            name: name.into_owned(),
+            display_name: display_name.into_owned(),
+            email: email.into_owned(),
+            visibility: visibility.as_deref().map(Visibility::parse),
+            account_type: account_type.as_deref().map(AccountType::parse),
+            account_status: account_status.as_deref().map(AccountStatus::parse),
+            created,
+            modified,
+            org_ids,
             groups: Vec::new(),
         };
         let slot = Slot {
             value,
-            origin: record.origin,
-            refs,
+            origin,
+            refs: UserRefs {
+                group_ids,
+                inherited_group_ids,
+            },
         };
         let merge = accept(
             &mut self.user_index,
             &mut self.users,
-            &record.id,
+            &id,
             slot,
             self.org_views,
         )?;
@@ -322,36 +341,54 @@ impl<'a> Builder<'a> {
 
     /// Adds a group; duplicates are handled as for [`Builder::user`].
     pub fn group(&mut self, record: GroupRecord<'a>) -> Result<(), BuildError> {
-        let mut privileges: Vec<String> = record.privileges.iter().map(|p| p.to_string()).collect();
+        // Every field, without `..`: a new one must be placed here.
+        let GroupRecord {
+            origin,
+            id,
+            derived_id,
+            name,
+            display_name,
+            description,
+            group_type,
+            visibility,
+            created,
+            modified,
+            org_ids,
+            parent_ids,
+            child_ids,
+            member_user_ids,
+            privileges,
+        } = record;
+        let mut privileges: Vec<String> = privileges.into_iter().map(Cow::into_owned).collect();
         privileges.sort_unstable();
         privileges.dedup();
         let value = Group {
-            id: record.id.to_string(),
-            derived_id: record.derived_id,
-            name: record.name.into_owned(),
-            display_name: record.display_name.into_owned(),
-            description: record.description.into_owned(),
-            group_type: record.group_type.as_deref().map(GroupType::parse),
-            visibility: record.visibility.as_deref().map(Visibility::parse),
-            created: record.created,
-            modified: record.modified,
-            org_ids: record.org_ids,
+            id: id.to_string(),
+            derived_id,
+            name: name.into_owned(),
+            display_name: display_name.into_owned(),
+            description: description.into_owned(),
+            group_type: group_type.as_deref().map(GroupType::parse),
+            visibility: visibility.as_deref().map(Visibility::parse),
+            created,
+            modified,
+            org_ids,
             parents: Vec::new(),
             privileges,
         };
         let slot = Slot {
             value,
-            origin: record.origin,
+            origin,
             refs: GroupRefs {
-                parents: record.parent_ids,
-                children: record.child_ids,
-                members: record.member_user_ids,
+                parent_ids,
+                child_ids,
+                member_user_ids,
             },
         };
         let merge = accept(
             &mut self.group_index,
             &mut self.groups,
-            &record.id,
+            &id,
             slot,
             self.org_views,
         )?;
@@ -438,7 +475,11 @@ impl<'a> Builder<'a> {
             .iter()
             .zip(&user_rank)
             .filter_map(|(slot, &u)| {
-                let reported = slot.refs.inherited.as_ref().filter(|r| !r.is_empty())?;
+                let reported = slot
+                    .refs
+                    .inherited_group_ids
+                    .as_ref()
+                    .filter(|r| !r.is_empty())?;
                 Some((u, reported.iter().filter_map(&group_of).collect()))
             })
             .collect();
@@ -495,18 +536,18 @@ fn resolve(
         None => dangling += 1,
     };
     for (slot, &g) in groups.0.iter().zip(groups.1) {
-        for parent in &slot.refs.parents {
+        for parent in &slot.refs.parent_ids {
             edge(&mut nesting, group_of(parent).map(|p| (g, p)));
         }
-        for child in &slot.refs.children {
+        for child in &slot.refs.child_ids {
             edge(&mut nesting, group_of(child).map(|c| (c, g)));
         }
-        for member in &slot.refs.members {
+        for member in &slot.refs.member_user_ids {
             edge(&mut memberships, user_of(member).map(|u| (u, g)));
         }
     }
     for (slot, &u) in users.0.iter().zip(users.1) {
-        for group in &slot.refs.groups {
+        for group in &slot.refs.group_ids {
             edge(&mut memberships, group_of(group).map(|g| (u, g)));
         }
     }
@@ -752,8 +793,13 @@ impl Principal for User {
         self.modified
     }
     fn differs(&self, other: &Self) -> Option<&'static str> {
-        differs!(self, other; derived_id, name, display_name, email, visibility, account_type,
-            account_status, created, modified)
+        first_difference!(User: self, other;
+            equal: derived_id, name, display_name, email, visibility, account_type,
+                account_status, created, modified;
+            as_sets: ;
+            // The id is what made them duplicates; a principal's orgs are the
+            // union of the views it is listed in; groups are still in its refs.
+            skip: id, org_ids, groups)
     }
 }
 
@@ -769,24 +815,30 @@ impl Principal for Group {
         self.modified
     }
     fn differs(&self, other: &Self) -> Option<&'static str> {
-        differs!(self, other; derived_id, name, display_name, description, group_type, visibility,
-            created, modified, privileges)
+        first_difference!(Group: self, other;
+            // Privileges are sorted and unique by now.
+            equal: derived_id, name, display_name, description, group_type, visibility,
+                created, modified, privileges;
+            as_sets: ;
+            // As for users; parents are still in its refs.
+            skip: id, org_ids, parents)
     }
 }
 
 impl References for UserRefs<'_> {
     fn differs(&self, other: &Self) -> Option<&'static str> {
-        differs_as_sets!(self, other; groups).or_else(|| {
-            let same = match (&self.inherited, &other.inherited) {
-                (Some(x), Some(y)) => same_set(x, y),
-                (x, y) => x.is_none() && y.is_none(),
-            };
-            (!same).then_some("inherited_group_ids")
-        })
+        first_difference!(UserRefs: self, other;
+            equal: ;
+            as_sets: group_ids, inherited_group_ids;
+            skip: )
     }
     fn unite(&mut self, other: Self) {
-        self.groups.extend(other.groups);
-        match (&mut self.inherited, other.inherited) {
+        let UserRefs {
+            group_ids,
+            inherited_group_ids,
+        } = other;
+        self.group_ids.extend(group_ids);
+        match (&mut self.inherited_group_ids, inherited_group_ids) {
             (Some(mine), Some(theirs)) => mine.extend(theirs),
             (mine @ None, theirs) => *mine = theirs,
             (Some(_), None) => {}
@@ -796,12 +848,20 @@ impl References for UserRefs<'_> {
 
 impl References for GroupRefs<'_> {
     fn differs(&self, other: &Self) -> Option<&'static str> {
-        differs_as_sets!(self, other; parents, children, members)
+        first_difference!(GroupRefs: self, other;
+            equal: ;
+            as_sets: parent_ids, child_ids, member_user_ids;
+            skip: )
     }
     fn unite(&mut self, other: Self) {
-        self.parents.extend(other.parents);
-        self.children.extend(other.children);
-        self.members.extend(other.members);
+        let GroupRefs {
+            parent_ids,
+            child_ids,
+            member_user_ids,
+        } = other;
+        self.parent_ids.extend(parent_ids);
+        self.child_ids.extend(child_ids);
+        self.member_user_ids.extend(member_user_ids);
     }
 }
 
@@ -821,13 +881,11 @@ fn dedup_orgs<'a>(
             }
             Some(&first) => {
                 let first = &kept[first];
-                let field = if first.name != org.name {
-                    Some("name")
-                } else if first.description != org.description {
-                    Some("description")
-                } else {
-                    None
-                };
+                let field = first_difference!(OrgRecord: first, &org;
+                    equal: name, description;
+                    as_sets: ;
+                    // Where they came from differs by definition; the id is shared.
+                    skip: origin, id);
                 if let Some(field) = field {
                     return Err(BuildError::Conflict(Box::new(Conflict {
                         kind: "org",
@@ -844,15 +902,31 @@ fn dedup_orgs<'a>(
     Ok(kept)
 }
 
-/// Compares list fields as sets: pages may list the same references in another order.
-fn same_set<T: Ord + Clone>(a: &[T], b: &[T]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Compares reference lists as sets: pages may list the same references
+/// in another order, or repeat one.
+trait SameSet {
+    fn same_set(&self, other: &Self) -> bool;
+}
+
+impl<T: Ord + Clone> SameSet for Vec<T> {
+    fn same_set(&self, other: &Self) -> bool {
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.sort_unstable();
+        a.dedup();
+        b.sort_unstable();
+        b.dedup();
+        a == b
     }
-    let (mut a, mut b) = (a.to_vec(), b.to_vec());
-    a.sort_unstable();
-    b.sort_unstable();
-    a == b
+}
+
+/// A list given and a list not given differ, even when the given one is empty.
+impl<T: SameSet> SameSet for Option<T> {
+    fn same_set(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Some(a), Some(b)) => a.same_set(b),
+            (a, b) => a.is_none() && b.is_none(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -973,6 +1047,372 @@ mod tests {
         assert!(err.contains("test.json: users[9]"), "{err}");
         assert!(err.contains("test.json: users[0]"), "{err}");
         assert!(err.contains("`display_name`"), "{err}");
+    }
+
+    /// The conflict a second record raises against `first`, or `None`
+    /// when they merge.
+    fn user_conflict(first: UserRecord<'static>, second: UserRecord<'static>) -> Option<String> {
+        let mut b = Builder::new(Source::default());
+        b.user(first).unwrap();
+        match b.user(second) {
+            Ok(()) => None,
+            Err(BuildError::Conflict(c)) => {
+                let message = c.to_string();
+                assert!(message.contains(&format!("`{}`", c.field)), "{message}");
+                Some(c.field.to_owned())
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    fn group_conflict(first: GroupRecord<'static>, second: GroupRecord<'static>) -> Option<String> {
+        let mut b = Builder::new(Source::default());
+        b.group(first).unwrap();
+        match b.group(second) {
+            Ok(()) => None,
+            Err(BuildError::Conflict(c)) => {
+                let message = c.to_string();
+                assert!(message.contains(&format!("`{}`", c.field)), "{message}");
+                Some(c.field.to_owned())
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    // A field the comparison skipped would let contradicting duplicates
+    // merge silently. Each field below comes from a destructuring of a record
+    // that differs from `base` everywhere; a new field breaks the pattern,
+    // and an unused binding fails clippy, until it gets its own case here.
+    #[test]
+    fn users_differing_in_any_one_field_conflict_naming_it() {
+        let base = || {
+            let mut u = user("u1", "amy", &["g1"]);
+            u.display_name = "Amy".into();
+            u.email = "amy@example.com".into();
+            u.visibility = Some("SHARABLE".into());
+            u.account_type = Some("LOCAL_USER".into());
+            u.account_status = Some("ACTIVE".into());
+            u.created = Some(1);
+            u.modified = Some(2);
+            u.org_ids = vec![0];
+            u
+        };
+        let UserRecord {
+            origin,
+            id: _, // the shared id is what makes them duplicates
+            derived_id,
+            name,
+            display_name,
+            email,
+            visibility,
+            account_type,
+            account_status,
+            created,
+            modified,
+            org_ids,
+            group_ids,
+            inherited_group_ids,
+        } = UserRecord {
+            origin: origin(1),
+            id: Id::from("u1"),
+            derived_id: true,
+            name: "amy.b".into(),
+            display_name: "Amy B.".into(),
+            email: "amy.b@example.com".into(),
+            visibility: Some("NON_SHARABLE".into()),
+            account_type: Some("SAML_USER".into()),
+            account_status: Some("LOCKED".into()),
+            created: Some(10),
+            modified: Some(20),
+            org_ids: vec![7],
+            group_ids: vec![Id::from("g2")],
+            inherited_group_ids: Some(vec![]),
+        };
+        let second = || UserRecord {
+            origin: origin.clone(),
+            ..base()
+        };
+        let cases: Vec<(&str, UserRecord<'static>)> = vec![
+            (
+                "derived_id",
+                UserRecord {
+                    derived_id,
+                    ..second()
+                },
+            ),
+            ("name", UserRecord { name, ..second() }),
+            (
+                "display_name",
+                UserRecord {
+                    display_name,
+                    ..second()
+                },
+            ),
+            ("email", UserRecord { email, ..second() }),
+            (
+                "visibility",
+                UserRecord {
+                    visibility,
+                    ..second()
+                },
+            ),
+            (
+                "account_type",
+                UserRecord {
+                    account_type,
+                    ..second()
+                },
+            ),
+            (
+                "account_status",
+                UserRecord {
+                    account_status,
+                    ..second()
+                },
+            ),
+            (
+                "created",
+                UserRecord {
+                    created,
+                    ..second()
+                },
+            ),
+            (
+                "modified",
+                UserRecord {
+                    modified,
+                    ..second()
+                },
+            ),
+            (
+                "group_ids",
+                UserRecord {
+                    group_ids,
+                    ..second()
+                },
+            ),
+            (
+                "inherited_group_ids",
+                UserRecord {
+                    inherited_group_ids,
+                    ..second()
+                },
+            ),
+        ];
+        for (field, record) in cases {
+            assert_eq!(
+                user_conflict(base(), record),
+                Some(field.to_owned()),
+                "{field}"
+            );
+        }
+        // The same principal listed in another org is one principal.
+        let elsewhere = UserRecord {
+            org_ids,
+            ..second()
+        };
+        assert_eq!(user_conflict(base(), elsewhere), None);
+        // References in another order, or repeated, are the same references.
+        let mut reordered = base();
+        reordered.group_ids = vec![Id::from("g3"), Id::from("g1"), Id::from("g3")];
+        let mut first = base();
+        first.group_ids = vec![Id::from("g1"), Id::from("g3")];
+        assert_eq!(user_conflict(first, reordered), None);
+    }
+
+    #[test]
+    fn groups_differing_in_any_one_field_conflict_naming_it() {
+        let base = || {
+            let mut g = group("g1", "Sales", &["p1"]);
+            g.display_name = "Sales".into();
+            g.description = "Sales team".into();
+            g.group_type = Some("LOCAL_GROUP".into());
+            g.visibility = Some("SHARABLE".into());
+            g.created = Some(1);
+            g.modified = Some(2);
+            g.org_ids = vec![0];
+            g.child_ids = vec![Id::from("c1")];
+            g.member_user_ids = vec![Id::from("u1")];
+            g.privileges = vec!["AUTHORING".into()];
+            g
+        };
+        let GroupRecord {
+            origin,
+            id: _, // the shared id is what makes them duplicates
+            derived_id,
+            name,
+            display_name,
+            description,
+            group_type,
+            visibility,
+            created,
+            modified,
+            org_ids,
+            parent_ids,
+            child_ids,
+            member_user_ids,
+            privileges,
+        } = GroupRecord {
+            origin: origin(1),
+            id: Id::from("g1"),
+            derived_id: true,
+            name: "Sales EU".into(),
+            display_name: "Sales EU".into(),
+            description: "Sales in Europe".into(),
+            group_type: Some("LDAP_GROUP".into()),
+            visibility: Some("NON_SHARABLE".into()),
+            created: Some(10),
+            modified: Some(20),
+            org_ids: vec![7],
+            parent_ids: vec![Id::from("p2")],
+            child_ids: vec![Id::from("c2")],
+            member_user_ids: vec![Id::from("u2")],
+            privileges: vec!["ADMINISTRATION".into()],
+        };
+        let second = || GroupRecord {
+            origin: origin.clone(),
+            ..base()
+        };
+        let cases: Vec<(&str, GroupRecord<'static>)> = vec![
+            (
+                "derived_id",
+                GroupRecord {
+                    derived_id,
+                    ..second()
+                },
+            ),
+            ("name", GroupRecord { name, ..second() }),
+            (
+                "display_name",
+                GroupRecord {
+                    display_name,
+                    ..second()
+                },
+            ),
+            (
+                "description",
+                GroupRecord {
+                    description,
+                    ..second()
+                },
+            ),
+            (
+                "group_type",
+                GroupRecord {
+                    group_type,
+                    ..second()
+                },
+            ),
+            (
+                "visibility",
+                GroupRecord {
+                    visibility,
+                    ..second()
+                },
+            ),
+            (
+                "created",
+                GroupRecord {
+                    created,
+                    ..second()
+                },
+            ),
+            (
+                "modified",
+                GroupRecord {
+                    modified,
+                    ..second()
+                },
+            ),
+            (
+                "parent_ids",
+                GroupRecord {
+                    parent_ids,
+                    ..second()
+                },
+            ),
+            (
+                "child_ids",
+                GroupRecord {
+                    child_ids,
+                    ..second()
+                },
+            ),
+            (
+                "member_user_ids",
+                GroupRecord {
+                    member_user_ids,
+                    ..second()
+                },
+            ),
+            (
+                "privileges",
+                GroupRecord {
+                    privileges,
+                    ..second()
+                },
+            ),
+        ];
+        for (field, record) in cases {
+            assert_eq!(
+                group_conflict(base(), record),
+                Some(field.to_owned()),
+                "{field}"
+            );
+        }
+        let elsewhere = GroupRecord {
+            org_ids,
+            ..second()
+        };
+        assert_eq!(group_conflict(base(), elsewhere), None);
+    }
+
+    #[test]
+    fn orgs_differing_in_any_one_field_conflict_naming_it() {
+        let base = || OrgRecord {
+            origin: origin(0),
+            id: 5,
+            name: "Acme".into(),
+            description: "Tenant".into(),
+        };
+        let OrgRecord {
+            origin,
+            id: _, // the shared id is what makes them duplicates
+            name,
+            description,
+        } = OrgRecord {
+            origin: origin(1),
+            id: 5,
+            name: "Acme EU".into(),
+            description: "Tenant in Europe".into(),
+        };
+        let second = || OrgRecord {
+            origin: origin.clone(),
+            ..base()
+        };
+        let cases = [
+            ("name", OrgRecord { name, ..second() }),
+            (
+                "description",
+                OrgRecord {
+                    description,
+                    ..second()
+                },
+            ),
+        ];
+        for (field, record) in cases {
+            let mut b = Builder::new(Source::default());
+            b.org(base());
+            b.org(record);
+            match b.build() {
+                Err(BuildError::Conflict(c)) => assert_eq!(c.field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut b = Builder::new(Source::default());
+        b.org(base());
+        b.org(second());
+        assert_eq!(b.build().unwrap().1.duplicates_merged, 1);
     }
 
     #[test]

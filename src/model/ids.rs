@@ -6,7 +6,8 @@
 //! still in cache; lookups then hash and compare 16 bytes in place instead
 //! of re-reading strings. Any other id (upper case, braces, custom ids)
 //! stays text, so comparisons remain exact: a packed id prints back to the
-//! very string it was read from.
+//! very string it was read from. (With ids kept as strings, the benchmark's
+//! generate took 1.14× as long; examples/bench.rs.)
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -318,11 +318,14 @@ pub struct ModelLike {
     joins: Vec<(String, String, Option<String>)>,
     /// Join names used by worksheet joins and table paths.
     join_names: Vec<(String, String)>,
+    /// (worksheet join, source or destination table) pairs.
+    join_ends: Vec<(String, String)>,
     /// `TABLE::column` ids of columns.
     column_ids: Vec<(String, String)>,
-    /// Formula ids, and formula expressions.
+    /// Formula ids, and the expressions of formulas and join conditions
+    /// with where they are (`formula "Actions"`).
     formula_ids: BTreeSet<String>,
-    formula_exprs: Vec<String>,
+    formula_exprs: Vec<(String, String)>,
     /// Formula ids that columns point at.
     column_formulas: Vec<(String, String)>,
 }
@@ -530,7 +533,8 @@ impl ModelLike {
         for t in m.model_tables {
             for j in t.joins {
                 if let Some(on) = j.on {
-                    out.formula_exprs.push(on);
+                    let place = format!("join of {:?} with {:?}", t.name, j.with);
+                    out.formula_exprs.push((place, on));
                 }
                 out.joins.push((t.name.clone(), j.with, j.referencing_join));
             }
@@ -554,11 +558,15 @@ impl ModelLike {
             }
         }
         for j in w.joins {
-            if j.on.is_none() {
-                out.join_names.push((
+            let place = format!("join {:?}", j.name);
+            out.join_ends.push((place.clone(), j.source.clone()));
+            out.join_ends.push((place.clone(), j.destination.clone()));
+            match j.on {
+                Some(on) => out.formula_exprs.push((place, on)),
+                None => out.join_names.push((
                     format!("join from {} to {}", j.source, j.destination),
                     j.name,
-                ));
+                )),
             }
         }
         out.add_columns(w.worksheet_columns);
@@ -572,13 +580,17 @@ impl ModelLike {
             aliases: BTreeMap::new(),
             joins: Vec::new(),
             join_names: Vec::new(),
+            join_ends: Vec::new(),
             column_ids: Vec::new(),
             formula_ids: formulas
                 .iter()
                 .flat_map(|f| [f.id.clone(), Some(f.name.clone())])
                 .flatten()
                 .collect(),
-            formula_exprs: formulas.iter().map(|f| f.expr.clone()).collect(),
+            formula_exprs: formulas
+                .iter()
+                .map(|f| (format!("formula {:?}", f.name), f.expr.clone()))
+                .collect(),
             column_formulas: Vec::new(),
         }
     }
@@ -624,6 +636,7 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
     };
     // table name → (columns, join names)
     let mut tables: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    let mut defined_in: BTreeMap<&str, &str> = BTreeMap::new();
     for (file, parsed) in files {
         if let Parsed::Table(t) = parsed {
             let columns: BTreeSet<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
@@ -634,16 +647,26 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
                 );
             }
             let joins = t.joins_with.iter().map(|j| j.name.as_str()).collect();
-            if tables.insert(&t.name, (columns, joins)).is_some() {
-                problem(file, format!("table {:?} is defined by two files", t.name));
+            if let Some(first) = defined_in.insert(&t.name, file) {
+                problem(
+                    file,
+                    format!("table {:?} is defined by two files ({first} too)", t.name),
+                );
             }
+            tables.insert(&t.name, (columns, joins));
         }
     }
     for (file, parsed) in files {
         match parsed {
             Parsed::Table(t) => {
                 for j in &t.joins_with {
-                    let dest = j.destination.name.as_deref().unwrap_or_default();
+                    let Some(dest) = j.destination.name.as_deref() else {
+                        problem(
+                            file,
+                            format!("join {:?} names no destination table", j.name),
+                        );
+                        continue;
+                    };
                     if !tables.contains_key(dest) {
                         problem(
                             file,
@@ -716,6 +739,17 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
                         }
                     }
                 }
+                for (place, table) in &m.join_ends {
+                    if !m.aliases.contains_key(table) {
+                        problem(
+                            file,
+                            format!(
+                                "{place} joins {table:?}, which is not a table of the {}",
+                                m.kind
+                            ),
+                        );
+                    }
+                }
                 for (place, join) in &m.join_names {
                     if !tables
                         .values()
@@ -755,15 +789,15 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
                         );
                     }
                 }
-                for expr in &m.formula_exprs {
+                for (place, expr) in &m.formula_exprs {
                     for (alias, column) in references(expr) {
                         match m.aliases.get(alias).and_then(|t| tables.get(t.as_str())) {
                             None => {
-                                problem(file, format!("formula refers to unknown table {alias:?}"))
+                                problem(file, format!("{place} refers to unknown table {alias:?}"))
                             }
                             Some((columns, _)) if !columns.contains(column) => problem(
                                 file,
-                                format!("formula refers to unknown column [{alias}::{column}]"),
+                                format!("{place} refers to unknown column [{alias}::{column}]"),
                             ),
                             _ => {}
                         }
@@ -778,6 +812,8 @@ pub fn check_set(files: &[(String, Parsed)]) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TmlFormat;
+    use crate::render::{Templates, TmlSettings, render_all};
 
     const TABLE: &str = r#"table:
   name: "A"
@@ -842,6 +878,157 @@ mod tests {
                 .any(|p| p.message.contains("unknown table \"B\"")),
             "{problems:?}"
         );
+    }
+
+    /// The built-in rendering of `template` with the first `from` replaced
+    /// by `to`, rendered as an override among the other built-ins: the
+    /// error as the user sees it.
+    fn broken(format: TmlFormat, template: &str, from: &str, to: &str) -> String {
+        let settings = TmlSettings {
+            format,
+            ..TmlSettings::default()
+        };
+        let files = render_all(&settings, &Templates::builtin()).unwrap();
+        let file = files.iter().find(|f| f.template == template).unwrap();
+        assert!(file.text.contains(from), "{template} lacks {from:?}");
+        let text = file.text.replacen(from, to, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let raw = format!("{{% raw %}}{text}{{% endraw %}}");
+        std::fs::write(dir.path().join(template), raw).unwrap();
+        let templates = Templates::with_overrides(dir.path()).unwrap();
+        match render_all(&settings, &templates) {
+            Ok(_) => panic!("{template}: {from:?} → {to:?} passed the checks"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const GROUPS: &str = "groups.table.tml.j2";
+    const ORGS: &str = "orgs.table.tml.j2";
+    const MODEL: &str = "model.model.tml.j2";
+    const WORKSHEET: &str = "worksheet.worksheet.tml.j2";
+    const GROUPS_FILE: &str = "TS_GROUPS.table.tml";
+    const MODEL_FILE: &str = "TS_ Users and Groups.model.tml";
+    const WORKSHEET_FILE: &str = "TS_ Users and Groups.worksheet.tml";
+
+    /// One case per rule: (format, template, from, to, file named, problem named).
+    type Case = (
+        TmlFormat,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+
+    /// Rules each file must pass on its own.
+    #[rustfmt::skip]
+    const FILE_RULES: &[Case] = &[
+        (TmlFormat::Model, GROUPS, "\"on\":", "on:", GROUPS_FILE,
+            "the key `on:` is read as a boolean or null by YAML 1.1 readers"),
+        (TmlFormat::Model, GROUPS, "  db_table:", "  db_tabel:", GROUPS_FILE, "db_tabel"),
+        (TmlFormat::Model, GROUPS, "db_table: \"TS_GROUPS\"", "db_table: 1_000", GROUPS_FILE,
+            "db_table"),
+        (TmlFormat::Model, GROUPS, "    db_column_name: \"CLUSTER_ID\"\n", "", GROUPS_FILE,
+            "db_column_name"),
+        (TmlFormat::Model, GROUPS, "  columns:\n", "  columns: [\n", GROUPS_FILE, "line"),
+        (TmlFormat::Model, GROUPS, "column_type: \"ATTRIBUTE\"", "column_type: \"DIMENSION\"",
+            GROUPS_FILE, "column \"Cluster Id\": column_type \"DIMENSION\" is not one of"),
+        (TmlFormat::Model, GROUPS, "index_type: \"DONT_INDEX\"", "index_type: \"NEVER\"",
+            GROUPS_FILE, "column \"Cluster Id\": index_type \"NEVER\" is not one of"),
+        (TmlFormat::Model, GROUPS, "data_type: \"VARCHAR\"", "data_type: \"VARCHAR2\"",
+            GROUPS_FILE, "column \"Cluster Id\": data_type \"VARCHAR2\" is not one of"),
+        (TmlFormat::Model, GROUPS, "type: \"INNER\"", "type: \"CROSS\"", GROUPS_FILE,
+            "join \"TS_GROUPS_to_TS_ORGS\": type \"CROSS\" is not one of"),
+        (TmlFormat::Model, GROUPS, "cardinality: \"MANY_TO_ONE\"", "cardinality: \"MANY_TO_MANY\"",
+            GROUPS_FILE, "join \"TS_GROUPS_to_TS_ORGS\": cardinality \"MANY_TO_MANY\" is not one of"),
+        (TmlFormat::Model, MODEL, "aggregation: \"SUM\"", "aggregation: \"TOTAL\"", MODEL_FILE,
+            "aggregation \"TOTAL\" is not one of"),
+        (TmlFormat::Model, MODEL, "referencing_join: \"TS_GROUPS_to_TS_ORGS\"",
+            "type: \"CROSS\"", MODEL_FILE,
+            "join of \"TS_GROUPS\" with \"TS_ORGS\": type \"CROSS\" is not one of"),
+        (TmlFormat::Model, MODEL, "referencing_join: \"TS_GROUPS_to_TS_ORGS\"",
+            "cardinality: \"MANY\"", MODEL_FILE,
+            "join of \"TS_GROUPS\" with \"TS_ORGS\": cardinality \"MANY\" is not one of"),
+        (TmlFormat::Worksheet, WORKSHEET, "type: \"INNER\"", "type: \"CROSS\"", WORKSHEET_FILE,
+            "join \"TS_GROUP_MEMBERSHIPS_to_TS_USERS\": type \"CROSS\" is not one of"),
+        (TmlFormat::Worksheet, WORKSHEET, "column_type: \"ATTRIBUTE\"", "column_type: \"DIM\"",
+            WORKSHEET_FILE, "column \"User\": column_type \"DIM\" is not one of"),
+    ];
+
+    /// Rules the files must pass together, as one import.
+    #[rustfmt::skip]
+    const SET_RULES: &[Case] = &[
+        (TmlFormat::Model, GROUPS, "name: \"Org Id\"", "name: \"Cluster Id\"", GROUPS_FILE,
+            "table \"TS_GROUPS\" has two columns with the same name"),
+        (TmlFormat::Model, ORGS, "name: \"TS_ORGS\"", "name: \"TS_USERS\"", "TS_USERS.table.tml",
+            "table \"TS_USERS\" is defined by two files (TS_ORGS.table.tml too)"),
+        (TmlFormat::Model, GROUPS, "destination:\n      name: \"TS_ORGS\"",
+            "destination:\n      name: \"TS_ORGZ\"", GROUPS_FILE,
+            "join \"TS_GROUPS_to_TS_ORGS\" goes to \"TS_ORGZ\", which is not in the set"),
+        (TmlFormat::Model, GROUPS, "destination:\n      name: \"TS_ORGS\"",
+            "destination:\n      fqn: \"TS_ORGS\"", GROUPS_FILE,
+            "join \"TS_GROUPS_to_TS_ORGS\" names no destination table"),
+        (TmlFormat::Model, GROUPS, "= [TS_ORGS::Cluster Id]", "= [TS_ORGZ::Cluster Id]",
+            GROUPS_FILE, "join \"TS_GROUPS_to_TS_ORGS\" refers to unknown table \"TS_ORGZ\""),
+        (TmlFormat::Model, GROUPS, "[TS_ORGS::Org Id]", "[TS_ORGS::Org Number]", GROUPS_FILE,
+            "join \"TS_GROUPS_to_TS_ORGS\" refers to unknown column [TS_ORGS::Org Number]"),
+        (TmlFormat::Model, GROUPS, "= [TS_ORGS::Cluster Id] AND [TS_GROUPS::Org Id] = [TS_ORGS::Org Id]",
+            "= [TS_GROUPS::Org Id]", GROUPS_FILE,
+            "join \"TS_GROUPS_to_TS_ORGS\" must compare columns of \"TS_GROUPS\" and \"TS_ORGS\""),
+        (TmlFormat::Model, MODEL, "  - name: \"TS_ORGS\"\n", "  - name: \"TS_ORGZ\"\n", MODEL_FILE,
+            "model uses table \"TS_ORGZ\", which has no table TML in the set"),
+        (TmlFormat::Model, MODEL, "- with: \"TS_ORGS\"", "- with: \"TS_ORGZ\"", MODEL_FILE,
+            "\"TS_GROUPS\" joins with unknown \"TS_ORGZ\""),
+        (TmlFormat::Model, MODEL, "referencing_join: \"TS_GROUPS_to_TS_ORGS\"",
+            "referencing_join: \"TS_GROUPS_to_NOWHERE\"", MODEL_FILE,
+            "referencing_join \"TS_GROUPS_to_NOWHERE\" is not a join of \"TS_GROUPS\" or \"TS_ORGS\""),
+        (TmlFormat::Model, MODEL, "referencing_join: \"TS_GROUPS_to_TS_ORGS\"",
+            "\"on\": \"[TS_GROUPS::Org Id] = [TS_ORGS::Org Number]\"", MODEL_FILE,
+            "join of \"TS_GROUPS\" with \"TS_ORGS\" refers to unknown column [TS_ORGS::Org Number]"),
+        (TmlFormat::Model, MODEL, "column_id: \"TS_USERS::Username\"",
+            "column_id: \"TS_USERS.Username\"", MODEL_FILE,
+            "column \"Username\": column_id \"TS_USERS.Username\" is not TABLE::COLUMN"),
+        (TmlFormat::Model, MODEL, "column_id: \"TS_USERS::Username\"",
+            "column_id: \"TS_USERZ::Username\"", MODEL_FILE,
+            "column \"Username\" points at unknown table \"TS_USERZ\""),
+        (TmlFormat::Model, MODEL, "column_id: \"TS_USERS::Username\"",
+            "column_id: \"TS_USERS::Login\"", MODEL_FILE,
+            "column \"Username\" points at unknown column \"TS_USERS::Login\""),
+        (TmlFormat::Model, MODEL, "formula_id: \"formula_Group Members\"",
+            "formula_id: \"formula_Nope\"", MODEL_FILE,
+            "uses unknown formula \"formula_Nope\""),
+        (TmlFormat::Model, MODEL, "[TS_BI_SERVER::Incident Id]", "[TS_BI::Incident Id]",
+            MODEL_FILE, "formula \"Actions\" refers to unknown table \"TS_BI\""),
+        (TmlFormat::Model, MODEL, "[TS_BI_SERVER::Incident Id]", "[TS_BI_SERVER::Incident]",
+            MODEL_FILE, "formula \"Actions\" refers to unknown column [TS_BI_SERVER::Incident]"),
+        (TmlFormat::Worksheet, WORKSHEET, "      - \"TS_GROUPS_to_TS_ORGS\"", "      - \"NOPE\"",
+            WORKSHEET_FILE, "table path TS_ORGS_1 uses \"NOPE\", which no table defines"),
+        (TmlFormat::Worksheet, WORKSHEET, "- name: \"TS_GROUPS_to_TS_ORGS\"",
+            "- name: \"TS_GROUPS_TO_ORGS\"", WORKSHEET_FILE,
+            "join from TS_GROUPS to TS_ORGS uses \"TS_GROUPS_TO_ORGS\", which no table defines"),
+        (TmlFormat::Worksheet, WORKSHEET, "destination: \"TS_ORGS\"", "destination: \"TS_ORGZ\"",
+            WORKSHEET_FILE,
+            "join \"TS_GROUPS_to_TS_ORGS\" joins \"TS_ORGZ\", which is not a table of the worksheet"),
+        (TmlFormat::Worksheet, WORKSHEET, "    is_one_to_one: false\n",
+            "    is_one_to_one: false\n    \"on\": \"[TS_GROUP_MEMBERSHIPS::User GUID] = [TS_USERS::Nope]\"\n",
+            WORKSHEET_FILE,
+            "join \"TS_GROUP_MEMBERSHIPS_to_TS_USERS\" refers to unknown column [TS_USERS::Nope]"),
+    ];
+
+    #[test]
+    fn every_rule_names_the_file_and_the_problem() {
+        for (rules, kind) in [
+            (FILE_RULES, "is not valid TML"),
+            (SET_RULES, "does not hold together"),
+        ] {
+            for &(format, template, from, to, file, problem) in rules {
+                let message = broken(format, template, from, to);
+                let case = format!("{template}: {from:?} → {to:?}:\n{message}");
+                assert!(message.contains(kind), "{case}");
+                assert!(message.contains(file), "{case}");
+                assert!(message.contains(problem), "{case}");
+            }
+        }
     }
 
     #[test]

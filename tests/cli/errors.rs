@@ -63,6 +63,25 @@ fn wrong_types_name_the_json_path() {
         .stderr(contains("numbers.json:1:"));
 }
 
+// A time far out of range was reported as "not a whole number of
+// milliseconds", which sent people looking for a fraction.
+#[test]
+fn an_out_of_range_time_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_from(
+        dir.path(),
+        "export.json",
+        r#"{"users": [{"id": "u", "name": "amy", "creation_time_in_millis": 1.6e18}]}"#,
+    )
+    .code(2)
+    .stderr(contains("export.json:1:"))
+    .stderr(contains("at users[0].creation_time_in_millis"))
+    .stderr(contains(
+        "time 1600000000000000000 ms is outside the years -9999 to 9999",
+    ))
+    .stderr(contains("whole number").not());
+}
+
 #[test]
 fn a_record_without_id_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 
 mod common;
 mod diff;
+mod empty;
 mod errors;
 #[path = "../fake_thoughtspot/mod.rs"]
 mod fake;
