@@ -4,14 +4,43 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::GlobalArgs;
 use super::progress::FetchProgress;
-use crate::client::{self, Api, FetchOptions, OrgSelection};
+use crate::client::{
+    self, Api, Connection, Credentials, FetchOptions, HttpSettings, OrgSelection, Progress, Secret,
+};
 use crate::config::ProjectConfig;
 use crate::config::profile::{self, ProcessSecrets, Store};
-use crate::input::Loaded;
+use crate::input::{self, InputError, Loaded};
+
+/// `--api`: which REST API to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ApiChoice {
+    /// v2, falling back to v1 when the cluster has no v2.
+    Auto,
+    /// REST v2 only.
+    V2,
+    /// REST v1 `user/list` only (older software clusters).
+    V1,
+}
+
+impl From<ApiChoice> for Api {
+    fn from(choice: ApiChoice) -> Self {
+        match choice {
+            ApiChoice::Auto => Api::Auto,
+            ApiChoice::V2 => Api::V2,
+            ApiChoice::V1 => Api::V1,
+        }
+    }
+}
+
+/// Responses a cluster sent that cannot be normalized: the cluster's
+/// fault, so a cluster error (exit code 3), unlike the same problem in a file.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's responses cannot be used: {0}")]
+pub(super) struct UnusableResponses(#[source] InputError);
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Cluster")]
@@ -29,8 +58,8 @@ pub(super) struct ConnectArgs {
     #[arg(long, conflicts_with = "orgs")]
     all_orgs: bool,
     /// REST API: v2, falling back to v1 on clusters without it (auto); or only one.
-    #[arg(long, value_enum, value_name = "API", default_value_t = Api::Auto)]
-    api: Api,
+    #[arg(long, value_enum, value_name = "API", default_value_t = ApiChoice::Auto)]
+    api: ApiChoice,
     /// Records per page (`fetch.page_size`, default 1000). Servers may send fewer.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     page_size: Option<u32>,
@@ -62,14 +91,26 @@ pub(super) fn fetch(
     global: &GlobalArgs,
 ) -> anyhow::Result<Loaded> {
     let store = Store::locate()?;
-    let mut resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
-    let connection = &mut resolved.connection;
-    if args.ca_cert.is_some() {
-        connection.ca_cert.clone_from(&args.ca_cert);
-    }
-    connection.insecure |= args.insecure;
-    connection.http.request_timeout = Duration::from_secs(args.timeout);
-    connection.http.retries = args.retries;
+    let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
+    let secret = match resolved.secret {
+        profile::Secret::Token(s) => Secret::Token(s),
+        profile::Secret::SecretKey(s) => Secret::SecretKey(s),
+        profile::Secret::Password(s) => Secret::Password(s),
+    };
+    let connection = Connection {
+        url: resolved.url,
+        credentials: Credentials {
+            username: resolved.username,
+            secret: Some(secret),
+        },
+        ca_cert: args.ca_cert.clone().or(resolved.ca_cert),
+        insecure: args.insecure || resolved.insecure,
+        http: HttpSettings {
+            request_timeout: Duration::from_secs(args.timeout),
+            retries: args.retries,
+            ..HttpSettings::default()
+        },
+    };
     let orgs = if !args.orgs.is_empty() {
         OrgSelection::Named(args.orgs.clone())
     } else if args.all_orgs || config.fetch.all_orgs {
@@ -82,7 +123,7 @@ pub(super) fn fetch(
         OrgSelection::All
     };
     let options = FetchOptions {
-        api: args.api,
+        api: args.api.into(),
         orgs,
         page_size: args.page_size.unwrap_or(config.fetch.page_size),
         concurrency: args.concurrency.unwrap_or(config.fetch.concurrency),
@@ -92,9 +133,16 @@ pub(super) fn fetch(
     tracing::debug!("connecting with {}", resolved.origin);
     let progress = FetchProgress::new(global.no_progress || global.quiet > 0);
     let started = std::time::Instant::now();
-    let loaded = client::fetch(&resolved.connection, &options, &progress);
+    let loaded = client::fetch(&connection, &options, &progress).map(|fetched| {
+        progress.step("normalizing");
+        let bodies = fetched
+            .responses
+            .iter()
+            .map(|r| (r.name.as_str(), &r.body[..]));
+        input::from_responses(fetched.source, bodies, fetched.only_orgs)
+    });
     progress.finish();
-    let loaded = loaded?;
+    let loaded = loaded?.map_err(UnusableResponses)?;
     tracing::info!(
         "fetched {} in {:.1?}",
         progress.summary(),

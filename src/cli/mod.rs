@@ -161,11 +161,25 @@ struct RenderArgs {
     #[arg(long)]
     excel_safe: bool,
     /// Render a model (ThoughtSpot 10 and later) or a worksheet (`tml.format`).
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_name = "FORMAT", value_parser = tml_format())]
     format: Option<TmlFormat>,
     /// Leave out the activity tables and their joins (`tml.activity.enabled = false`).
     #[arg(long)]
     no_activity: bool,
+}
+
+/// `--format`: config's [`TmlFormat`] by the names `tml.format` takes
+/// (the library's types know nothing of clap).
+fn tml_format() -> impl clap::builder::TypedValueParser<Value = TmlFormat> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("model").help("A model (ThoughtSpot 10.x and later)"),
+        PossibleValue::new("worksheet").help("A worksheet, for older clusters"),
+    ])
+    .map(|name| match name.as_str() {
+        "worksheet" => TmlFormat::Worksheet,
+        _ => TmlFormat::Model,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -401,6 +415,9 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
 /// Exit code for an error: 3 when the cluster or the network failed, 2 for
 /// anything the user can fix in their input, config or command line.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.is::<connect::UnusableResponses>() {
+        return 3;
+    }
     match error.downcast_ref::<ClientError>() {
         Some(ClientError::Setup(_) | ClientError::Unsupported(_)) | None => 2,
         Some(_) => 3,

@@ -103,9 +103,6 @@ pub enum ClientError {
     /// The cluster lacks what the fetch needs (e.g. v2 with a bearer token only).
     #[error("{0}")]
     Unsupported(String),
-    /// The fetched responses could not be normalized.
-    #[error("the cluster's responses cannot be used: {0}")]
-    Input(#[from] crate::input::InputError),
 }
 
 /// The message in a ThoughtSpot error body: v2 sends

@@ -1,5 +1,5 @@
-//! The whole fetch: sign in, identify the cluster, pick the orgs, page
-//! through users and groups in each, and normalize what came back.
+//! The whole fetch: sign in, identify the cluster, pick the orgs, and page
+//! through users and groups in each, keeping every response.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,11 +12,10 @@ use super::http::Http;
 use super::paging::{self, Fetched};
 use super::v2::{self, GROUPS_PATH, OrgHeader, USERS_PATH, V2};
 use super::{Connection, v1};
-use crate::input::{self, Loaded, Response};
-use crate::model::{Source, timestamp_now};
+use crate::model::{DEFAULT_CLUSTER_ID, Source, timestamp_now};
 
 /// Which REST API to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Api {
     /// v2, falling back to v1 when the cluster has no v2.
     #[default]
@@ -82,12 +81,34 @@ impl Progress for () {
     fn page(&self, _: &'static str, _: usize) {}
 }
 
-/// Fetches principals from the cluster and normalizes them.
+/// One response body, named for messages
+/// (`POST /api/rest/2.0/users/search (org 0, records from 1000)`).
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// What was requested.
+    pub name: String,
+    /// The JSON body: an array of orgs, users or groups (v2), or a v1
+    /// `user/list` array.
+    pub body: Bytes,
+}
+
+/// Everything a snapshot is made of, as the cluster sent it.
+#[derive(Debug)]
+pub struct Responses {
+    /// Where the responses came from.
+    pub source: Source,
+    /// Every response body, in a stable order.
+    pub responses: Vec<Response>,
+    /// The orgs fetched, when only some were asked for.
+    pub only_orgs: Option<Vec<i64>>,
+}
+
+/// Fetches every response the principals are made of.
 pub fn fetch(
     connection: &Connection,
     options: &FetchOptions,
     progress: &dyn Progress,
-) -> Result<Loaded, ClientError> {
+) -> Result<Responses, ClientError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -106,19 +127,7 @@ pub fn fetch(
             .sum::<usize>(),
         started.elapsed()
     );
-    progress.step("normalizing");
-    let started = std::time::Instant::now();
-    let loaded = input::from_responses(fetched.source, &fetched.responses, fetched.only_orgs)?;
-    tracing::debug!("normalized in {:.2?}", started.elapsed());
-    Ok(loaded)
-}
-
-/// Everything a snapshot is made of.
-struct Responses {
-    source: Source,
-    responses: Vec<Response>,
-    /// The orgs fetched, when only some were asked for.
-    only_orgs: Option<Vec<i64>>,
+    Ok(fetched)
 }
 
 /// Fetches every response the snapshot is made of.
@@ -373,7 +382,7 @@ async fn fetch_v1(
         .clone()
         .or_else(|| options.fallback_cluster_id.clone())
         .or(host)
-        .unwrap_or_else(|| input::DEFAULT_CLUSTER_ID.to_owned());
+        .unwrap_or_else(|| DEFAULT_CLUSTER_ID.to_owned());
     let source = Source {
         cluster_id,
         cluster_url: Some(http.base().to_owned()),

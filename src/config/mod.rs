@@ -27,7 +27,7 @@ pub struct ProjectConfig {
 }
 
 /// Which kind of TML joins the tables together.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TmlFormat {
     /// A model (ThoughtSpot 10.x and later).

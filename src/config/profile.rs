@@ -25,8 +25,6 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Connection, Credentials, HttpSettings};
-
 /// The profile file's name inside the config directory.
 pub const FILE_NAME: &str = "profiles.toml";
 /// Environment variable overriding the config directory.
@@ -442,18 +440,48 @@ impl Secrets for ProcessSecrets {
     }
 }
 
-/// A resolved connection, with the profile's default orgs.
+/// The secret a profile resolved to. `Debug` never shows it.
+#[derive(Clone)]
+pub enum Secret {
+    /// A bearer token.
+    Token(SecretString),
+    /// A trusted-authentication secret key (with the profile's username).
+    SecretKey(SecretString),
+    /// A password (with the profile's username).
+    Password(SecretString),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Secret::Token(_) => "Token(<redacted>)",
+            Secret::SecretKey(_) => "SecretKey(<redacted>)",
+            Secret::Password(_) => "Password(<redacted>)",
+        })
+    }
+}
+
+/// A resolved profile: plain settings for reaching a cluster, with the
+/// secret read from where the profile says.
 #[derive(Debug)]
 pub struct Resolved {
-    /// How to reach the cluster.
-    pub connection: Connection,
+    /// The cluster's base URL (no trailing slash).
+    pub url: String,
+    /// The user to sign in as.
+    pub username: Option<String>,
+    /// The secret to sign in with.
+    pub secret: Secret,
+    /// PEM file of a private CA to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
     /// Orgs the profile fetches by default.
     pub orgs: Vec<String>,
     /// Where it came from, for messages ("profile prod", "the environment").
     pub origin: String,
 }
 
-/// Resolves `--profile` (or its absence) into a connection: the named
+/// Resolves `--profile` (or its absence) into settings: the named
 /// profile; `env` or no profile with `THOUGHTSPOT_URL` set: the environment.
 pub fn resolve(
     store: &Store,
@@ -478,29 +506,22 @@ pub fn resolve(
         }
         Some(name) => (store.get(name)?, format!("profile \"{name}\"")),
     };
-    let credentials = credentials(&profile, &origin, secrets)?;
+    let secret = secret(&profile, &origin, secrets)?;
     Ok(Resolved {
-        connection: Connection {
-            url: profile.url.trim_end_matches('/').to_owned(),
-            credentials,
-            ca_cert: profile.ca_cert,
-            insecure: profile.insecure,
-            http: HttpSettings::default(),
-        },
+        url: profile.url.trim_end_matches('/').to_owned(),
+        username: profile.username,
+        secret,
+        ca_cert: profile.ca_cert,
+        insecure: profile.insecure,
         orgs: profile.orgs,
         origin,
     })
 }
 
-fn credentials(
-    profile: &Profile,
-    origin: &str,
-    secrets: &dyn Secrets,
-) -> Result<Credentials, ProfileError> {
-    let mut credentials = Credentials {
-        username: profile.username.clone(),
-        ..Credentials::default()
-    };
+/// The profile's secret, from its source. Without one named, the standard
+/// variables are read, first set wins: a bearer token, then (with a
+/// username) a secret key, then a password; else a prompt.
+fn secret(profile: &Profile, origin: &str, secrets: &dyn Secrets) -> Result<Secret, ProfileError> {
     let from_var = |var: &str, what: &str| {
         secrets.var(var).map(SecretString::from).ok_or_else(|| {
             ProfileError::Secret(format!(
@@ -514,37 +535,34 @@ fn credentials(
             name: origin.to_owned(),
             message,
         })?;
-    match source {
-        SecretSource::TokenEnv(var) => credentials.token = Some(from_var(&var, "bearer token")?),
-        SecretSource::SecretKeyEnv(var) => {
-            credentials.secret_key = Some(from_var(&var, "secret key")?);
-        }
-        SecretSource::PasswordEnv(var) => {
-            credentials.password = Some(from_var(&var, "password")?);
-        }
+    let var = |name: &str| secrets.var(name).map(SecretString::from);
+    Ok(match source {
+        SecretSource::TokenEnv(name) => Secret::Token(from_var(&name, "bearer token")?),
+        SecretSource::SecretKeyEnv(name) => Secret::SecretKey(from_var(&name, "secret key")?),
+        SecretSource::PasswordEnv(name) => Secret::Password(from_var(&name, "password")?),
         SecretSource::PasswordPrompt => {
-            credentials.password = Some(prompt_password(profile, origin, secrets)?);
+            Secret::Password(prompt_password(profile, origin, secrets)?)
         }
         SecretSource::Default => {
-            credentials.token = secrets.var(env::TOKEN).map(SecretString::from);
-            credentials.secret_key = secrets.var(env::SECRET_KEY).map(SecretString::from);
-            credentials.password = secrets.var(env::PASSWORD).map(SecretString::from);
-            if credentials.method().is_none() {
-                if credentials.username.is_none() {
-                    return Err(ProfileError::Secret(format!(
-                        "{origin} has no credentials: set {} (a bearer token), or {} with {} \
-                         or {}",
-                        env::TOKEN,
-                        env::USERNAME,
-                        env::SECRET_KEY,
-                        env::PASSWORD
-                    )));
-                }
-                credentials.password = Some(prompt_password(profile, origin, secrets)?);
+            if let Some(token) = var(env::TOKEN) {
+                Secret::Token(token)
+            } else if profile.username.is_none() {
+                return Err(ProfileError::Secret(format!(
+                    "{origin} has no credentials: set {} (a bearer token), or {} with {} or {}",
+                    env::TOKEN,
+                    env::USERNAME,
+                    env::SECRET_KEY,
+                    env::PASSWORD
+                )));
+            } else if let Some(key) = var(env::SECRET_KEY) {
+                Secret::SecretKey(key)
+            } else if let Some(password) = var(env::PASSWORD) {
+                Secret::Password(password)
+            } else {
+                Secret::Password(prompt_password(profile, origin, secrets)?)
             }
         }
-    }
-    Ok(credentials)
+    })
 }
 
 fn prompt_password(
@@ -682,10 +700,12 @@ mod tests {
         );
         for name in [None, Some("env")] {
             let resolved = resolve(&store, name, &secrets).unwrap();
-            assert_eq!(resolved.connection.url, "https://ts.example.com");
-            let c = &resolved.connection.credentials;
-            assert_eq!(c.username.as_deref(), Some("admin"));
-            assert_eq!(c.secret_key.as_ref().unwrap().expose_secret(), "key-1");
+            assert_eq!(resolved.url, "https://ts.example.com");
+            assert_eq!(resolved.username.as_deref(), Some("admin"));
+            let Secret::SecretKey(key) = resolved.secret else {
+                panic!("a secret key: {:?}", resolved.secret)
+            };
+            assert_eq!(key.expose_secret(), "key-1");
         }
         let none = resolve(&store, None, &fake(&[], None)).unwrap_err();
         assert!(matches!(none, ProfileError::NoCluster));
@@ -698,7 +718,9 @@ mod tests {
         p.token_env = Some("MY_TOKEN".into());
         store.create("t", p, false).unwrap();
         let resolved = resolve(&store, Some("t"), &fake(&[("MY_TOKEN", "tok")], None)).unwrap();
-        let token = resolved.connection.credentials.token.unwrap();
+        let Secret::Token(token) = resolved.secret else {
+            panic!("a token: {:?}", resolved.secret)
+        };
         assert_eq!(token.expose_secret(), "tok");
         let unset = resolve(&store, Some("t"), &fake(&[], None)).unwrap_err();
         assert!(
@@ -710,7 +732,9 @@ mod tests {
         p.password = Some(PasswordSetting::Prompt);
         store.create("p", p, false).unwrap();
         let typed = resolve(&store, Some("p"), &fake(&[], Some("pw"))).unwrap();
-        let password = typed.connection.credentials.password.unwrap();
+        let Secret::Password(password) = typed.secret else {
+            panic!("a password: {:?}", typed.secret)
+        };
         assert_eq!(password.expose_secret(), "pw");
         let no_tty = resolve(&store, Some("p"), &fake(&[], None)).unwrap_err();
         assert!(no_tty.to_string().contains("no terminal"), "{no_tty}");
@@ -723,8 +747,37 @@ mod tests {
         let secrets = fake(&[(env::PASSWORD, "pw"), (env::URL, "https://other")], None);
         let resolved = resolve(&store, Some("d"), &secrets).unwrap();
         // The profile's URL wins over THOUGHTSPOT_URL.
-        assert_eq!(resolved.connection.url, "https://ts.example.com");
-        let c = resolved.connection.credentials;
-        assert_eq!(c.password.unwrap().expose_secret(), "pw");
+        assert_eq!(resolved.url, "https://ts.example.com");
+        let Secret::Password(password) = resolved.secret else {
+            panic!("a password: {:?}", resolved.secret)
+        };
+        assert_eq!(password.expose_secret(), "pw");
+    }
+
+    #[test]
+    fn the_standard_variables_go_token_then_secret_key_then_password() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        store.create("d", profile(), false).unwrap();
+        let all = [
+            (env::TOKEN, "tok"),
+            (env::SECRET_KEY, "key"),
+            (env::PASSWORD, "pw"),
+        ];
+        let kind = |vars: &[(&'static str, &'static str)]| match resolve(
+            &store,
+            Some("d"),
+            &fake(vars, Some("typed")),
+        )
+        .map(|r| r.secret)
+        {
+            Ok(Secret::Token(s)) => format!("token {}", s.expose_secret()),
+            Ok(Secret::SecretKey(s)) => format!("key {}", s.expose_secret()),
+            Ok(Secret::Password(s)) => format!("password {}", s.expose_secret()),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(kind(&all), "token tok");
+        assert_eq!(kind(&all[1..]), "key key");
+        assert_eq!(kind(&all[2..]), "password pw");
+        assert_eq!(kind(&[]), "password typed");
     }
 }

@@ -7,6 +7,7 @@ mod errors;
 mod fake;
 mod fetch;
 mod generate;
+mod layering;
 mod snapshots;
 mod tls;
 mod tml;
