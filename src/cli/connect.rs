@@ -1,6 +1,7 @@
 //! `--profile` and the other flags that say how to reach a cluster and what
 //! to fetch; shared by `fetch`, `generate` and `diff`.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use super::progress::FetchProgress;
 use crate::client::{
     self, Api, Connection, Credentials, FetchOptions, HttpSettings, OrgSelection, Progress, Secret,
 };
-use crate::config::ProjectConfig;
 use crate::config::profile::{self, ProcessSecrets, Store};
+use crate::config::{ProjectConfig, limits};
 use crate::input::{self, InputError, Loaded};
 
 /// `--api`: which REST API to use.
@@ -60,11 +61,12 @@ pub(super) struct ConnectArgs {
     /// REST API: v2, falling back to v1 on clusters without it (auto); or only one.
     #[arg(long, value_enum, value_name = "API", default_value_t = ApiChoice::Auto)]
     api: ApiChoice,
-    /// Records per page (`fetch.page_size`, default 1000). Servers may send fewer.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Records per page, 1 to 100000 (`fetch.page_size`, default 1000). Servers may
+    /// send fewer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(wide(limits::PAGE_SIZE)))]
     page_size: Option<u32>,
-    /// Requests in flight at once (`fetch.concurrency`, default 4).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Requests in flight at once, 1 to 64 (`fetch.concurrency`, default 4).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(wide(limits::CONCURRENCY)))]
     concurrency: Option<u32>,
     /// PEM file with the certificate of a private CA to trust (adds to the system's).
     #[arg(long, value_name = "PEM")]
@@ -81,6 +83,11 @@ pub(super) struct ConnectArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(0..=20))]
     retries: u32,
+}
+
+/// A config limit as the range clap's integer parsers take.
+fn wide(range: RangeInclusive<u32>) -> RangeInclusive<i64> {
+    i64::from(*range.start())..=i64::from(*range.end())
 }
 
 /// Resolves the connection and fetches.
@@ -149,4 +156,26 @@ pub(super) fn fetch(
         started.elapsed()
     );
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_states_the_limits_the_config_checks() {
+        let command = ConnectArgs::augment_args(clap::Command::new("fetch"));
+        for (id, range) in [
+            ("page_size", limits::PAGE_SIZE),
+            ("concurrency", limits::CONCURRENCY),
+        ] {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .expect("argument");
+            let help = arg.get_help().expect("help").to_string();
+            let stated = format!("{} to {}", range.start(), range.end());
+            assert!(help.contains(&stated), "--{id}: {help}");
+        }
+    }
 }

@@ -14,6 +14,17 @@ use serde::Deserialize;
 /// File name looked for in the current directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "ts-principals.toml";
 
+/// The values `[fetch]` keys accept, the same as their flags do: the flags'
+/// parsers are built from these ranges.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// `fetch.page_size` and `--page-size`: records asked for per page.
+    pub const PAGE_SIZE: RangeInclusive<u32> = 1..=100_000;
+    /// `fetch.concurrency` and `--concurrency`: requests in flight at once.
+    pub const CONCURRENCY: RangeInclusive<u32> = 1..=64;
+}
+
 /// The whole project config.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -275,11 +286,31 @@ impl ProjectConfig {
                 ),
             ));
         }
-        if self.fetch.page_size == 0 {
-            return Err(invalid("fetch.page_size", "must be at least 1".into()));
-        }
-        if self.fetch.concurrency == 0 {
-            return Err(invalid("fetch.concurrency", "must be at least 1".into()));
+        let fetch = [
+            (
+                "fetch.page_size",
+                "--page-size",
+                self.fetch.page_size,
+                limits::PAGE_SIZE,
+            ),
+            (
+                "fetch.concurrency",
+                "--concurrency",
+                self.fetch.concurrency,
+                limits::CONCURRENCY,
+            ),
+        ];
+        for (key, flag, value, range) in fetch {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "is {value}; it must be from {} to {}, as for {flag}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -352,6 +383,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tml.database"), "{err}");
+    }
+
+    #[test]
+    fn fetch_keys_have_the_limits_of_their_flags() {
+        for (text, key) in [
+            (
+                "[fetch]\nconcurrency = 5000\n",
+                "`fetch.concurrency` is 5000",
+            ),
+            ("[fetch]\nconcurrency = 0\n", "`fetch.concurrency` is 0"),
+            ("[fetch]\npage_size = 0\n", "`fetch.page_size` is 0"),
+            (
+                "[fetch]\npage_size = 100001\n",
+                "`fetch.page_size` is 100001",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains("as for --"), "{err}");
+        }
+        let edges = "[fetch]\nconcurrency = 64\npage_size = 100000\n";
+        let config = parse(edges).unwrap();
+        assert_eq!(config.fetch.concurrency, 64);
+        assert_eq!(config.fetch.page_size, 100_000);
+        let config = parse("[fetch]\nconcurrency = 1\npage_size = 1\n").unwrap();
+        assert_eq!((config.fetch.concurrency, config.fetch.page_size), (1, 1));
     }
 
     #[test]

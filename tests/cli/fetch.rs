@@ -720,6 +720,37 @@ fn without_a_cluster_fetch_says_how_to_name_one() {
 }
 
 #[test]
+fn fetch_settings_in_the_config_have_the_limits_of_the_flags() {
+    // `[fetch] concurrency = 5000` once sent 31k requests in a minute.
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    for (setting, key) in [
+        (
+            "concurrency = 5000",
+            "`fetch.concurrency` is 5000; it must be from 1 to 64",
+        ),
+        (
+            "page_size = 0",
+            "`fetch.page_size` is 0; it must be from 1 to 100000",
+        ),
+    ] {
+        std::fs::write(
+            scratch.file("ts-principals.toml"),
+            format!("[fetch]\n{setting}\n"),
+        )
+        .unwrap();
+        scratch
+            .with_password(&server)
+            .arg("fetch")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(key));
+    }
+    assert!(server.state.seen().is_empty(), "no request was sent");
+    assert!(!scratch.file("principals.json").exists());
+}
+
+#[test]
 fn an_unreachable_cluster_is_a_network_error() {
     // A port nothing listens on: bind one, then free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
