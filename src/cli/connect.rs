@@ -68,6 +68,11 @@ pub(super) struct ConnectArgs {
     /// Requests in flight at once, 1 to 64 (`fetch.concurrency`, default 4).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(wide(limits::CONCURRENCY)))]
     concurrency: Option<u32>,
+    /// Most MiB one response may hold once decompressed, 1 to 65536
+    /// (`fetch.max_response_mb`, default 512). A longer response (an endless body, a
+    /// compression bomb) fails the fetch, naming the URL.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(wide(limits::MAX_RESPONSE_MB)))]
+    max_response_mb: Option<u32>,
     /// PEM file with the certificate of a private CA to trust (adds to the system's).
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
@@ -115,6 +120,10 @@ pub(super) fn fetch(
         http: HttpSettings {
             request_timeout: Duration::from_secs(args.timeout),
             retries: args.retries,
+            max_response_bytes: u64::from(
+                args.max_response_mb.unwrap_or(config.fetch.max_response_mb),
+            ) * 1024
+                * 1024,
             ..HttpSettings::default()
         },
     };
@@ -168,6 +177,7 @@ mod tests {
         for (id, range) in [
             ("page_size", limits::PAGE_SIZE),
             ("concurrency", limits::CONCURRENCY),
+            ("max_response_mb", limits::MAX_RESPONSE_MB),
         ] {
             let arg = command
                 .get_arguments()

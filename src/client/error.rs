@@ -58,6 +58,21 @@ pub enum ClientError {
         /// Attempts made.
         attempts: u32,
     },
+    /// A response body grew past the limit (an endless body, a compression
+    /// bomb, or far more records than asked for); never retried.
+    #[error(
+        "{method} {url}: the response grew past {limit_mib} MiB and was abandoned; \
+         ask for fewer records per page (--page-size), or raise the limit (--max-response-mb, \
+         `fetch.max_response_mb`) if the cluster really sends this much"
+    )]
+    TooLarge {
+        /// HTTP method.
+        method: &'static str,
+        /// The whole URL requested.
+        url: String,
+        /// The limit, in MiB.
+        limit_mib: u64,
+    },
     /// The cluster refused the credentials (401) or the action (403).
     #[error("{method} {path} failed with HTTP {status} ({message}): {credential} {advice}")]
     Auth {

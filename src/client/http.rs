@@ -161,7 +161,14 @@ impl Http {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
-                    match response.bytes().await {
+                    match self.read_body(response).await {
+                        Err(BodyError::TooLarge) => {
+                            return Err(ClientError::TooLarge {
+                                method,
+                                url: format!("{}{}", self.base, request.path),
+                                limit_mib: self.settings.max_response_bytes / (1024 * 1024),
+                            });
+                        }
                         Ok(body) => {
                             tracing::debug!(
                                 "{method} {} → {} ({} bytes, {:.0?})",
@@ -181,8 +188,8 @@ impl Http {
                             let message = server_message(&body, status);
                             Failure::Status(status, message, retry_after)
                         }
-                        Err(error) if error.is_timeout() => Failure::Timeout,
-                        Err(error) => Failure::Body(error_chain(error)),
+                        Err(BodyError::Read(error)) if error.is_timeout() => Failure::Timeout,
+                        Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
                     }
                 }
                 Err(error) if error.is_timeout() => Failure::Timeout,
@@ -207,6 +214,25 @@ impl Http {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Reads a (decompressed) body as it streams in, stopping at the limit,
+    /// so an endless or inflating body cannot take all memory.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
+        let limit = self.settings.max_response_bytes;
+        let announced = response.content_length().unwrap_or(0);
+        if announced > limit {
+            return Err(BodyError::TooLarge);
+        }
+        // What the server announces is a hint only, and bounded by the limit.
+        let mut body = bytes::BytesMut::with_capacity(announced.min(1 << 20) as usize);
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     fn build(&self, request: &Request<'_>) -> reqwest::RequestBuilder {
@@ -290,6 +316,14 @@ impl Http {
             },
         }
     }
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// Past [`HttpSettings::max_response_bytes`].
+    TooLarge,
+    /// The connection failed or timed out.
+    Read(reqwest::Error),
 }
 
 /// Why an attempt failed in a way worth retrying.

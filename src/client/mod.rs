@@ -52,6 +52,9 @@ pub struct HttpSettings {
     pub backoff: Duration,
     /// Longest wait between tries, `Retry-After` included.
     pub max_backoff: Duration,
+    /// Most bytes a response body may hold once decompressed; a longer one
+    /// is abandoned with [`ClientError::TooLarge`], not retried.
+    pub max_response_bytes: u64,
 }
 
 impl Default for HttpSettings {
@@ -62,6 +65,7 @@ impl Default for HttpSettings {
             retries: 4,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(60),
+            max_response_bytes: 512 * 1024 * 1024,
         }
     }
 }

@@ -23,6 +23,9 @@ pub mod limits {
     pub const PAGE_SIZE: RangeInclusive<u32> = 1..=100_000;
     /// `fetch.concurrency` and `--concurrency`: requests in flight at once.
     pub const CONCURRENCY: RangeInclusive<u32> = 1..=64;
+    /// `fetch.max_response_mb` and `--max-response-mb`: MiB one response
+    /// body may hold, decompressed.
+    pub const MAX_RESPONSE_MB: RangeInclusive<u32> = 1..=65_536;
 }
 
 /// The whole project config.
@@ -145,6 +148,8 @@ pub struct FetchConfig {
     pub page_size: u32,
     /// Pages fetched at once.
     pub concurrency: u32,
+    /// MiB one response body may hold, decompressed.
+    pub max_response_mb: u32,
 }
 
 impl Default for FetchConfig {
@@ -154,6 +159,7 @@ impl Default for FetchConfig {
             orgs: Vec::new(),
             page_size: 1000,
             concurrency: 4,
+            max_response_mb: 512,
         }
     }
 }

@@ -414,6 +414,68 @@ fn a_connection_dropped_mid_body_is_retried_then_reported() {
     assert!(!scratch.file("dropped.json").exists());
 }
 
+/// Each search request at most once: nothing was retried.
+fn assert_no_search_repeated(server: &FakeThoughtSpot) {
+    let searches: Vec<_> = server
+        .state
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("users/search") || s.path.ends_with("groups/search"))
+        .map(|s| (s.path, s.org, s.offset))
+        .collect();
+    assert!(!searches.is_empty());
+    let mut unique = searches.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), searches.len(), "retried: {searches:?}");
+}
+
+#[test]
+fn an_endless_response_is_cut_off_at_the_limit_and_not_retried() {
+    // An endless body once grew to 6 GB and aborted the process.
+    let server = FakeThoughtSpot::start(fixtures());
+    server.state.set(|f| f.endless_body = true);
+    let scratch = Scratch::new();
+    scratch
+        .with_password(&server)
+        .args(["fetch", "--max-response-mb", "1", "--timeout", "20"])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains(format!("POST {}/api/rest/2.0/", server.url()))
+                .and(predicate::str::contains("the response grew past 1 MiB"))
+                .and(predicate::str::contains("--max-response-mb")),
+        );
+    assert_no_search_repeated(&server);
+    assert!(!scratch.file("principals.json").exists());
+}
+
+#[test]
+fn a_gzip_bomb_is_measured_inflated_and_the_limit_comes_from_the_config() {
+    // 2 MB of gzip once inflated to 4.3 GB; here some KiB inflate to 16 MiB.
+    let server = FakeThoughtSpot::start(fixtures());
+    server.state.set(|f| f.gzip_bomb = Some(16 << 20));
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.file("ts-principals.toml"),
+        "[fetch]\nmax_response_mb = 2\n",
+    )
+    .unwrap();
+    scratch
+        .with_password(&server)
+        .arg("fetch")
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("/search: the response grew past 2 MiB")
+                .and(predicate::str::contains("fetch.max_response_mb")),
+        );
+    assert_no_search_repeated(&server);
+    // Under a limit it fits, the same response is read (and is empty).
+    let snapshot = fetch_ok(&scratch, &server, &["--max-response-mb", "17"]);
+    assert_eq!(count(&snapshot, "users"), 0);
+}
+
 #[test]
 fn malformed_json_fails_the_fetch_naming_the_page() {
     let server = FakeThoughtSpot::start(fixtures());

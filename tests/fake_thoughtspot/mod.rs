@@ -4,7 +4,8 @@
 //! `session/logout`) on 127.0.0.1, with real paging semantics, org-scoped
 //! tokens, and faults switched on at will: rate limits with Retry-After,
 //! 503 bursts, slow responses, connections dropped mid-body, malformed
-//! JSON, failing pages, expiring tokens, a page-size cap and no v2 at all.
+//! JSON, failing pages, expiring tokens, a page-size cap, no v2 at all,
+//! endless bodies and gzip bombs.
 //!
 //! Used by `tests/cli/fetch.rs` and `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
@@ -235,6 +236,11 @@ pub struct Faults {
     pub no_v2: bool,
     /// `orgs/search` answers 403 (orgs hidden from this user).
     pub orgs_forbidden: bool,
+    /// Search responses never end: `[` and then blanks, forever.
+    pub endless_body: bool,
+    /// Search responses are gzip-compressed (`Content-Encoding: gzip`) and
+    /// inflate to this many bytes: `[`, blanks, `]`.
+    pub gzip_bomb: Option<usize>,
 }
 
 /// One request, as the fake saw it.
@@ -277,6 +283,8 @@ pub struct Shared {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     next_id: AtomicU64,
+    /// The last gzip bomb made, by inflated size.
+    bomb: Mutex<Option<(usize, Bytes)>>,
 }
 
 impl Shared {
@@ -390,6 +398,7 @@ impl FakeThoughtSpot {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            bomb: Mutex::new(None),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -829,6 +838,25 @@ fn search_response(
     let bytes = serde_json::to_vec(&page).expect("json");
 
     let mut faults = state.faults.lock().unwrap();
+    if faults.endless_body {
+        static BLANKS: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        let chunks = std::iter::once(Bytes::from_static(b"["))
+            .chain(std::iter::repeat(Bytes::from_static(&BLANKS)))
+            .map(Ok::<_, std::io::Error>);
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .expect("response");
+    }
+    if let Some(inflated) = faults.gzip_bomb {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(Body::from(state.gzip_bomb(inflated)))
+            .expect("response");
+    }
     if take(&mut faults.malformed) {
         let cut = bytes.len() / 2;
         return (
@@ -866,6 +894,34 @@ fn search_response(
         bytes,
     )
         .into_response()
+}
+
+impl Shared {
+    /// A gzip body inflating to `inflated` bytes of an empty JSON array
+    /// padded with blanks; about a thousandth of that on the wire. Made
+    /// once per size.
+    fn gzip_bomb(&self, inflated: usize) -> Bytes {
+        use std::io::Write;
+        let mut cached = self.bomb.lock().unwrap();
+        if let Some((size, bomb)) = cached.as_ref()
+            && *size == inflated
+        {
+            return bomb.clone();
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let blanks = vec![b' '; 1 << 20];
+        let mut left = inflated.saturating_sub(2);
+        encoder.write_all(b"[").expect("gzip");
+        while left > 0 {
+            let n = left.min(blanks.len());
+            encoder.write_all(&blanks[..n]).expect("gzip");
+            left -= n;
+        }
+        encoder.write_all(b"]").expect("gzip");
+        let bomb = Bytes::from(encoder.finish().expect("gzip"));
+        *cached = Some((inflated, bomb.clone()));
+        bomb
+    }
 }
 
 fn form_field(body: &Bytes, name: &str) -> Option<String> {
