@@ -90,12 +90,26 @@ impl Http {
         let base = connection.url.trim_end_matches('/').to_owned();
         let parsed = reqwest::Url::parse(&base).map_err(|e| {
             ClientError::Setup(format!(
-                "the cluster URL \"{base}\" is not valid ({e}); give it as https://host[:port]"
+                "the cluster URL is not valid ({e}); give it as https://host[:port]"
             ))
         })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::Setup(format!(
                 "the cluster URL \"{base}\" must start with https:// (or http://) and name a host"
+            )));
+        }
+        let origin = parsed.origin();
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(ClientError::Setup(format!(
+                "the cluster URL holds a user name or password; give the address alone ({}) \
+                 and the credentials apart",
+                origin.ascii_serialization()
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ClientError::Setup(format!(
+                "the cluster URL \"{base}\" has a query or fragment; give the address alone ({})",
+                origin.ascii_serialization()
             )));
         }
         let settings = connection.http.clone();

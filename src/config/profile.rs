@@ -135,7 +135,7 @@ impl Profile {
             name: name.to_owned(),
             message,
         };
-        check_url(&self.url).map_err(invalid)?;
+        cluster_url(&self.url).map_err(invalid)?;
         let source = self.secret_source().map_err(invalid)?;
         let needs_user = matches!(
             source,
@@ -184,15 +184,86 @@ impl fmt::Display for SecretSource {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "url \"{url}\" must be the cluster's address, e.g. https://example.thoughtspot.cloud"
-        ))
+/// A cluster URL made fit for use, and what was taken off it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterUrl {
+    /// `scheme://host[:port]`: where the REST API lives.
+    pub url: String,
+    /// What followed the address and was dropped, e.g. `#/home` of a URL
+    /// copied from a browser; `None` when nothing (or only `/`) did.
+    pub dropped: Option<String>,
+}
+
+impl ClusterUrl {
+    /// A warning about what was dropped, if anything was.
+    pub fn warning(&self) -> Option<String> {
+        self.dropped.as_ref().map(|dropped| {
+            format!(
+                "using {} and ignoring \"{dropped}\" after it: the REST API lives at the \
+                 cluster's root (a URL copied from a browser carries the page's address)",
+                self.url
+            )
+        })
+    }
+}
+
+/// Reads the address of a cluster: `http(s)://host[:port]`, anything after
+/// it (a browser's `/#/home`, a path, a query) dropped and reported in
+/// [`ClusterUrl::dropped`]. A user name or password in the URL is refused
+/// (it would be logged, recorded in snapshots and stored in profiles), and
+/// no message repeats it.
+pub fn cluster_url(raw: &str) -> Result<ClusterUrl, String> {
+    let text = raw.trim();
+    let shown = without_userinfo(text);
+    let example = "e.g. https://example.thoughtspot.cloud";
+    let parsed = url::Url::parse(text).map_err(|e| {
+        format!("url \"{shown}\" is not a URL ({e}); give the cluster's address, {example}")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "url \"{shown}\" must be the cluster's address starting with https:// (or \
+             http://), {example}"
+        ));
+    }
+    let origin = parsed.origin().ascii_serialization();
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "url \"{shown}\" holds a user name or password; credentials never go in the URL, \
+             where they would be logged and stored: give the address alone ({origin}), the \
+             user with --username (or {}), and the password with --password-env VAR or \
+             --password-prompt (or {})",
+            env::USERNAME,
+            env::PASSWORD
+        ));
+    }
+    let mut dropped = String::new();
+    if parsed.path() != "/" {
+        dropped.push_str(parsed.path());
+    }
+    if parsed.query().is_some() {
+        // A query may carry a token; it is named, not repeated.
+        dropped.push_str("?…");
+    }
+    if let Some(fragment) = parsed.fragment() {
+        dropped.push('#');
+        dropped.push_str(fragment);
+    }
+    Ok(ClusterUrl {
+        url: origin,
+        dropped: (!dropped.is_empty()).then_some(dropped),
+    })
+}
+
+/// `text` with whatever sits between the scheme and an `@` replaced, so a
+/// message about a URL never repeats a password in it.
+fn without_userinfo(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…@{}", &text[..start], &text[start + at + 1..]),
+        None => text.to_owned(),
     }
 }
 
@@ -249,6 +320,14 @@ pub enum ProfileError {
     /// A secret could not be had.
     #[error("{0}")]
     Secret(String),
+    /// An environment variable holds an unusable value.
+    #[error("{var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong (never the value itself when it may hold a secret).
+        message: String,
+    },
 }
 
 /// All profiles, as the file stores them.
@@ -485,18 +564,14 @@ pub struct Resolved {
 /// profile; `env` or no profile with `THOUGHTSPOT_URL` set: the environment.
 pub fn resolve(
     store: &Store,
-    profile: Option<&str>,
+    profile_name: Option<&str>,
     secrets: &dyn Secrets,
 ) -> Result<Resolved, ProfileError> {
-    let (profile, origin) = match profile {
+    let (profile, origin) = match profile_name {
         Some(ENV_PROFILE) | None => {
             let Some(url) = secrets.var(env::URL) else {
                 return Err(ProfileError::NoCluster);
             };
-            check_url(&url).map_err(|m| ProfileError::Invalid {
-                name: ENV_PROFILE.into(),
-                message: format!("({}) {m}", env::URL),
-            })?;
             let profile = Profile {
                 url,
                 username: secrets.var(env::USERNAME),
@@ -506,9 +581,22 @@ pub fn resolve(
         }
         Some(name) => (store.get(name)?, format!("profile \"{name}\"")),
     };
+    let url = cluster_url(&profile.url).map_err(|message| match profile_name {
+        Some(ENV_PROFILE) | None => ProfileError::Env {
+            var: env::URL,
+            message,
+        },
+        Some(name) => ProfileError::Invalid {
+            name: name.to_owned(),
+            message,
+        },
+    })?;
+    if let Some(warning) = url.warning() {
+        tracing::warn!("{origin}: {warning}");
+    }
     let secret = secret(&profile, &origin, secrets)?;
     Ok(Resolved {
-        url: profile.url.trim_end_matches('/').to_owned(),
+        url: url.url,
         username: profile.username,
         secret,
         ca_cert: profile.ca_cert,
@@ -647,6 +735,51 @@ mod tests {
         store.delete("prod").unwrap();
         let missing = store.get("prod").unwrap_err().to_string();
         assert!(missing.contains("config create --name prod"), "{missing}");
+    }
+
+    #[test]
+    fn cluster_urls_are_the_address_alone() {
+        let url = |raw: &str| cluster_url(raw).map(|u| (u.url, u.dropped));
+        let plain = Ok(("https://ts.example.com".to_owned(), None));
+        assert_eq!(url("https://ts.example.com"), plain);
+        assert_eq!(url(" https://ts.example.com/ "), plain);
+        assert_eq!(url("https://TS.example.com:443/"), plain);
+        assert_eq!(
+            url("https://ts.example.com/#/home"),
+            Ok(("https://ts.example.com".into(), Some("#/home".into())))
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8787/?orgId=1&token=t#/pinboard/x"),
+            Ok((
+                "http://127.0.0.1:8787".into(),
+                Some("?…#/pinboard/x".into())
+            ))
+        );
+        let warning = cluster_url("https://ts.example.com/#/home")
+            .unwrap()
+            .warning()
+            .unwrap();
+        assert!(warning.contains("ignoring \"#/home\""), "{warning}");
+        for raw in [
+            "https://admin:Pw-77@ts.example.com/",
+            "https://admin@ts.example.com",
+            "https://:Pw-77@ts.example.com",
+        ] {
+            let error = cluster_url(raw).unwrap_err();
+            assert!(!error.contains("Pw-77"), "{error}");
+            assert!(error.contains("holds a user name or password"), "{error}");
+            assert!(error.contains("(https://ts.example.com)"), "{error}");
+        }
+        for raw in [
+            "ts.example.com",
+            "admin:Pw-77@ts.example.com",
+            "ftp://x",
+            "https://",
+        ] {
+            let error = cluster_url(raw).unwrap_err();
+            assert!(!error.contains("Pw-77"), "{error}");
+            assert!(error.contains("https://"), "{error}");
+        }
     }
 
     #[test]

@@ -12,27 +12,27 @@ use crate::common::{self, fixture, tree};
 use crate::fake::{self, Data, FakeThoughtSpot};
 
 /// A scratch directory with its own (empty) profile store.
-struct Scratch {
+pub(crate) struct Scratch {
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// ts-principals with no THOUGHTSPOT_* variables from the outside.
-    fn cmd(&self) -> assert_cmd::Command {
+    pub(crate) fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = common::ts_principals(self.path());
         for var in [
             "THOUGHTSPOT_URL",
@@ -48,7 +48,7 @@ impl Scratch {
     }
 
     /// ts-principals signed in to `server` with the password.
-    fn with_password(&self, server: &FakeThoughtSpot) -> assert_cmd::Command {
+    pub(crate) fn with_password(&self, server: &FakeThoughtSpot) -> assert_cmd::Command {
         let mut cmd = self.cmd();
         cmd.env("THOUGHTSPOT_URL", server.url())
             .env("THOUGHTSPOT_USERNAME", fake::USERNAME)
@@ -57,11 +57,11 @@ impl Scratch {
     }
 }
 
-fn fixtures() -> Data {
+pub(crate) fn fixtures() -> Data {
     Data::load(&fixture("")).expect("fixtures load")
 }
 
-fn fetch_ok(scratch: &Scratch, server: &FakeThoughtSpot, extra: &[&str]) -> Value {
+pub(crate) fn fetch_ok(scratch: &Scratch, server: &FakeThoughtSpot, extra: &[&str]) -> Value {
     let out = scratch.file("principals.json");
     scratch
         .with_password(server)
@@ -778,6 +778,50 @@ fn without_a_cluster_fetch_says_how_to_name_one() {
     let scratch = Scratch::new();
     scratch.cmd().arg("fetch").assert().code(2).stderr(
         predicate::str::contains("--profile NAME").and(predicate::str::contains("THOUGHTSPOT_URL")),
+    );
+}
+
+#[test]
+fn a_url_copied_from_a_browser_is_used_as_the_clusters_address() {
+    // `…/#/home` once sent every request to the web page and was reported
+    // as a refused password.
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let out = scratch.file("principals.json");
+    scratch
+        .with_password(&server)
+        .env("THOUGHTSPOT_URL", format!("{}/#/home", server.url()))
+        .args(["fetch", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "using {} and ignoring \"#/home\"",
+            server.url()
+        )));
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(snapshot["source"]["cluster_url"], server.url().as_str());
+    assert_same_output(&scratch, &out);
+
+    scratch
+        .cmd()
+        .args([
+            "config",
+            "create",
+            "--name",
+            "b",
+            "--token-env",
+            "T",
+            "--url",
+        ])
+        .arg(format!("{}/?orgId=1#/pinboard/x", server.url()))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("ignoring \"?…#/pinboard/x\""));
+    let profiles = std::fs::read_to_string(scratch.file("config/profiles.toml")).unwrap();
+    assert!(
+        profiles.contains(&format!("url = \"{}\"\n", server.url())),
+        "{profiles}"
     );
 }
 

@@ -8,6 +8,7 @@ mod fake;
 mod fetch;
 mod generate;
 mod layering;
+mod secrets;
 mod snapshots;
 mod tls;
 mod tml;
