@@ -39,6 +39,15 @@ pub enum Secret {
     Password(SecretString),
 }
 
+impl Secret {
+    /// The secret itself.
+    pub(crate) fn value(&self) -> &SecretString {
+        match self {
+            Secret::Token(s) | Secret::SecretKey(s) | Secret::Password(s) => s,
+        }
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -259,6 +268,8 @@ impl Auth {
                 context: String::new(),
                 reason: format!("expected {{\"token\": …}} ({e})"),
             })?;
+        let token = SecretString::from(parsed.token);
+        http.keep_out_of_messages(&token);
         let expires = parsed
             .expiration_time_in_millis
             .filter(|&ms| ms > 0)
@@ -269,7 +280,7 @@ impl Auth {
             describe(scope)
         );
         Ok(Issued {
-            token: SecretString::from(parsed.token),
+            token,
             generation: self
                 .generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -9,7 +9,7 @@ use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::{ClientError, server_message};
+use super::error::{ClientError, Scrubber, server_message};
 use super::{Connection, HttpSettings};
 
 /// A request to send; rebuilt for every attempt.
@@ -37,12 +37,14 @@ pub(crate) struct Reply {
     pub body: bytes::Bytes,
     /// Attempts it took.
     pub attempts: u32,
+    /// The secrets its message must not show.
+    scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl Reply {
     /// The server's message for an unsuccessful reply.
     pub fn message(&self) -> String {
-        server_message(&self.body, self.status)
+        server_message(&self.body, self.status, &self.scrubber)
     }
 
     /// The body of a successful reply, or an error naming the request.
@@ -81,6 +83,7 @@ pub(crate) struct Http {
     client: reqwest::Client,
     base: String,
     settings: HttpSettings,
+    scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl Http {
@@ -120,6 +123,7 @@ impl Http {
             .default_headers(headers)
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
+            .redirect(same_origin_redirects(origin))
             .cookie_store(true);
         if let Some(path) = &connection.ca_cert {
             let pem = std::fs::read(path).map_err(|e| {
@@ -150,11 +154,21 @@ impl Http {
         let client = builder
             .build()
             .map_err(|e| ClientError::Setup(format!("cannot set up the HTTP client: {e}")))?;
+        let scrubber = std::sync::Arc::new(Scrubber::default());
+        if let Some(secret) = &connection.credentials.secret {
+            scrubber.add(secret.value());
+        }
         Ok(Self {
             client,
             base,
             settings,
+            scrubber,
         })
+    }
+
+    /// Keeps `secret` (a token just issued) out of every message.
+    pub fn keep_out_of_messages(&self, secret: &SecretString) {
+        self.scrubber.add(secret);
     }
 
     /// The cluster's base URL.
@@ -197,14 +211,22 @@ impl Http {
                                     status,
                                     body,
                                     attempts: attempt,
+                                    scrubber: self.scrubber.clone(),
                                 });
                             }
-                            let message = server_message(&body, status);
+                            let message = server_message(&body, status, &self.scrubber);
                             Failure::Status(status, message, retry_after)
                         }
                         Err(BodyError::Read(error)) if error.is_timeout() => Failure::Timeout,
                         Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
                     }
+                }
+                Err(error) if error.is_redirect() => {
+                    return Err(ClientError::Redirect {
+                        method,
+                        path: request.path.to_owned(),
+                        reason: error_chain(error),
+                    });
                 }
                 Err(error) if error.is_timeout() => Failure::Timeout,
                 Err(error) if error.is_connect() => Failure::Connect(error_chain(error)),
@@ -330,6 +352,31 @@ impl Http {
             },
         }
     }
+}
+
+/// Redirects are followed only within the cluster's origin (scheme, host
+/// and port): every request carries credentials (a token, a session
+/// cookie, or a password in its body, which a 307 would send again), and
+/// none may reach another server.
+fn same_origin_redirects(origin: url::Origin) -> reqwest::redirect::Policy {
+    const MOST: usize = 10;
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let to = attempt.url().origin();
+        if to != origin {
+            let reason = format!(
+                "the cluster redirected it to {}, another address than {}; requests carrying \
+                 credentials are never sent on to another address: if that is the cluster's \
+                 own address, use it as the cluster URL",
+                to.ascii_serialization(),
+                origin.ascii_serialization()
+            );
+            attempt.error(reason)
+        } else if attempt.previous().len() > MOST {
+            attempt.error(format!("more than {MOST} redirects; check the cluster URL"))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// Why a body could not be read.

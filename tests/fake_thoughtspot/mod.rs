@@ -5,7 +5,8 @@
 //! tokens, and faults switched on at will: rate limits with Retry-After,
 //! 503 bursts, slow responses, connections dropped mid-body, malformed
 //! JSON, failing pages, expiring tokens, a page-size cap, no v2 at all,
-//! endless bodies and gzip bombs.
+//! endless bodies, gzip bombs, redirects elsewhere and errors that echo
+//! the request.
 //!
 //! Used by `tests/cli/fetch.rs` and `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
@@ -241,6 +242,12 @@ pub struct Faults {
     /// Search responses are gzip-compressed (`Content-Encoding: gzip`) and
     /// inflate to this many bytes: `[`, blanks, `]`.
     pub gzip_bomb: Option<usize>,
+    /// Every request is answered `307 Temporary Redirect` to the same path
+    /// under this base URL (e.g. another fake's).
+    pub redirect_to: Option<String>,
+    /// Error responses echo the request (body and `Authorization`) in
+    /// their message, as some clusters' do.
+    pub echo_requests: bool,
 }
 
 /// One request, as the fake saw it.
@@ -464,7 +471,72 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/callosum/v1/tspublic/v1/session/logout", post(v1_logout))
         .route("/callosum/v1/tspublic/v1/user/list", get(v1_user_list))
         .fallback(|| async { error(StatusCode::NOT_FOUND, 10004, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            redirect_or_echo,
+        ))
         .with_state(state)
+}
+
+/// The `redirect_to` and `echo_requests` faults, for every route.
+async fn redirect_or_echo(
+    State(state): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (redirect, echo) = {
+        let faults = state.faults.lock().unwrap();
+        (faults.redirect_to.clone(), faults.echo_requests)
+    };
+    if let Some(target) = redirect {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let mut log = seen(
+            request.method().as_str(),
+            &path,
+            request.headers(),
+            &Bytes::new(),
+        );
+        log.status = StatusCode::TEMPORARY_REDIRECT.as_u16();
+        state.record(log);
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, format!("{target}{path}"))
+            .body(Body::empty())
+            .expect("response");
+    }
+    if !echo {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let sent = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let authorization = header_text(&parts.headers, header::AUTHORIZATION).unwrap_or_default();
+    let request = axum::extract::Request::from_parts(parts, Body::from(sent.clone()));
+    let response = next.run(request).await;
+    if response.status().is_success() || response.status().is_redirection() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut value: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let echoed = format!(
+        " (request: {}; Authorization: {authorization})",
+        String::from_utf8_lossy(&sent)
+    );
+    if let Some(debug) = value.pointer_mut("/error/message/debug") {
+        *debug = Value::String(format!("{}{echoed}", debug.as_str().unwrap_or_default()));
+    } else if let Some(debug) = value.get_mut("debug") {
+        *debug = Value::String(format!("{}{echoed}", debug.as_str().unwrap_or_default()));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(serde_json::to_vec(&value).expect("json")))
 }
 
 /// A ThoughtSpot-shaped error.
