@@ -374,23 +374,62 @@ impl Store {
         &self.path
     }
 
-    /// Every profile (none when the file does not exist yet).
+    /// Every profile (none when the file does not exist yet). A file (or
+    /// directory) other users can write is refused: whoever can change it
+    /// can point a profile at their own server and collect the password.
     pub fn load(&self) -> Result<Profiles, ProfileError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profiles::default()),
             Err(e) => return Err(self.error(format!("cannot read: {e}"))),
         };
-        let profiles: Profiles = toml::from_str(&text).map_err(|e| {
-            self.error(format!(
-                "{}; fix or delete the file",
-                e.to_string().trim_end()
-            ))
-        })?;
+        self.check_private()?;
+        let profiles: Profiles =
+            toml::from_str(&text).map_err(|e| self.error(describe_toml_error(&text, &e)))?;
         for (name, profile) in &profiles.profiles {
             profile.check(name)?;
         }
         Ok(profiles)
+    }
+
+    /// Refuses a profile file, or its directory, that others can write.
+    #[cfg(unix)]
+    fn check_private(&self) -> Result<(), ProfileError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dir();
+        for (path, what, fix) in [
+            (self.path.as_path(), "it", "600"),
+            (dir, "its directory", "700"),
+        ] {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            // A sticky directory (like /tmp) keeps others from replacing the file.
+            let sticky = meta.is_dir() && mode & 0o1000 != 0;
+            if mode & 0o022 != 0 && !sticky {
+                return Err(self.error(format!(
+                    "{what} can be changed by other users (mode {:o}), who could point a profile \
+                     at their own server and collect your password; check the profiles, then \
+                     run `chmod {fix} {}`",
+                    mode & 0o7777,
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn check_private(&self) -> Result<(), ProfileError> {
+        Ok(())
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 
     /// One profile by name.
@@ -420,20 +459,48 @@ impl Store {
     pub fn create(&self, name: &str, profile: Profile, replace: bool) -> Result<(), ProfileError> {
         check_name(name)?;
         profile.check(name)?;
-        let mut profiles = self.load()?;
-        if profiles.profiles.contains_key(name) && !replace {
-            return Err(ProfileError::Exists(name.to_owned()));
-        }
-        profiles.profiles.insert(name.to_owned(), profile);
-        self.save(&profiles)
+        self.modify(|profiles| {
+            if profiles.profiles.contains_key(name) && !replace {
+                return Err(ProfileError::Exists(name.to_owned()));
+            }
+            profiles.profiles.insert(name.to_owned(), profile);
+            Ok(())
+        })
     }
 
     /// Deletes a profile.
     pub fn delete(&self, name: &str) -> Result<(), ProfileError> {
+        self.modify(|profiles| {
+            if profiles.profiles.remove(name).is_none() {
+                return Err(self.missing(name, profiles));
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads, changes and saves the profiles while holding a lock on their
+    /// directory, so runs changing profiles at once take turns and none
+    /// loses another's change.
+    fn modify(
+        &self,
+        change: impl FnOnce(&mut Profiles) -> Result<(), ProfileError>,
+    ) -> Result<(), ProfileError> {
+        let dir = self.dir();
+        create_private_dir(dir).map_err(|e| {
+            self.error(format!(
+                "cannot create the directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let _lock = crate::atomic::Lock::acquire(dir, crate::atomic::Wait::Block, || {
+            tracing::info!(
+                "waiting for another ts-principals run to finish changing {}",
+                self.path.display()
+            );
+        })
+        .map_err(|e| self.error(format!("cannot lock {}: {e}", dir.display())))?;
         let mut profiles = self.load()?;
-        if profiles.profiles.remove(name).is_none() {
-            return Err(self.missing(name, &profiles));
-        }
+        change(&mut profiles)?;
         self.save(&profiles)
     }
 
@@ -445,13 +512,6 @@ impl Store {
             "# ts-principals connection profiles; managed by `ts-principals config`.\n\
              # No secrets here: each profile names where its secret comes from.\n\n{text}"
         );
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir).map_err(|e| {
-            self.error(format!(
-                "cannot create the directory {}: {e}",
-                dir.display()
-            ))
-        })?;
         crate::atomic::write_file(&self.path, text.as_bytes(), crate::atomic::Access::Private)
             .map_err(|e| self.error(format!("cannot write: {e}")))
     }
@@ -462,6 +522,37 @@ impl Store {
             message,
         }
     }
+}
+
+/// Where and why the profile file does not parse, without the offending
+/// line or value: someone may have written a secret there.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let mut message = error.message().trim_end().to_owned();
+    let Some(span) = error.span().filter(|s| s.start <= text.len()) else {
+        return format!("{message}; fix or delete the file");
+    };
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..span.start].matches('\n').count() + 1;
+    let column = text[line_start..span.start].chars().count() + 1;
+    // The values on the lines the error points at are never repeated.
+    let end = text[span.end.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |i| span.end.min(text.len()) + i);
+    for source_line in text[line_start..end].lines() {
+        let value = source_line.split_once('=').map_or(source_line, |(_, v)| v);
+        let mut values: Vec<&str> = value
+            .split(['"', '\''])
+            .chain([value.trim(), value.trim().trim_matches(['"', '\''])])
+            .map(str::trim)
+            // Punctuation and one-letter words would garble the message.
+            .filter(|v| v.len() > 2 && v.chars().any(char::is_alphanumeric))
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values {
+            message = message.replace(value, "…");
+        }
+    }
+    format!("line {line}, column {column}: {message}; fix or delete the file")
 }
 
 fn check_name(name: &str) -> Result<(), ProfileError> {
@@ -780,6 +871,76 @@ mod tests {
             assert!(!error.contains("Pw-77"), "{error}");
             assert!(error.contains("https://"), "{error}");
         }
+    }
+
+    #[test]
+    fn parse_errors_never_repeat_the_value() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        for (line, expected) in [
+            ("password = \"hunter2-secret\"", "line 3, column 12"),
+            ("insecure = \"hunter2-secret\"", "line 3, column 12"),
+            ("token_env = [\"hunter2-secret\"]", "line 3, column 13"),
+            ("username = hunter2-secret", "line 3, column 12"),
+        ] {
+            let text = format!("[profiles.p]\nurl = \"https://ts.example.com\"\n{line}\n");
+            create_private_dir(store.dir()).unwrap();
+            std::fs::write(store.path(), &text).unwrap();
+            let error = store.load().unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{line}: {error}");
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+        // Keys are not values: a typo is still named.
+        let text = "[profiles.p]\nurl = \"https://ts.example.com\"\nusrname = \"admin\"\n";
+        std::fs::write(store.path(), text).unwrap();
+        let error = store.load().unwrap_err().to_string();
+        assert!(error.contains("usrname"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("c"));
+        store.create("p", profile(), false).unwrap();
+        let mode = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        mode(store.path(), 0o620);
+        let error = store.load().unwrap_err().to_string();
+        assert!(
+            error.contains("mode 620") && error.contains("chmod 600"),
+            "{error}"
+        );
+        mode(store.path(), 0o600);
+        mode(store.dir(), 0o777);
+        let error = store.get("p").unwrap_err().to_string();
+        assert!(
+            error.contains("its directory") && error.contains("chmod 700"),
+            "{error}"
+        );
+        // Others cannot replace files in a sticky directory (like /tmp).
+        mode(store.dir(), 0o1777);
+        assert_eq!(store.get("p").unwrap(), profile());
+        mode(store.dir(), 0o700);
+    }
+
+    #[test]
+    fn profiles_created_at_once_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("c"));
+        const RUNS: usize = 16;
+        let start = std::sync::Barrier::new(RUNS);
+        std::thread::scope(|scope| {
+            for i in 0..RUNS {
+                let (store, start) = (&store, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    store.create(&format!("p{i}"), profile(), false).unwrap();
+                });
+            }
+        });
+        assert_eq!(store.load().unwrap().profiles.len(), RUNS);
     }
 
     #[test]

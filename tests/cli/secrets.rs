@@ -1,5 +1,6 @@
 //! Secrets on every path: not in URLs, not sent to another server after a
-//! redirect, not repeated from a cluster's error.
+//! redirect, not repeated from a cluster's error or a broken profile file,
+//! and a profile file is neither open to others nor lost to a race.
 
 use predicates::prelude::*;
 
@@ -160,5 +161,118 @@ fn secrets_a_cluster_echoes_in_its_errors_are_scrubbed() {
     assert!(text.contains("Authorization: Bearer <redacted>"), "{text}");
     for issued in server.state.tokens() {
         assert!(!text.contains(&issued), "{text}");
+    }
+}
+
+#[test]
+fn a_broken_profiles_file_names_the_line_not_the_value() {
+    const SECRET: &str = "Typed-Secret-9";
+    let scratch = Scratch::new();
+    std::fs::create_dir(scratch.file("config")).unwrap();
+    std::fs::write(
+        scratch.file("config/profiles.toml"),
+        format!(
+            "[profiles.p]\nurl = \"https://ts.example.com\"\nusername = \"admin\"\npassword = \"{SECRET}\"\n"
+        ),
+    )
+    .unwrap();
+    let output = scratch.cmd().args(["config", "list"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = all_output(&output);
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("profiles.toml: line 4, column 12"), "{text}");
+    assert!(text.contains("fix or delete the file"), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_profiles_file_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    scratch
+        .cmd()
+        .args(["config", "create", "--name", "p", "--url"])
+        .arg(server.url())
+        .args(["--username", fake::USERNAME, "--password-env", "P_PW"])
+        .assert()
+        .success();
+    let file = scratch.file("config/profiles.toml");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let refused = || {
+        predicate::str::contains("can be changed by other users (mode 666)")
+            .and(predicate::str::contains("chmod 600"))
+    };
+    scratch
+        .cmd()
+        .args(["config", "list"])
+        .assert()
+        .code(2)
+        .stderr(refused());
+    scratch
+        .cmd()
+        .env("P_PW", fake::PASSWORD)
+        .args(["fetch", "--profile", "p"])
+        .assert()
+        .code(2)
+        .stderr(refused());
+    assert!(server.state.seen().is_empty());
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        scratch.file("config"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    scratch
+        .cmd()
+        .args(["config", "list"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("its directory can be changed")
+                .and(predicate::str::contains("chmod 700")),
+        );
+    std::fs::set_permissions(
+        scratch.file("config"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    scratch
+        .cmd()
+        .env("P_PW", fake::PASSWORD)
+        .args(["fetch", "--profile", "p"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn profiles_created_at_the_same_time_are_all_kept() {
+    // Concurrent `config create` once lost profiles: each read the file,
+    // added its own and wrote it over the others'.
+    const RUNS: usize = 12;
+    let scratch = Scratch::new();
+    let children: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("ts-principals"));
+            cmd.current_dir(scratch.path())
+                .env("TS_PRINCIPALS_CONFIG_DIR", scratch.file("config"))
+                .args(["config", "create", "--name", &format!("p{i}")])
+                .args(["--url", "https://ts.example.com", "--token-env", "T"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            cmd.spawn().expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let listed = scratch.cmd().args(["config", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for i in 0..RUNS {
+        assert!(
+            listed.lines().any(|l| l.starts_with(&format!("p{i} "))),
+            "p{i} lost: {listed}"
+        );
     }
 }
