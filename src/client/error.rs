@@ -71,6 +71,23 @@ pub enum ClientError {
         /// Where it went and what to do.
         reason: String,
     },
+    /// A search in one org answered with records of other orgs only.
+    #[error(
+        "POST {path} in org {org}: all {count} records the cluster sent belong to other orgs \
+         (e.g. {example}), so it did not search the org asked for; {hint}"
+    )]
+    WrongOrg {
+        /// Request path.
+        path: String,
+        /// The org searched.
+        org: i64,
+        /// Records received.
+        count: usize,
+        /// One of them, with its orgs.
+        example: String,
+        /// What to do.
+        hint: &'static str,
+    },
     /// A response body grew past the limit (an endless body, a compression
     /// bomb, or far more records than asked for); never retried.
     #[error(

@@ -1,6 +1,8 @@
 //! The whole fetch: sign in, identify the cluster, pick the orgs, and page
 //! through users and groups in each, keeping every response.
 
+use std::collections::HashMap;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use super::auth::{Auth, Scope, describe};
 use super::error::ClientError;
 use super::http::Http;
 use super::paging::{self, Fetched};
-use super::v2::{self, GROUPS_PATH, OrgHeader, USERS_PATH, V2};
+use super::v2::{self, GROUPS_PATH, OrgHeader, Stray, USERS_PATH, V2};
 use super::{Connection, v1};
 use crate::model::{DEFAULT_CLUSTER_ID, Source, timestamp_now};
 
@@ -250,15 +252,21 @@ async fn list(
 ) -> Result<Vec<Response>, ClientError> {
     let name = |offset: u64| format!(" ({}, records from {offset})", describe(scope));
     let rows = AtomicUsize::new(0);
+    let strays = std::sync::Mutex::new(HashMap::<u64, Vec<Stray>>::new());
     let fetch_page = |offset: u64, size: u32| {
         let context = name(offset);
-        let rows = &rows;
+        let (rows, strays) = (&rows, &strays);
         async move {
             let _permit = gate
                 .acquire()
                 .await
                 .map_err(|_| ClientError::Setup("the request gate closed".into()))?;
-            let page: Fetched = api.search_page(path, scope, offset, size, &context).await?;
+            let (page, found): (Fetched, _) =
+                api.search_page(path, scope, offset, size, &context).await?;
+            if !found.is_empty() {
+                let mut strays = strays.lock().unwrap_or_else(PoisonError::into_inner);
+                strays.insert(offset, found);
+            }
             rows.fetch_add(page.rows, Ordering::Relaxed);
             progress.page(kind, page.rows);
             Ok(page)
@@ -268,19 +276,64 @@ async fn list(
         ("POST", path.to_owned(), name(offset))
     })
     .await?;
+    let listed: usize = pages.iter().map(|p| p.rows).sum();
     tracing::debug!(
-        "{kind} in {}: {} records in {} pages",
+        "{kind} in {}: {listed} records in {} pages",
         describe(scope),
-        rows.load(Ordering::Relaxed),
         pages.len()
     );
-    Ok(pages
-        .into_iter()
-        .map(|page| Response {
+    // Pages fetched ahead past the end are not kept, nor their strays.
+    let mut strays = strays.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut dropped: Vec<Stray> = Vec::new();
+    let mut responses = Vec::with_capacity(pages.len());
+    for page in pages {
+        let mut body = page.body;
+        if let Some(found) = strays.remove(&page.offset) {
+            let indices: Vec<usize> = found.iter().map(|s| s.index).collect();
+            body = v2::without_records(&body, &indices)
+                .map_err(|e| v2::malformed("POST", path, &name(page.offset), e))?;
+            dropped.extend(found);
+        }
+        responses.push(Response {
             name: format!("POST {path}{}", name(page.offset)),
-            body: page.body,
-        })
-        .collect())
+            body,
+        });
+    }
+    if let (Some(org), Some(first)) = (scope, dropped.first()) {
+        let example = format!(
+            "{} \"{}\" of org {}",
+            kind.trim_end_matches('s'),
+            first.name,
+            first
+                .orgs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if dropped.len() == listed {
+            let hint = if api.auth.scopes_tokens() {
+                "check that the user belongs to that org, or fetch the other orgs alone (--org)"
+            } else {
+                "a bearer token may answer for the org it was created in only: create one for \
+                 this org, or sign in with a username and a password or secret key, for which \
+                 ts-principals gets a token per org"
+            };
+            return Err(ClientError::WrongOrg {
+                path: path.to_owned(),
+                org,
+                count: listed,
+                example,
+                hint,
+            });
+        }
+        tracing::warn!(
+            "POST {path} in org {org}: left out {} of the {listed} {kind} the cluster sent, which \
+             belong to other orgs (e.g. {example})",
+            dropped.len()
+        );
+    }
+    Ok(responses)
 }
 
 /// The org list to keep in the snapshot (only the selected orgs) and the

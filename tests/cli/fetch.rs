@@ -782,6 +782,81 @@ fn without_a_cluster_fetch_says_how_to_name_one() {
 }
 
 #[test]
+fn records_of_another_org_than_the_one_asked_are_not_kept() {
+    // With a bearer token and --org, a cluster once answered with the
+    // Primary org's groups, which were written as Acme's with exit 0.
+    let server = FakeThoughtSpot::start(fixtures());
+    server.state.set(|f| f.ignore_org_identifiers = true);
+    let token = server.state.mint_token(0);
+    let scratch = Scratch::new();
+    scratch
+        .cmd()
+        .env("THOUGHTSPOT_URL", server.url())
+        .env("THOUGHTSPOT_TOKEN", &token)
+        .args(["fetch", "--org", "Acme Retail"])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("/search in org 1842551919: all")
+                .and(predicate::str::contains("belong to other orgs"))
+                .and(predicate::str::contains("of org 0)"))
+                .and(predicate::str::contains("bearer token")),
+        );
+    assert!(!scratch.file("principals.json").exists());
+    // Answered right, the same fetch works.
+    server.state.set(|f| f.ignore_org_identifiers = false);
+    let out = scratch.file("principals.json");
+    scratch
+        .cmd()
+        .env("THOUGHTSPOT_URL", server.url())
+        .env("THOUGHTSPOT_TOKEN", &token)
+        .args(["fetch", "--org", "Acme Retail", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("belong to other orgs").not());
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let groups = snapshot["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    assert!(
+        groups
+            .iter()
+            .all(|g| g["org_ids"] == serde_json::json!([1842551919])),
+        "{groups:?}"
+    );
+}
+
+#[test]
+fn strays_of_other_orgs_among_an_orgs_records_are_left_out_with_a_warning() {
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let clean = fetch_ok(&scratch, &server, &["--org", "Acme Retail"]);
+    // Every search in Acme now also lists Primary's principals.
+    server.state.set(|f| f.leak_org = Some(0));
+    let out = scratch.file("leaky.json");
+    scratch
+        .with_password(&server)
+        .args(["fetch", "--org", "Acme Retail", "--page-size", "4", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains(
+                "groups/search in org 1842551919: left out 5 of the 10 groups",
+            )
+            .and(predicate::str::contains("(e.g. group \""))
+            .and(predicate::str::contains(
+                "users/search in org 1842551919: left out",
+            )),
+        );
+    let mut leaky: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut clean = clean;
+    leaky["source"]["fetched_at"] = Value::Null;
+    clean["source"]["fetched_at"] = Value::Null;
+    assert_eq!(leaky, clean);
+}
+
+#[test]
 fn a_url_copied_from_a_browser_is_used_as_the_clusters_address() {
     // `…/#/home` once sent every request to the web page and was reported
     // as a refused password.

@@ -248,6 +248,11 @@ pub struct Faults {
     /// Error responses echo the request (body and `Authorization`) in
     /// their message, as some clusters' do.
     pub echo_requests: bool,
+    /// Searches ignore `org_identifiers` and answer in the token's org.
+    pub ignore_org_identifiers: bool,
+    /// Searches in any other org also list this org's principals that are
+    /// not in the org searched (after its own).
+    pub leak_org: Option<i64>,
 }
 
 /// One request, as the fake saw it.
@@ -836,7 +841,9 @@ fn search_response(
             Value::String(s) => s.parse().ok(),
             _ => None,
         });
+    let ignore = state.faults.lock().unwrap().ignore_org_identifiers;
     let org = match named {
+        Some(_) if ignore => token_org,
         Some(org) if org != token_org && token_org != 0 => {
             return error(
                 StatusCode::FORBIDDEN,
@@ -879,10 +886,25 @@ fn search_response(
 
     let view = state.view(org);
     let (group_ids, user_ids) = (&view.group_ids, &view.user_ids);
-    let all: Vec<&Value> = match kind {
-        Kind::Users => view.users.iter().map(|&i| &state.data.users[i]).collect(),
-        Kind::Groups => view.groups.iter().map(|&i| &state.data.groups[i]).collect(),
+    let (picked, list) = match kind {
+        Kind::Users => (&view.users, &state.data.users),
+        Kind::Groups => (&view.groups, &state.data.groups),
     };
+    let mut all: Vec<&Value> = picked.iter().map(|&i| &list[i]).collect();
+    let leak = state.faults.lock().unwrap().leak_org;
+    if let Some(other) = leak.filter(|&o| o != org) {
+        let leaked = state.view(other);
+        let leaked = match kind {
+            Kind::Users => &leaked.users,
+            Kind::Groups => &leaked.groups,
+        };
+        all.extend(
+            leaked
+                .iter()
+                .filter(|i| !picked.contains(i))
+                .map(|&i| &list[i]),
+        );
+    }
     let cap = state.faults.lock().unwrap().max_page;
     let mut size = if size < 0 { all.len() } else { size as usize };
     if let Some(cap) = cap {
