@@ -15,7 +15,7 @@ pub enum ClientError {
     /// No connection could be made, after every retry.
     #[error(
         "cannot connect to {url} for {method} {path} after {attempts} attempt(s): {reason}; \
-         check the URL, your network and proxy settings{tls_hint}"
+         {advice}"
     )]
     Connect {
         /// Base URL of the cluster.
@@ -28,8 +28,9 @@ pub enum ClientError {
         attempts: u32,
         /// Why the last attempt failed.
         reason: String,
-        /// A hint about certificates when TLS failed.
-        tls_hint: &'static str,
+        /// What to do: about certificates when TLS failed, else about the
+        /// URL, network and proxy.
+        advice: String,
     },
     /// The cluster did not answer in time, after every retry.
     #[error(

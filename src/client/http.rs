@@ -82,6 +82,8 @@ pub(crate) fn method_name(method: &Method) -> &'static str {
 pub(crate) struct Http {
     client: reqwest::Client,
     base: String,
+    /// `--ca-cert`, for advice when the cluster's certificate is refused.
+    ca_cert: Option<std::path::PathBuf>,
     settings: HttpSettings,
     scrubber: std::sync::Arc<Scrubber>,
 }
@@ -161,6 +163,7 @@ impl Http {
         Ok(Self {
             client,
             base,
+            ca_cert: connection.ca_cert.clone(),
             settings,
             scrubber,
         })
@@ -317,18 +320,14 @@ impl Http {
         let path = request.path.to_owned();
         match failure {
             Failure::Connect(reason) => {
-                let tls_hint = if reason.contains("certificate") || reason.contains("tls") {
-                    "; for a private CA pass --ca-cert FILE.pem"
-                } else {
-                    ""
-                };
+                let advice = connect_advice(&reason, self.ca_cert.as_deref());
                 ClientError::Connect {
                     url: self.base.clone(),
                     method,
                     path,
                     attempts,
                     reason,
-                    tls_hint,
+                    advice,
                 }
             }
             Failure::Timeout => ClientError::Timeout {
@@ -352,6 +351,48 @@ impl Http {
             },
         }
     }
+}
+
+/// What to do about a failed connection: when TLS refused the cluster's
+/// certificate, exactly why (rustls names the reason) and how to fix it.
+fn connect_advice(reason: &str, ca_cert: Option<&std::path::Path>) -> String {
+    let given = ca_cert.map(|p| p.display().to_string());
+    let given = given.as_deref();
+    if reason.contains("CaUsedAsEndEntity") {
+        return "the cluster presents a CA certificate (basicConstraints CA:TRUE) as its own, \
+                which TLS never accepts as a server's certificate, even when trusted with \
+                --ca-cert: give the cluster a certificate signed by that CA and pass the CA with \
+                --ca-cert, or make the self-signed certificate without CA:TRUE (openssl req \
+                -x509 … -addext basicConstraints=critical,CA:FALSE -addext \
+                subjectAltName=DNS:<host>); --insecure skips verification (unsafe)"
+            .to_owned();
+    }
+    if reason.contains("NotValidForName") {
+        return "the cluster's certificate is not issued for this host name: use the name it \
+                was issued for (its subjectAltName) in the cluster URL, or reissue it for this \
+                name"
+            .to_owned();
+    }
+    if reason.contains("Expired") || reason.contains("NotValidYet") {
+        return "the cluster's certificate is outside its validity period: renew it, or check \
+                this computer's clock"
+            .to_owned();
+    }
+    if reason.contains("UnknownIssuer") {
+        return match given {
+            Some(path) => format!(
+                "the cluster's certificate is not signed by the CA in --ca-cert {path} (nor by \
+                 a CA the system trusts): pass the certificate of the CA that issued it"
+            ),
+            None => "the cluster's certificate is issued by a CA this computer does not trust: \
+                     for a private CA pass --ca-cert FILE.pem"
+                .to_owned(),
+        };
+    }
+    if reason.contains("certificate") || reason.contains("tls") || reason.contains("TLS") {
+        return "TLS failed; for a private CA pass --ca-cert FILE.pem".to_owned();
+    }
+    "check the URL, your network and proxy settings".to_owned()
 }
 
 /// Redirects are followed only within the cluster's origin (scheme, host
@@ -477,6 +518,28 @@ mod tests {
             assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
             assert!(http.backoff(30) <= Duration::from_millis(1000));
         }
+    }
+
+    #[test]
+    fn refused_certificates_are_explained() {
+        let ca = Some(std::path::Path::new("ca.pem"));
+        let advice = |reason: &str, ca| connect_advice(reason, ca);
+        let it = advice(
+            "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+            ca,
+        );
+        assert!(it.contains("CA:TRUE") && it.contains("CA:FALSE"), "{it}");
+        let it = advice("invalid peer certificate: UnknownIssuer", ca);
+        assert!(
+            it.contains("not signed by the CA in --ca-cert ca.pem"),
+            "{it}"
+        );
+        let it = advice("invalid peer certificate: UnknownIssuer", None);
+        assert!(it.contains("pass --ca-cert"), "{it}");
+        let it = advice("invalid peer certificate: NotValidForName", ca);
+        assert!(it.contains("host name"), "{it}");
+        let it = advice("tcp connect error: Connection refused", None);
+        assert!(it.contains("network"), "{it}");
     }
 
     #[test]
