@@ -199,8 +199,10 @@ struct GenerateArgs {
 struct FetchArgs {
     #[command(flatten)]
     connect: connect::ConnectArgs,
-    /// Where to write the snapshot (replaced atomically).
-    #[arg(short, long, value_name = "FILE", default_value = "principals.json")]
+    /// Where to write the snapshot: a file, replaced atomically (through a symbolic
+    /// link, which stays a link; a named pipe or device is written to as it is), or `-`
+    /// for standard output.
+    #[arg(short, long, value_name = "FILE|-", default_value = "principals.json")]
     output: PathBuf,
     /// Project config, for its [fetch] settings and data.cluster_id
     /// [default: ./ts-principals.toml when present].
@@ -263,20 +265,29 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
     let p = &loaded.principals;
     let json = input::snapshot::to_json(p);
-    crate::atomic::write_file(
-        &args.output,
-        json.as_bytes(),
-        crate::atomic::Access::Default,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot write the snapshot to {}: {e}; nothing was written",
-            args.output.display()
+    let written_to = if args.output.as_os_str() == "-" {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(json.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| anyhow::anyhow!("cannot write the snapshot to standard output: {e}"))?;
+        "standard output".to_owned()
+    } else {
+        crate::atomic::write_file(
+            &args.output,
+            json.as_bytes(),
+            crate::atomic::Access::Default,
         )
-    })?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the snapshot to {}: {e}; nothing was written",
+                args.output.display()
+            )
+        })?;
+        args.output.display().to_string()
+    };
     tracing::info!(
-        "wrote {}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
-        args.output.display(),
+        "wrote {written_to}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
         p.orgs.len(),
         p.users.len(),
         p.groups.len(),

@@ -901,6 +901,78 @@ fn a_url_copied_from_a_browser_is_used_as_the_clusters_address() {
 }
 
 #[test]
+fn dash_writes_the_snapshot_to_standard_output() {
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let output = scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let snapshot: Value = serde_json::from_slice(&output.stdout).expect("a snapshot on stdout");
+    assert_eq!(count(&snapshot, "users"), 40);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("wrote standard output: 3 orgs"),
+        "{output:?}"
+    );
+    assert!(!scratch.file("-").exists(), "no file named -");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_or_a_named_pipe_is_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+
+    std::fs::create_dir(scratch.file("real")).unwrap();
+    std::fs::write(scratch.file("real/snapshot.json"), "old").unwrap();
+    std::os::unix::fs::symlink("real/snapshot.json", scratch.file("link.json")).unwrap();
+    scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "link.json"])
+        .assert()
+        .success();
+    let link = std::fs::symlink_metadata(scratch.file("link.json")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let through: Value =
+        serde_json::from_slice(&std::fs::read(scratch.file("real/snapshot.json")).unwrap())
+            .unwrap();
+    assert_eq!(count(&through, "users"), 40);
+
+    let fifo = scratch.file("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A reader that can be stopped if nothing is ever written.
+    let mut reader = std::process::Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fetched = scratch
+        .with_password(&server)
+        .args(["fetch", "-o"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    if !fetched.status.success() {
+        let _ = reader.kill();
+    }
+    let read = reader.wait_with_output().unwrap();
+    assert!(fetched.status.success(), "{fetched:?}");
+    let piped: Value = serde_json::from_slice(&read.stdout).expect("the snapshot came through");
+    assert_eq!(count(&piped, "users"), 40);
+    let meta = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(meta.file_type().is_fifo(), "the pipe stays a pipe");
+}
+
+#[test]
 fn fetch_settings_in_the_config_have_the_limits_of_the_flags() {
     // `[fetch] concurrency = 5000` once sent 31k requests in a minute.
     let server = FakeThoughtSpot::start(fixtures());
