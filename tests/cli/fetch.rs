@@ -970,6 +970,16 @@ fn a_symbolic_link_or_a_named_pipe_is_written_through_not_replaced() {
     assert_eq!(count(&piped, "users"), 40);
     let meta = std::fs::symlink_metadata(&fifo).unwrap();
     assert!(meta.file_type().is_fifo(), "the pipe stays a pipe");
+
+    // /dev/stdout on a pipe: a link to a pipe that has no path of its own.
+    let output = scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "/dev/stdout"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let piped: Value = serde_json::from_slice(&output.stdout).expect("a snapshot on stdout");
+    assert_eq!(count(&piped, "users"), 40);
 }
 
 #[test]
