@@ -305,6 +305,12 @@ impl ProjectConfig {
                 self.fetch.concurrency,
                 limits::CONCURRENCY,
             ),
+            (
+                "fetch.max_response_mb",
+                "--max-response-mb",
+                self.fetch.max_response_mb,
+                limits::MAX_RESPONSE_MB,
+            ),
         ];
         for (key, flag, value, range) in fetch {
             if !range.contains(&value) {
@@ -403,6 +409,14 @@ mod tests {
             (
                 "[fetch]\npage_size = 100001\n",
                 "`fetch.page_size` is 100001",
+            ),
+            (
+                "[fetch]\nmax_response_mb = 0\n",
+                "`fetch.max_response_mb` is 0",
+            ),
+            (
+                "[fetch]\nmax_response_mb = 65537\n",
+                "`fetch.max_response_mb` is 65537",
             ),
         ] {
             let err = parse(text).unwrap_err().to_string();
