@@ -104,6 +104,7 @@ pub(super) fn fetch(
 ) -> anyhow::Result<Loaded> {
     let store = Store::locate()?;
     let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
+    let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
     let secret = match resolved.secret {
         profile::Secret::Token(s) => Secret::Token(s),
         profile::Secret::SecretKey(s) => Secret::SecretKey(s),
@@ -120,10 +121,7 @@ pub(super) fn fetch(
         http: HttpSettings {
             request_timeout: Duration::from_secs(args.timeout),
             retries: args.retries,
-            max_response_bytes: u64::from(
-                args.max_response_mb.unwrap_or(config.fetch.max_response_mb),
-            ) * 1024
-                * 1024,
+            max_response_bytes: u64::from(max_response_mb) << 20,
             ..HttpSettings::default()
         },
     };

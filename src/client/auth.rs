@@ -1,8 +1,8 @@
 //! Credentials and the tokens they buy.
 //!
 //! One secret signs in: a bearer token used as is, or a trusted-authentication
-//! secret key or a password (which of them, when several are at hand, the
-//! caller decides: see `config::profile::resolve`); the last two are exchanged for tokens with
+//! secret key or a password (which one, when several are at hand, is the
+//! caller's choice); the last two are exchanged for tokens with
 //! `POST /api/rest/2.0/auth/token/full`, one per org (`org_id` in the
 //! request), cached, and refreshed when they near expiry or the cluster
 //! refuses them mid-run. Secrets live in [`SecretString`]s: they are exposed

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -251,11 +250,10 @@ async fn list(
     progress: &dyn Progress,
 ) -> Result<Vec<Response>, ClientError> {
     let name = |offset: u64| format!(" ({}, records from {offset})", describe(scope));
-    let rows = AtomicUsize::new(0);
     let strays = std::sync::Mutex::new(HashMap::<u64, Vec<Stray>>::new());
     let fetch_page = |offset: u64, size: u32| {
         let context = name(offset);
-        let (rows, strays) = (&rows, &strays);
+        let strays = &strays;
         async move {
             let _permit = gate
                 .acquire()
@@ -267,7 +265,6 @@ async fn list(
                 let mut strays = strays.lock().unwrap_or_else(PoisonError::into_inner);
                 strays.insert(offset, found);
             }
-            rows.fetch_add(page.rows, Ordering::Relaxed);
             progress.page(kind, page.rows);
             Ok(page)
         }

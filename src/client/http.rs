@@ -263,8 +263,7 @@ impl Http {
         if announced > limit {
             return Err(BodyError::TooLarge);
         }
-        // What the server announces is a hint only, and bounded by the limit.
-        let mut body = bytes::BytesMut::with_capacity(announced.min(1 << 20) as usize);
+        let mut body = bytes::BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(BodyError::TooLarge);
