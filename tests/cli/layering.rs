@@ -1,40 +1,21 @@
-//! Dependencies point one way (DESIGN §1, STYLE.md): the client and the
-//! config depend on the model (and the config on the atomic-write helper)
-//! and on nothing else of ours, and no library type outside the command
-//! line knows clap. Read from the sources, so a stray `use` fails here.
+//! Dependencies point one way (DESIGN §1, STYLE.md): the client depends on
+//! the model only, the config (plain data) on the atomic-write helper only,
+//! and neither knows clap. Read from the sources, so a stray `use` fails
+//! here.
 
-use std::path::{Path, PathBuf};
-
-use crate::common::root;
-
-/// Every `.rs` file under `dir`.
-fn sources(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).expect("readable dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use crate::common::{root, tree};
 
 /// `(file:line, module)` for every `crate::module` in code (comments and
 /// doc comments, which may name other modules, are left out), and for every
 /// use of `clap`.
 fn imports(dir: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    for file in sources(&root().join("src").join(dir)) {
-        let text = std::fs::read_to_string(&file).expect("readable source");
+    let files = tree(&root().join("src").join(dir));
+    for (file, bytes) in files.iter().filter(|(name, _)| name.ends_with(".rs")) {
+        let text = String::from_utf8_lossy(bytes);
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
-            let at = format!("{}:{}", file.display(), n + 1);
+            let at = format!("src/{dir}/{file}:{}", n + 1);
             for (i, _) in code.match_indices("crate::") {
                 let module: String = code[i + "crate::".len()..]
                     .chars()

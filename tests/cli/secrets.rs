@@ -198,7 +198,10 @@ fn a_profiles_file_others_can_write_is_refused() {
         .assert()
         .success();
     let file = scratch.file("config/profiles.toml");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let chmod = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    chmod(&file, 0o666);
     let refused = || {
         predicate::str::contains("can be changed by other users (mode 666)")
             .and(predicate::str::contains("chmod 600"))
@@ -218,12 +221,8 @@ fn a_profiles_file_others_can_write_is_refused() {
         .stderr(refused());
     assert!(server.state.seen().is_empty());
 
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::set_permissions(
-        scratch.file("config"),
-        std::fs::Permissions::from_mode(0o777),
-    )
-    .unwrap();
+    chmod(&file, 0o600);
+    chmod(&scratch.file("config"), 0o777);
     scratch
         .cmd()
         .args(["config", "list"])
@@ -233,11 +232,7 @@ fn a_profiles_file_others_can_write_is_refused() {
             predicate::str::contains("its directory can be changed")
                 .and(predicate::str::contains("chmod 700")),
         );
-    std::fs::set_permissions(
-        scratch.file("config"),
-        std::fs::Permissions::from_mode(0o700),
-    )
-    .unwrap();
+    chmod(&scratch.file("config"), 0o700);
     scratch
         .cmd()
         .env("P_PW", fake::PASSWORD)
