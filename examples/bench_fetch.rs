@@ -17,7 +17,8 @@ mod fake;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ts_principals::client::{self, Connection, Credentials, FetchOptions, HttpSettings};
+use ts_principals::client::{self, Connection, Credentials, FetchOptions, HttpSettings, Secret};
+use ts_principals::input;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -94,8 +95,7 @@ fn run(data: &fake::Data, args: &Args, concurrency: u32, latency: Duration) -> (
         url: server.url(),
         credentials: Credentials {
             username: Some(fake::USERNAME.into()),
-            password: Some(fake::PASSWORD.to_owned().into()),
-            ..Credentials::default()
+            secret: Some(Secret::Password(fake::PASSWORD.to_owned().into())),
         },
         ca_cert: None,
         insecure: false,
@@ -107,7 +107,13 @@ fn run(data: &fake::Data, args: &Args, concurrency: u32, latency: Duration) -> (
         ..FetchOptions::default()
     };
     let started = Instant::now();
-    let loaded = client::fetch(&connection, &options, &()).expect("fetch");
+    let fetched = client::fetch(&connection, &options, &()).expect("fetch");
+    let bodies = fetched
+        .responses
+        .iter()
+        .map(|r| (r.name.as_str(), &r.body[..]));
+    let loaded =
+        input::from_responses(fetched.source, bodies, fetched.only_orgs).expect("normalize");
     let wall = started.elapsed();
     assert_eq!(loaded.principals.users.len(), args.users);
     assert_eq!(loaded.principals.groups.len(), args.groups);

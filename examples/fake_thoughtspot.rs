@@ -43,6 +43,12 @@ struct Args {
     /// Serve REST v1 only, like an old software cluster.
     #[arg(long)]
     no_v2: bool,
+    /// Search responses never end (try `fetch --max-response-mb`).
+    #[arg(long)]
+    endless_body: bool,
+    /// Search responses are gzip bombs inflating to this many MiB.
+    #[arg(long, value_name = "MIB")]
+    gzip_bomb_mb: Option<usize>,
 }
 
 fn main() {
@@ -70,6 +76,8 @@ fn main() {
         max_page: args.max_page,
         rate_limit_every: args.rate_limit_every,
         no_v2: args.no_v2,
+        endless_body: args.endless_body,
+        gzip_bomb: args.gzip_bomb_mb.map(|mb| mb << 20),
         ..fake::Faults::default()
     };
     let (orgs, users, groups) = (data.orgs.len(), data.users.len(), data.groups.len());

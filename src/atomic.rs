@@ -29,6 +29,14 @@ pub enum Access {
 /// content is flushed to disk before it replaces the old.
 pub fn write_file(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let target = match fs::symlink_metadata(path) {
+        // A link to a pipe or device (`/dev/stdout` on a pipe ends in a
+        // `pipe:[…]` that has no path to resolve): write through it.
+        Ok(meta)
+            if meta.file_type().is_symlink()
+                && fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) =>
+        {
+            return write_through(path, bytes);
+        }
         Ok(meta) if meta.file_type().is_symlink() => resolve_link(path)?,
         Ok(meta) if meta.is_dir() => {
             return Err(io::Error::new(
@@ -42,11 +50,11 @@ pub fn write_file(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     let existing = fs::metadata(&target).ok();
-    if let Some(meta) = &existing
-        && !meta.is_file()
-    {
-        // A link to a pipe or device.
-        return write_through(&target, bytes);
+    if existing.as_ref().is_some_and(fs::Metadata::is_dir) {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a symbolic link to a directory; name a file",
+        ));
     }
     let dir = match target.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -215,6 +223,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let error = write_file(dir.path(), b"x", Access::Default).unwrap_err();
         assert!(error.to_string().contains("directory"), "{error}");
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+            let error = write_file(&link, b"x", Access::Default).unwrap_err();
+            assert!(error.to_string().contains("link to a directory"), "{error}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_a_device_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("null");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        write_file(&link, b"x", Access::Default).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!fs::metadata("/dev/null").unwrap().is_file());
     }
 
     #[test]

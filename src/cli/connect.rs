@@ -1,17 +1,47 @@
 //! `--profile` and the other flags that say how to reach a cluster and what
 //! to fetch; shared by `fetch`, `generate` and `diff`.
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::GlobalArgs;
 use super::progress::FetchProgress;
-use crate::client::{self, Api, FetchOptions, OrgSelection};
-use crate::config::ProjectConfig;
+use crate::client::{
+    self, Api, Connection, Credentials, FetchOptions, HttpSettings, OrgSelection, Progress, Secret,
+};
 use crate::config::profile::{self, ProcessSecrets, Store};
-use crate::input::Loaded;
+use crate::config::{ProjectConfig, limits};
+use crate::input::{self, InputError, Loaded};
+
+/// `--api`: which REST API to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ApiChoice {
+    /// v2, falling back to v1 when the cluster has no v2.
+    Auto,
+    /// REST v2 only.
+    V2,
+    /// REST v1 `user/list` only (older software clusters).
+    V1,
+}
+
+impl From<ApiChoice> for Api {
+    fn from(choice: ApiChoice) -> Self {
+        match choice {
+            ApiChoice::Auto => Api::Auto,
+            ApiChoice::V2 => Api::V2,
+            ApiChoice::V1 => Api::V1,
+        }
+    }
+}
+
+/// Responses a cluster sent that cannot be normalized: the cluster's
+/// fault, so a cluster error (exit code 3), unlike the same problem in a file.
+#[derive(Debug, thiserror::Error)]
+#[error("the cluster's responses cannot be used: {0}")]
+pub(super) struct UnusableResponses(#[source] InputError);
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Cluster")]
@@ -29,14 +59,20 @@ pub(super) struct ConnectArgs {
     #[arg(long, conflicts_with = "orgs")]
     all_orgs: bool,
     /// REST API: v2, falling back to v1 on clusters without it (auto); or only one.
-    #[arg(long, value_enum, value_name = "API", default_value_t = Api::Auto)]
-    api: Api,
-    /// Records per page (`fetch.page_size`, default 1000). Servers may send fewer.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_enum, value_name = "API", default_value_t = ApiChoice::Auto)]
+    api: ApiChoice,
+    /// Records per page, 1 to 100000 (`fetch.page_size`, default 1000). Servers may
+    /// send fewer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(wide(limits::PAGE_SIZE)))]
     page_size: Option<u32>,
-    /// Requests in flight at once (`fetch.concurrency`, default 4).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Requests in flight at once, 1 to 64 (`fetch.concurrency`, default 4).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(wide(limits::CONCURRENCY)))]
     concurrency: Option<u32>,
+    /// Most MiB one response may hold once decompressed, 1 to 65536
+    /// (`fetch.max_response_mb`, default 512). A longer response (an endless body, a
+    /// compression bomb) fails the fetch, naming the URL.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(wide(limits::MAX_RESPONSE_MB)))]
+    max_response_mb: Option<u32>,
     /// PEM file with the certificate of a private CA to trust (adds to the system's).
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
@@ -54,6 +90,11 @@ pub(super) struct ConnectArgs {
     retries: u32,
 }
 
+/// A config limit as the range clap's integer parsers take.
+fn wide(range: RangeInclusive<u32>) -> RangeInclusive<i64> {
+    i64::from(*range.start())..=i64::from(*range.end())
+}
+
 /// Resolves the connection and fetches.
 pub(super) fn fetch(
     args: &ConnectArgs,
@@ -62,14 +103,28 @@ pub(super) fn fetch(
     global: &GlobalArgs,
 ) -> anyhow::Result<Loaded> {
     let store = Store::locate()?;
-    let mut resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
-    let connection = &mut resolved.connection;
-    if args.ca_cert.is_some() {
-        connection.ca_cert.clone_from(&args.ca_cert);
-    }
-    connection.insecure |= args.insecure;
-    connection.http.request_timeout = Duration::from_secs(args.timeout);
-    connection.http.retries = args.retries;
+    let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
+    let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
+    let secret = match resolved.secret {
+        profile::Secret::Token(s) => Secret::Token(s),
+        profile::Secret::SecretKey(s) => Secret::SecretKey(s),
+        profile::Secret::Password(s) => Secret::Password(s),
+    };
+    let connection = Connection {
+        url: resolved.url,
+        credentials: Credentials {
+            username: resolved.username,
+            secret: Some(secret),
+        },
+        ca_cert: args.ca_cert.clone().or(resolved.ca_cert),
+        insecure: args.insecure || resolved.insecure,
+        http: HttpSettings {
+            request_timeout: Duration::from_secs(args.timeout),
+            retries: args.retries,
+            max_response_bytes: u64::from(max_response_mb) << 20,
+            ..HttpSettings::default()
+        },
+    };
     let orgs = if !args.orgs.is_empty() {
         OrgSelection::Named(args.orgs.clone())
     } else if args.all_orgs || config.fetch.all_orgs {
@@ -82,7 +137,7 @@ pub(super) fn fetch(
         OrgSelection::All
     };
     let options = FetchOptions {
-        api: args.api,
+        api: args.api.into(),
         orgs,
         page_size: args.page_size.unwrap_or(config.fetch.page_size),
         concurrency: args.concurrency.unwrap_or(config.fetch.concurrency),
@@ -92,13 +147,43 @@ pub(super) fn fetch(
     tracing::debug!("connecting with {}", resolved.origin);
     let progress = FetchProgress::new(global.no_progress || global.quiet > 0);
     let started = std::time::Instant::now();
-    let loaded = client::fetch(&resolved.connection, &options, &progress);
+    let loaded = client::fetch(&connection, &options, &progress).map(|fetched| {
+        progress.step("normalizing");
+        let bodies = fetched
+            .responses
+            .iter()
+            .map(|r| (r.name.as_str(), &r.body[..]));
+        input::from_responses(fetched.source, bodies, fetched.only_orgs)
+    });
     progress.finish();
-    let loaded = loaded?;
+    let loaded = loaded?.map_err(UnusableResponses)?;
     tracing::info!(
         "fetched {} in {:.1?}",
         progress.summary(),
         started.elapsed()
     );
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_states_the_limits_the_config_checks() {
+        let command = ConnectArgs::augment_args(clap::Command::new("fetch"));
+        for (id, range) in [
+            ("page_size", limits::PAGE_SIZE),
+            ("concurrency", limits::CONCURRENCY),
+            ("max_response_mb", limits::MAX_RESPONSE_MB),
+        ] {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .expect("argument");
+            let help = arg.get_help().expect("help").to_string();
+            let stated = format!("{} to {}", range.start(), range.end());
+            assert!(help.contains(&stated), "--{id}: {help}");
+        }
+    }
 }

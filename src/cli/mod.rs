@@ -164,7 +164,7 @@ struct RenderArgs {
     #[arg(long)]
     excel_safe: bool,
     /// Render a model (ThoughtSpot 10 and later) or a worksheet (`tml.format`).
-    #[arg(long, value_enum, value_name = "FORMAT")]
+    #[arg(long, value_name = "FORMAT", value_parser = tml_format())]
     format: Option<TmlFormat>,
     /// Leave out the activity tables and their joins (`tml.activity.enabled = false`).
     #[arg(long)]
@@ -194,6 +194,20 @@ impl LockArgs {
     }
 }
 
+/// `--format`: config's [`TmlFormat`] by the names `tml.format` takes
+/// (the library's types know nothing of clap).
+fn tml_format() -> impl clap::builder::TypedValueParser<Value = TmlFormat> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("model").help("A model (ThoughtSpot 10.x and later)"),
+        PossibleValue::new("worksheet").help("A worksheet, for older clusters"),
+    ])
+    .map(|name| match name.as_str() {
+        "worksheet" => TmlFormat::Worksheet,
+        _ => TmlFormat::Model,
+    })
+}
+
 #[derive(Debug, Args)]
 struct GenerateArgs {
     #[command(flatten)]
@@ -214,8 +228,10 @@ struct GenerateArgs {
 struct FetchArgs {
     #[command(flatten)]
     connect: connect::ConnectArgs,
-    /// Where to write the snapshot (replaced atomically).
-    #[arg(short, long, value_name = "FILE", default_value = "principals.json")]
+    /// Where to write the snapshot: a file, replaced atomically (through a symbolic
+    /// link, which stays a link; a named pipe or device is written to as it is), or `-`
+    /// for standard output.
+    #[arg(short, long, value_name = "FILE|-", default_value = "principals.json")]
     output: PathBuf,
     /// Project config, for its [fetch] settings and data.cluster_id
     /// [default: ./ts-principals.toml when present].
@@ -281,20 +297,29 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
     let p = &loaded.principals;
     let json = input::snapshot::to_json(p);
-    crate::atomic::write_file(
-        &args.output,
-        json.as_bytes(),
-        crate::atomic::Access::Default,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot write the snapshot to {}: {e}; nothing was written",
-            args.output.display()
+    let written_to = if args.output.as_os_str() == "-" {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(json.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| anyhow::anyhow!("cannot write the snapshot to standard output: {e}"))?;
+        "standard output".to_owned()
+    } else {
+        crate::atomic::write_file(
+            &args.output,
+            json.as_bytes(),
+            crate::atomic::Access::Default,
         )
-    })?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the snapshot to {}: {e}; nothing was written",
+                args.output.display()
+            )
+        })?;
+        args.output.display().to_string()
+    };
     tracing::info!(
-        "wrote {}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
-        args.output.display(),
+        "wrote {written_to}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
         p.orgs.len(),
         p.users.len(),
         p.groups.len(),
@@ -442,8 +467,11 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
 /// the cluster or the network failed, 2 for anything the user can fix in
 /// their input, config or command line.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<OutputError>().is_some() {
+    if error.is::<OutputError>() {
         return 4;
+    }
+    if error.is::<connect::UnusableResponses>() {
+        return 3;
     }
     match error.downcast_ref::<ClientError>() {
         Some(ClientError::Setup(_) | ClientError::Unsupported(_)) | None => 2,

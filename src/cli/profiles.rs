@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::profile::{PasswordSetting, Profile, Profiles, SecretSource, Store, env};
+use crate::config::profile::{
+    self, PasswordSetting, Profile, ProfileError, Profiles, SecretSource, Store, env,
+};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ConfigCommand {
@@ -39,7 +41,9 @@ pub(super) struct CreateArgs {
     /// Profile name (letters, digits, '-', '_', '.'), used as `--profile NAME`.
     #[arg(long)]
     name: String,
-    /// The cluster's address, e.g. https://example.thoughtspot.cloud.
+    /// The cluster's address, e.g. https://example.thoughtspot.cloud (anything after
+    /// it, such as a browser's /#/home, is dropped; a user name or password in it is
+    /// refused: use --username and a secret source).
     #[arg(long)]
     url: String,
     /// The user to sign in as.
@@ -101,8 +105,15 @@ fn create(store: &Store, args: CreateArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    let url = profile::cluster_url(&args.url).map_err(|message| ProfileError::Invalid {
+        name: args.name.clone(),
+        message,
+    })?;
+    if let Some(warning) = url.warning() {
+        tracing::warn!("{warning}");
+    }
     let profile = Profile {
-        url: args.url.trim_end_matches('/').to_owned(),
+        url: url.url,
         username: args.username,
         password: args.password_prompt.then_some(PasswordSetting::Prompt),
         password_env: args.password_env,

@@ -1,7 +1,8 @@
 //! Credentials and the tokens they buy.
 //!
-//! Precedence: a bearer token given as is, then a trusted-authentication
-//! secret key, then a password; the last two are exchanged for tokens with
+//! One secret signs in: a bearer token used as is, or a trusted-authentication
+//! secret key or a password (which one, when several are at hand, is the
+//! caller's choice); the last two are exchanged for tokens with
 //! `POST /api/rest/2.0/auth/token/full`, one per org (`org_id` in the
 //! request), cached, and refreshed when they near expiry or the cluster
 //! refuses them mid-run. Secrets live in [`SecretString`]s: they are exposed
@@ -27,29 +28,43 @@ const TOKEN_VALIDITY_SECS: u64 = 3600;
 /// A token this close to expiry is replaced before use.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
+/// The secret a user signs in with.
+#[derive(Clone)]
+pub enum Secret {
+    /// A bearer token, used as is.
+    Token(SecretString),
+    /// A trusted-authentication secret key, exchanged for tokens.
+    SecretKey(SecretString),
+    /// A password, exchanged for tokens (or a v1 session).
+    Password(SecretString),
+}
+
+impl Secret {
+    /// The secret itself.
+    pub(crate) fn value(&self) -> &SecretString {
+        match self {
+            Secret::Token(s) | Secret::SecretKey(s) | Secret::Password(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Secret::Token(_) => "Token(<redacted>)",
+            Secret::SecretKey(_) => "SecretKey(<redacted>)",
+            Secret::Password(_) => "Password(<redacted>)",
+        })
+    }
+}
+
 /// Who signs in and with what. `Debug` never shows a secret.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Credentials {
     /// The user to sign in as (needed for secret keys and passwords).
     pub username: Option<String>,
-    /// A password.
-    pub password: Option<SecretString>,
-    /// A trusted-authentication secret key.
-    pub secret_key: Option<SecretString>,
-    /// A bearer token used as is.
-    pub token: Option<SecretString>,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let given = |s: &Option<SecretString>| if s.is_some() { "<redacted>" } else { "<none>" };
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &given(&self.password))
-            .field("secret_key", &given(&self.secret_key))
-            .field("token", &given(&self.token))
-            .finish()
-    }
+    /// The secret.
+    pub secret: Option<Secret>,
 }
 
 /// Which credential is used.
@@ -74,16 +89,14 @@ impl fmt::Display for AuthMethod {
 }
 
 impl Credentials {
-    /// The credential to use, by precedence; `None` when none is usable.
+    /// The credential to use; `None` when there is none, or a secret key or
+    /// password comes without a username.
     pub fn method(&self) -> Option<AuthMethod> {
-        if self.token.is_some() {
-            Some(AuthMethod::Token)
-        } else if self.username.is_some() && self.secret_key.is_some() {
-            Some(AuthMethod::SecretKey)
-        } else if self.username.is_some() && self.password.is_some() {
-            Some(AuthMethod::Password)
-        } else {
-            None
+        match (&self.secret, &self.username) {
+            (Some(Secret::Token(_)), _) => Some(AuthMethod::Token),
+            (Some(Secret::SecretKey(_)), Some(_)) => Some(AuthMethod::SecretKey),
+            (Some(Secret::Password(_)), Some(_)) => Some(AuthMethod::Password),
+            _ => None,
         }
     }
 
@@ -167,7 +180,7 @@ impl Auth {
     /// A token for `scope`, signing in when there is none or it is about to
     /// expire.
     pub async fn lease(&self, http: &Http, scope: Scope) -> Result<Lease, ClientError> {
-        if let (AuthMethod::Token, Some(token)) = (self.method, &self.credentials.token) {
+        if let Some(Secret::Token(token)) = &self.credentials.secret {
             return Ok(Lease {
                 token: token.clone(),
                 generation: 0,
@@ -223,14 +236,11 @@ impl Auth {
 
     async fn sign_in(&self, http: &Http, scope: Scope) -> Result<Issued, ClientError> {
         let username = self.credentials.username.clone().unwrap_or_default();
-        let (field, secret) = match self.method {
-            AuthMethod::SecretKey => ("secret_key", &self.credentials.secret_key),
-            _ => ("password", &self.credentials.password),
+        let (field, secret) = match &self.credentials.secret {
+            Some(Secret::SecretKey(key)) => ("secret_key", key.expose_secret()),
+            Some(Secret::Password(password)) => ("password", password.expose_secret()),
+            Some(Secret::Token(_)) | None => ("password", ""),
         };
-        let secret = secret
-            .as_ref()
-            .map(|s| s.expose_secret())
-            .unwrap_or_default();
         let mut body = serde_json::json!({
             "username": username,
             field: secret,
@@ -258,6 +268,8 @@ impl Auth {
                 context: String::new(),
                 reason: format!("expected {{\"token\": …}} ({e})"),
             })?;
+        let token = SecretString::from(parsed.token);
+        http.keep_out_of_messages(&token);
         let expires = parsed
             .expiration_time_in_millis
             .filter(|&ms| ms > 0)
@@ -268,7 +280,7 @@ impl Auth {
             describe(scope)
         );
         Ok(Issued {
-            token: SecretString::from(parsed.token),
+            token,
             generation: self
                 .generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -333,20 +345,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn precedence_is_token_then_secret_key_then_password() {
-        let secret = || Some(SecretString::from("s"));
+    fn keys_and_passwords_need_a_username_tokens_do_not() {
+        let secret = || SecretString::from("s");
         let mut c = Credentials {
-            username: Some("admin".into()),
-            password: secret(),
-            secret_key: secret(),
-            token: secret(),
+            username: None,
+            secret: Some(Secret::Token(secret())),
         };
         assert_eq!(c.method(), Some(AuthMethod::Token));
-        c.token = None;
-        assert_eq!(c.method(), Some(AuthMethod::SecretKey));
-        c.secret_key = None;
+        c.secret = Some(Secret::SecretKey(secret()));
+        assert_eq!(c.method(), None);
+        c.secret = Some(Secret::Password(secret()));
+        assert_eq!(c.method(), None);
+        c.username = Some("admin".into());
         assert_eq!(c.method(), Some(AuthMethod::Password));
-        c.username = None;
+        c.secret = Some(Secret::SecretKey(secret()));
+        assert_eq!(c.method(), Some(AuthMethod::SecretKey));
+        c.secret = None;
         assert_eq!(c.method(), None);
     }
 
@@ -354,15 +368,10 @@ mod tests {
     fn debug_output_hides_secrets() {
         let c = Credentials {
             username: Some("admin".into()),
-            password: Some(SecretString::from("hunter2")),
-            secret_key: None,
-            token: Some(SecretString::from("tok-123")),
+            secret: Some(Secret::Password(SecretString::from("hunter2"))),
         };
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("tok-123"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("admin") && shown.contains("<redacted>"));
     }
 }

@@ -1,7 +1,10 @@
 //! What can go wrong talking to a cluster; every message names the request
 //! (method and path), what the cluster said and what to do.
 
+use std::sync::RwLock;
 use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
 
 /// A failure talking to a cluster.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +15,7 @@ pub enum ClientError {
     /// No connection could be made, after every retry.
     #[error(
         "cannot connect to {url} for {method} {path} after {attempts} attempt(s): {reason}; \
-         check the URL, your network and proxy settings{tls_hint}"
+         {advice}"
     )]
     Connect {
         /// Base URL of the cluster.
@@ -25,8 +28,9 @@ pub enum ClientError {
         attempts: u32,
         /// Why the last attempt failed.
         reason: String,
-        /// A hint about certificates when TLS failed.
-        tls_hint: &'static str,
+        /// What to do: about certificates when TLS failed, else about the
+        /// URL, network and proxy.
+        advice: String,
     },
     /// The cluster did not answer in time, after every retry.
     #[error(
@@ -57,6 +61,48 @@ pub enum ClientError {
         reason: String,
         /// Attempts made.
         attempts: u32,
+    },
+    /// A redirect away from the cluster (or in circles); never followed or retried.
+    #[error("{method} {path}: {reason}")]
+    Redirect {
+        /// HTTP method.
+        method: &'static str,
+        /// Request path.
+        path: String,
+        /// Where it went and what to do.
+        reason: String,
+    },
+    /// A search in one org answered with records of other orgs only.
+    #[error(
+        "POST {path} in org {org}: all {count} records the cluster sent belong to other orgs \
+         (e.g. {example}), so it did not search the org asked for; {hint}"
+    )]
+    WrongOrg {
+        /// Request path.
+        path: String,
+        /// The org searched.
+        org: i64,
+        /// Records received.
+        count: usize,
+        /// One of them, with its orgs.
+        example: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// A response body grew past the limit (an endless body, a compression
+    /// bomb, or far more records than asked for); never retried.
+    #[error(
+        "{method} {url}: the response grew past {limit_mib} MiB and was abandoned; \
+         ask for fewer records per page (--page-size), or raise the limit (--max-response-mb, \
+         `fetch.max_response_mb`) if the cluster really sends this much"
+    )]
+    TooLarge {
+        /// HTTP method.
+        method: &'static str,
+        /// The whole URL requested.
+        url: String,
+        /// The limit, in MiB.
+        limit_mib: u64,
     },
     /// The cluster refused the credentials (401) or the action (403).
     #[error("{method} {path} failed with HTTP {status} ({message}): {credential} {advice}")]
@@ -103,16 +149,73 @@ pub enum ClientError {
     /// The cluster lacks what the fetch needs (e.g. v2 with a bearer token only).
     #[error("{0}")]
     Unsupported(String),
-    /// The fetched responses could not be normalized.
-    #[error("the cluster's responses cannot be used: {0}")]
-    Input(#[from] crate::input::InputError),
+}
+
+/// Secrets kept out of every message built from what a cluster says:
+/// clusters may echo a request, password or token and all, in an error.
+/// Holds the credentials and each token as it is issued, in the forms a
+/// request carries them (as is, JSON-escaped, form-encoded).
+#[derive(Default)]
+pub(crate) struct Scrubber {
+    secrets: RwLock<Vec<SecretString>>,
+}
+
+impl Scrubber {
+    /// What stands in for a secret.
+    const REDACTED: &'static str = "<redacted>";
+    /// Shorter secrets are left alone: replacing every `t` or `ab` would
+    /// garble the message while hiding nothing worth hiding.
+    const SHORTEST: usize = 4;
+
+    /// Keeps `secret` out of messages from now on.
+    pub fn add(&self, secret: &SecretString) {
+        let text = secret.expose_secret();
+        if text.chars().count() < Self::SHORTEST {
+            return;
+        }
+        let json = serde_json::to_string(text).unwrap_or_default();
+        let json = json.trim_matches('"');
+        let form: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        let mut secrets = self
+            .secrets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for form in [text, json, &form] {
+            if !form.is_empty() && !secrets.iter().any(|s| s.expose_secret() == form) {
+                secrets.push(SecretString::from(form));
+            }
+        }
+        // Longest first, so a secret inside another is not half-replaced.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.expose_secret().len()));
+    }
+
+    /// `text` with every secret replaced.
+    pub fn scrub(&self, text: String) -> String {
+        let secrets = self
+            .secrets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        secrets.iter().fold(text, |text, secret| {
+            let secret = secret.expose_secret();
+            if text.contains(secret) {
+                text.replace(secret, Self::REDACTED)
+            } else {
+                text
+            }
+        })
+    }
 }
 
 /// The message in a ThoughtSpot error body: v2 sends
 /// `{"error": {"message": …}}` where the message is text or an object with
 /// `debug`/`message`/`code`; v1 sends `{"debug": …}` or `{"message": …}`.
 /// Falls back to the start of the body, then to the status's reason.
-pub(crate) fn server_message(body: &[u8], status: reqwest::StatusCode) -> String {
+/// Known secrets are scrubbed from it before it is shortened.
+pub(crate) fn server_message(
+    body: &[u8],
+    status: reqwest::StatusCode,
+    scrubber: &Scrubber,
+) -> String {
     let reason = || status.canonical_reason().unwrap_or("no message").to_owned();
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         let text = String::from_utf8_lossy(body);
@@ -120,14 +223,14 @@ pub(crate) fn server_message(body: &[u8], status: reqwest::StatusCode) -> String
         if text.is_empty() || text.starts_with('<') {
             return reason();
         }
-        return shorten(text);
+        return shorten(&scrubber.scrub(text.to_owned()));
     };
     let message = value
         .get("error")
         .and_then(|e| e.get("message").or(Some(e)))
         .unwrap_or(&value);
     describe(message)
-        .map(|m| shorten(&m))
+        .map(|m| shorten(&scrubber.scrub(m)))
         .unwrap_or_else(reason)
 }
 
@@ -166,6 +269,31 @@ fn shorten(text: &str) -> String {
 mod tests {
     use super::*;
     use reqwest::StatusCode;
+
+    fn server_message(body: &[u8], status: StatusCode) -> String {
+        super::server_message(body, status, &Scrubber::default())
+    }
+
+    #[test]
+    fn secrets_echoed_by_the_cluster_are_scrubbed_in_every_form() {
+        let scrubber = Scrubber::default();
+        scrubber.add(&SecretString::from("pa\"ss wörd"));
+        scrubber.add(&SecretString::from("tok-123"));
+        let s = StatusCode::BAD_REQUEST;
+        let echoed = br#"{"error":{"message":"bad request {\"password\":\"pa\\\"ss w\u00f6rd\"} Bearer tok-123 password=pa%22ss+w%C3%B6rd"}}"#;
+        let message = super::server_message(echoed, s, &scrubber);
+        assert_eq!(
+            message,
+            "bad request {\"password\":\"<redacted>\"} Bearer <redacted> password=<redacted>"
+        );
+        // Scrubbed before shortening, so no cut leaves a piece of a secret.
+        let long = format!("{}tok-123", "x".repeat(297));
+        let message = super::server_message(long.as_bytes(), s, &scrubber);
+        assert!(!message.contains("tok"), "{message}");
+        // Too short to tell from text: left alone rather than garbling it.
+        scrubber.add(&SecretString::from("t"));
+        assert_eq!(super::server_message(b"tls ok", s, &scrubber), "tls ok");
+    }
 
     #[test]
     fn messages_are_found_in_every_error_shape() {

@@ -1,7 +1,8 @@
-//! The whole fetch: sign in, identify the cluster, pick the orgs, page
-//! through users and groups in each, and normalize what came back.
+//! The whole fetch: sign in, identify the cluster, pick the orgs, and page
+//! through users and groups in each, keeping every response.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::PoisonError;
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -10,13 +11,12 @@ use super::auth::{Auth, Scope, describe};
 use super::error::ClientError;
 use super::http::Http;
 use super::paging::{self, Fetched};
-use super::v2::{self, GROUPS_PATH, OrgHeader, USERS_PATH, V2};
+use super::v2::{self, GROUPS_PATH, OrgHeader, Stray, USERS_PATH, V2};
 use super::{Connection, v1};
-use crate::input::{self, Loaded, Response};
-use crate::model::{Source, timestamp_now};
+use crate::model::{DEFAULT_CLUSTER_ID, Source, timestamp_now};
 
 /// Which REST API to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Api {
     /// v2, falling back to v1 when the cluster has no v2.
     #[default]
@@ -82,12 +82,34 @@ impl Progress for () {
     fn page(&self, _: &'static str, _: usize) {}
 }
 
-/// Fetches principals from the cluster and normalizes them.
+/// One response body, named for messages
+/// (`POST /api/rest/2.0/users/search (org 0, records from 1000)`).
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// What was requested.
+    pub name: String,
+    /// The JSON body: an array of orgs, users or groups (v2), or a v1
+    /// `user/list` array.
+    pub body: Bytes,
+}
+
+/// Everything a snapshot is made of, as the cluster sent it.
+#[derive(Debug)]
+pub struct Responses {
+    /// Where the responses came from.
+    pub source: Source,
+    /// Every response body, in a stable order.
+    pub responses: Vec<Response>,
+    /// The orgs fetched, when only some were asked for.
+    pub only_orgs: Option<Vec<i64>>,
+}
+
+/// Fetches every response the principals are made of.
 pub fn fetch(
     connection: &Connection,
     options: &FetchOptions,
     progress: &dyn Progress,
-) -> Result<Loaded, ClientError> {
+) -> Result<Responses, ClientError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -106,19 +128,7 @@ pub fn fetch(
             .sum::<usize>(),
         started.elapsed()
     );
-    progress.step("normalizing");
-    let started = std::time::Instant::now();
-    let loaded = input::from_responses(fetched.source, &fetched.responses, fetched.only_orgs)?;
-    tracing::debug!("normalized in {:.2?}", started.elapsed());
-    Ok(loaded)
-}
-
-/// Everything a snapshot is made of.
-struct Responses {
-    source: Source,
-    responses: Vec<Response>,
-    /// The orgs fetched, when only some were asked for.
-    only_orgs: Option<Vec<i64>>,
+    Ok(fetched)
 }
 
 /// Fetches every response the snapshot is made of.
@@ -240,17 +250,21 @@ async fn list(
     progress: &dyn Progress,
 ) -> Result<Vec<Response>, ClientError> {
     let name = |offset: u64| format!(" ({}, records from {offset})", describe(scope));
-    let rows = AtomicUsize::new(0);
+    let strays = std::sync::Mutex::new(HashMap::<u64, Vec<Stray>>::new());
     let fetch_page = |offset: u64, size: u32| {
         let context = name(offset);
-        let rows = &rows;
+        let strays = &strays;
         async move {
             let _permit = gate
                 .acquire()
                 .await
                 .map_err(|_| ClientError::Setup("the request gate closed".into()))?;
-            let page: Fetched = api.search_page(path, scope, offset, size, &context).await?;
-            rows.fetch_add(page.rows, Ordering::Relaxed);
+            let (page, found): (Fetched, _) =
+                api.search_page(path, scope, offset, size, &context).await?;
+            if !found.is_empty() {
+                let mut strays = strays.lock().unwrap_or_else(PoisonError::into_inner);
+                strays.insert(offset, found);
+            }
             progress.page(kind, page.rows);
             Ok(page)
         }
@@ -259,19 +273,64 @@ async fn list(
         ("POST", path.to_owned(), name(offset))
     })
     .await?;
+    let listed: usize = pages.iter().map(|p| p.rows).sum();
     tracing::debug!(
-        "{kind} in {}: {} records in {} pages",
+        "{kind} in {}: {listed} records in {} pages",
         describe(scope),
-        rows.load(Ordering::Relaxed),
         pages.len()
     );
-    Ok(pages
-        .into_iter()
-        .map(|page| Response {
+    // Pages fetched ahead past the end are not kept, nor their strays.
+    let mut strays = strays.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut dropped: Vec<Stray> = Vec::new();
+    let mut responses = Vec::with_capacity(pages.len());
+    for page in pages {
+        let mut body = page.body;
+        if let Some(found) = strays.remove(&page.offset) {
+            let indices: Vec<usize> = found.iter().map(|s| s.index).collect();
+            body = v2::without_records(&body, &indices)
+                .map_err(|e| v2::malformed("POST", path, &name(page.offset), e))?;
+            dropped.extend(found);
+        }
+        responses.push(Response {
             name: format!("POST {path}{}", name(page.offset)),
-            body: page.body,
-        })
-        .collect())
+            body,
+        });
+    }
+    if let (Some(org), Some(first)) = (scope, dropped.first()) {
+        let example = format!(
+            "{} \"{}\" of org {}",
+            kind.trim_end_matches('s'),
+            first.name,
+            first
+                .orgs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if dropped.len() == listed {
+            let hint = if api.auth.scopes_tokens() {
+                "check that the user belongs to that org, or fetch the other orgs alone (--org)"
+            } else {
+                "a bearer token may answer for the org it was created in only: create one for \
+                 this org, or sign in with a username and a password or secret key, for which \
+                 ts-principals gets a token per org"
+            };
+            return Err(ClientError::WrongOrg {
+                path: path.to_owned(),
+                org,
+                count: listed,
+                example,
+                hint,
+            });
+        }
+        tracing::warn!(
+            "POST {path} in org {org}: left out {} of the {listed} {kind} the cluster sent, which \
+             belong to other orgs (e.g. {example})",
+            dropped.len()
+        );
+    }
+    Ok(responses)
 }
 
 /// The org list to keep in the snapshot (only the selected orgs) and the
@@ -373,7 +432,7 @@ async fn fetch_v1(
         .clone()
         .or_else(|| options.fallback_cluster_id.clone())
         .or(host)
-        .unwrap_or_else(|| input::DEFAULT_CLUSTER_ID.to_owned());
+        .unwrap_or_else(|| DEFAULT_CLUSTER_ID.to_owned());
     let source = Source {
         cluster_id,
         cluster_url: Some(http.base().to_owned()),

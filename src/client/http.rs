@@ -9,7 +9,7 @@ use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::error::{ClientError, server_message};
+use super::error::{ClientError, Scrubber, server_message};
 use super::{Connection, HttpSettings};
 
 /// A request to send; rebuilt for every attempt.
@@ -37,12 +37,14 @@ pub(crate) struct Reply {
     pub body: bytes::Bytes,
     /// Attempts it took.
     pub attempts: u32,
+    /// The secrets its message must not show.
+    scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl Reply {
     /// The server's message for an unsuccessful reply.
     pub fn message(&self) -> String {
-        server_message(&self.body, self.status)
+        server_message(&self.body, self.status, &self.scrubber)
     }
 
     /// The body of a successful reply, or an error naming the request.
@@ -80,7 +82,10 @@ pub(crate) fn method_name(method: &Method) -> &'static str {
 pub(crate) struct Http {
     client: reqwest::Client,
     base: String,
+    /// `--ca-cert`, for advice when the cluster's certificate is refused.
+    ca_cert: Option<std::path::PathBuf>,
     settings: HttpSettings,
+    scrubber: std::sync::Arc<Scrubber>,
 }
 
 impl Http {
@@ -90,12 +95,26 @@ impl Http {
         let base = connection.url.trim_end_matches('/').to_owned();
         let parsed = reqwest::Url::parse(&base).map_err(|e| {
             ClientError::Setup(format!(
-                "the cluster URL \"{base}\" is not valid ({e}); give it as https://host[:port]"
+                "the cluster URL is not valid ({e}); give it as https://host[:port]"
             ))
         })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::Setup(format!(
                 "the cluster URL \"{base}\" must start with https:// (or http://) and name a host"
+            )));
+        }
+        let origin = parsed.origin();
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(ClientError::Setup(format!(
+                "the cluster URL holds a user name or password; give the address alone ({}) \
+                 and the credentials apart",
+                origin.ascii_serialization()
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ClientError::Setup(format!(
+                "the cluster URL \"{base}\" has a query or fragment; give the address alone ({})",
+                origin.ascii_serialization()
             )));
         }
         let settings = connection.http.clone();
@@ -106,6 +125,7 @@ impl Http {
             .default_headers(headers)
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
+            .redirect(same_origin_redirects(origin))
             .cookie_store(true);
         if let Some(path) = &connection.ca_cert {
             let pem = std::fs::read(path).map_err(|e| {
@@ -136,11 +156,22 @@ impl Http {
         let client = builder
             .build()
             .map_err(|e| ClientError::Setup(format!("cannot set up the HTTP client: {e}")))?;
+        let scrubber = std::sync::Arc::new(Scrubber::default());
+        if let Some(secret) = &connection.credentials.secret {
+            scrubber.add(secret.value());
+        }
         Ok(Self {
             client,
             base,
+            ca_cert: connection.ca_cert.clone(),
             settings,
+            scrubber,
         })
+    }
+
+    /// Keeps `secret` (a token just issued) out of every message.
+    pub fn keep_out_of_messages(&self, secret: &SecretString) {
+        self.scrubber.add(secret);
     }
 
     /// The cluster's base URL.
@@ -161,7 +192,14 @@ impl Http {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
-                    match response.bytes().await {
+                    match self.read_body(response).await {
+                        Err(BodyError::TooLarge) => {
+                            return Err(ClientError::TooLarge {
+                                method,
+                                url: format!("{}{}", self.base, request.path),
+                                limit_mib: self.settings.max_response_bytes / (1024 * 1024),
+                            });
+                        }
                         Ok(body) => {
                             tracing::debug!(
                                 "{method} {} → {} ({} bytes, {:.0?})",
@@ -176,14 +214,22 @@ impl Http {
                                     status,
                                     body,
                                     attempts: attempt,
+                                    scrubber: self.scrubber.clone(),
                                 });
                             }
-                            let message = server_message(&body, status);
+                            let message = server_message(&body, status, &self.scrubber);
                             Failure::Status(status, message, retry_after)
                         }
-                        Err(error) if error.is_timeout() => Failure::Timeout,
-                        Err(error) => Failure::Body(error_chain(error)),
+                        Err(BodyError::Read(error)) if error.is_timeout() => Failure::Timeout,
+                        Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
                     }
+                }
+                Err(error) if error.is_redirect() => {
+                    return Err(ClientError::Redirect {
+                        method,
+                        path: request.path.to_owned(),
+                        reason: error_chain(error),
+                    });
                 }
                 Err(error) if error.is_timeout() => Failure::Timeout,
                 Err(error) if error.is_connect() => Failure::Connect(error_chain(error)),
@@ -207,6 +253,24 @@ impl Http {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Reads a (decompressed) body as it streams in, stopping at the limit,
+    /// so an endless or inflating body cannot take all memory.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
+        let limit = self.settings.max_response_bytes;
+        let announced = response.content_length().unwrap_or(0);
+        if announced > limit {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = bytes::BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     fn build(&self, request: &Request<'_>) -> reqwest::RequestBuilder {
@@ -255,18 +319,14 @@ impl Http {
         let path = request.path.to_owned();
         match failure {
             Failure::Connect(reason) => {
-                let tls_hint = if reason.contains("certificate") || reason.contains("tls") {
-                    "; for a private CA pass --ca-cert FILE.pem"
-                } else {
-                    ""
-                };
+                let advice = connect_advice(&reason, self.ca_cert.as_deref());
                 ClientError::Connect {
                     url: self.base.clone(),
                     method,
                     path,
                     attempts,
                     reason,
-                    tls_hint,
+                    advice,
                 }
             }
             Failure::Timeout => ClientError::Timeout {
@@ -290,6 +350,81 @@ impl Http {
             },
         }
     }
+}
+
+/// What to do about a failed connection: when TLS refused the cluster's
+/// certificate, exactly why (rustls names the reason) and how to fix it.
+fn connect_advice(reason: &str, ca_cert: Option<&std::path::Path>) -> String {
+    let given = ca_cert.map(|p| p.display().to_string());
+    let given = given.as_deref();
+    if reason.contains("CaUsedAsEndEntity") {
+        return "the cluster presents a CA certificate (basicConstraints CA:TRUE) as its own, \
+                which TLS never accepts as a server's certificate, even when trusted with \
+                --ca-cert: give the cluster a certificate signed by that CA and pass the CA with \
+                --ca-cert, or make the self-signed certificate without CA:TRUE (openssl req \
+                -x509 … -addext basicConstraints=critical,CA:FALSE -addext \
+                subjectAltName=DNS:<host>); --insecure skips verification (unsafe)"
+            .to_owned();
+    }
+    if reason.contains("NotValidForName") {
+        return "the cluster's certificate is not issued for this host name: use the name it \
+                was issued for (its subjectAltName) in the cluster URL, or reissue it for this \
+                name"
+            .to_owned();
+    }
+    if reason.contains("Expired") || reason.contains("NotValidYet") {
+        return "the cluster's certificate is outside its validity period: renew it, or check \
+                this computer's clock"
+            .to_owned();
+    }
+    if reason.contains("UnknownIssuer") {
+        return match given {
+            Some(path) => format!(
+                "the cluster's certificate is not signed by the CA in --ca-cert {path} (nor by \
+                 a CA the system trusts): pass the certificate of the CA that issued it"
+            ),
+            None => "the cluster's certificate is issued by a CA this computer does not trust: \
+                     for a private CA pass --ca-cert FILE.pem"
+                .to_owned(),
+        };
+    }
+    if reason.contains("certificate") || reason.contains("tls") || reason.contains("TLS") {
+        return "TLS failed; for a private CA pass --ca-cert FILE.pem".to_owned();
+    }
+    "check the URL, your network and proxy settings".to_owned()
+}
+
+/// Redirects are followed only within the cluster's origin (scheme, host
+/// and port): every request carries credentials (a token, a session
+/// cookie, or a password in its body, which a 307 would send again), and
+/// none may reach another server.
+fn same_origin_redirects(origin: url::Origin) -> reqwest::redirect::Policy {
+    const MOST: usize = 10;
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let to = attempt.url().origin();
+        if to != origin {
+            let reason = format!(
+                "the cluster redirected it to {}, another address than {}; requests carrying \
+                 credentials are never sent on to another address: if that is the cluster's \
+                 own address, use it as the cluster URL",
+                to.ascii_serialization(),
+                origin.ascii_serialization()
+            );
+            attempt.error(reason)
+        } else if attempt.previous().len() > MOST {
+            attempt.error(format!("more than {MOST} redirects; check the cluster URL"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// Past [`HttpSettings::max_response_bytes`].
+    TooLarge,
+    /// The connection failed or timed out.
+    Read(reqwest::Error),
 }
 
 /// Why an attempt failed in a way worth retrying.
@@ -382,6 +517,28 @@ mod tests {
             assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
             assert!(http.backoff(30) <= Duration::from_millis(1000));
         }
+    }
+
+    #[test]
+    fn refused_certificates_are_explained() {
+        let ca = Some(std::path::Path::new("ca.pem"));
+        let advice = |reason: &str, ca| connect_advice(reason, ca);
+        let it = advice(
+            "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+            ca,
+        );
+        assert!(it.contains("CA:TRUE") && it.contains("CA:FALSE"), "{it}");
+        let it = advice("invalid peer certificate: UnknownIssuer", ca);
+        assert!(
+            it.contains("not signed by the CA in --ca-cert ca.pem"),
+            "{it}"
+        );
+        let it = advice("invalid peer certificate: UnknownIssuer", None);
+        assert!(it.contains("pass --ca-cert"), "{it}");
+        let it = advice("invalid peer certificate: NotValidForName", ca);
+        assert!(it.contains("host name"), "{it}");
+        let it = advice("tcp connect error: Connection refused", None);
+        assert!(it.contains("network"), "{it}");
     }
 
     #[test]

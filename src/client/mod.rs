@@ -1,12 +1,13 @@
 //! Fetching principals from a live ThoughtSpot cluster over REST (v2, with
 //! the v1 `user/list` fallback for older software clusters).
 //!
-//! [`fetch`](crate::client::fetch()) signs in ([`auth`](crate::client::auth)),
-//! reads the cluster's identity, lists the orgs and then pages through
-//! `users/search` and `groups/search` in each org with bounded concurrency;
-//! every response is kept and
-//! handed to [`crate::input::from_responses`], which normalizes them exactly
-//! as it would the same responses saved to files.
+//! [`fetch`](fetch()) signs in ([`auth`]), reads the cluster's identity,
+//! lists the orgs and then pages through `users/search` and `groups/search`
+//! in each org with bounded concurrency. It returns every response as the
+//! cluster sent it, with the [`Source`](crate::model::Source) they came
+//! from; normalizing them is the job of the input reader, which the
+//! command line calls next, exactly as for the same responses saved to
+//! files. The client depends on the model only.
 
 pub mod auth;
 mod error;
@@ -19,9 +20,9 @@ mod v2;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use auth::{AuthMethod, Credentials};
+pub use auth::{AuthMethod, Credentials, Secret};
 pub use error::ClientError;
-pub use fetch::{Api, FetchOptions, OrgSelection, Progress, fetch};
+pub use fetch::{Api, FetchOptions, OrgSelection, Progress, Response, Responses, fetch};
 
 /// Where a cluster is and how to talk to it.
 #[derive(Clone, Debug)]
@@ -51,6 +52,9 @@ pub struct HttpSettings {
     pub backoff: Duration,
     /// Longest wait between tries, `Retry-After` included.
     pub max_backoff: Duration,
+    /// Most bytes a response body may hold once decompressed; a longer one
+    /// is abandoned with [`ClientError::TooLarge`], not retried.
+    pub max_response_bytes: u64,
 }
 
 impl Default for HttpSettings {
@@ -61,6 +65,7 @@ impl Default for HttpSettings {
             retries: 4,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(60),
+            max_response_bytes: 512 * 1024 * 1024,
         }
     }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use reqwest::Method;
 use secrecy::SecretString;
 
-use super::auth::Credentials;
+use super::auth::{Credentials, Secret};
 use super::error::ClientError;
 use super::http::{Body, Http, Request};
 
@@ -19,7 +19,9 @@ pub(crate) async fn user_list(
     http: &Http,
     credentials: &Credentials,
 ) -> Result<Bytes, ClientError> {
-    let (Some(username), Some(password)) = (&credentials.username, &credentials.password) else {
+    let (Some(username), Some(Secret::Password(password))) =
+        (&credentials.username, &credentials.secret)
+    else {
         return Err(ClientError::Unsupported(
             "the REST v1 API (used when the cluster has no v2, or with --api v1) signs in with a \
              username and password; give THOUGHTSPOT_USERNAME and THOUGHTSPOT_PASSWORD (or a \

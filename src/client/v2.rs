@@ -1,5 +1,6 @@
 //! REST v2 calls: the cluster's identity, its orgs, and search pages.
 
+use bytes::Bytes;
 use reqwest::Method;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -151,7 +152,8 @@ impl V2<'_> {
         Ok(Some(orgs.into_iter().map(OrgHeader).collect()))
     }
 
-    /// One page of `users/search` or `groups/search` in `scope`. With a
+    /// One page of `users/search` or `groups/search` in `scope`, and the
+    /// records on it that belong to other orgs than the one searched. With a
     /// bearer token (not scoped to an org) the org is named in the request.
     pub async fn search_page(
         &self,
@@ -160,7 +162,7 @@ impl V2<'_> {
         offset: u64,
         size: u32,
         context: &str,
-    ) -> Result<Fetched, ClientError> {
+    ) -> Result<(Fetched, Vec<Stray>), ClientError> {
         let mut request = serde_json::json!({
             "record_offset": offset,
             "record_size": size,
@@ -172,9 +174,79 @@ impl V2<'_> {
             .call(Method::POST, path, Some(&request), scope)
             .await?
             .success(&Method::POST, path)?;
-        let rows = count_records(&body).map_err(|e| malformed("POST", path, context, e))?;
-        Ok(Fetched { rows, body })
+        let (rows, strays) =
+            read_page(&body, scope).map_err(|e| malformed("POST", path, context, e))?;
+        Ok((Fetched { rows, body }, strays))
     }
+}
+
+/// A record a search in one org returned although its `orgs` do not
+/// include that org.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Stray {
+    /// Its place on the page.
+    pub index: usize,
+    /// Its name, for messages.
+    pub name: String,
+    /// The orgs it says it belongs to.
+    pub orgs: Vec<i64>,
+}
+
+/// The number of records on a search page and, when the search was in
+/// `scope`'s org, the records whose `orgs` leave that org out (records
+/// naming no orgs are taken as the org's).
+fn read_page(body: &[u8], scope: Scope) -> Result<(usize, Vec<Stray>), serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Record {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        orgs: Option<Vec<OrgRef>>,
+    }
+    #[derive(Deserialize)]
+    struct OrgRef {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    }
+    let Some(org) = scope else {
+        return count_records(body).map(|rows| (rows, Vec::new()));
+    };
+    let records: Vec<Record> = serde_json::from_slice(body)?;
+    let strays = records
+        .iter()
+        .enumerate()
+        .filter_map(|(index, record)| {
+            let orgs: Vec<i64> = record
+                .orgs
+                .iter()
+                .flatten()
+                .filter_map(|o| match o.id.as_ref()? {
+                    serde_json::Value::Number(n) => n.as_i64(),
+                    serde_json::Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                })
+                .collect();
+            (!orgs.is_empty() && !orgs.contains(&org)).then(|| Stray {
+                index,
+                name: record.name.clone().unwrap_or_else(|| "?".into()),
+                orgs,
+            })
+        })
+        .collect();
+    Ok((records.len(), strays))
+}
+
+/// `body` (a JSON array) without the records at `drop` (sorted indices).
+/// Rare, so the records are simply parsed and written again.
+pub(crate) fn without_records(body: &[u8], drop: &[usize]) -> Result<Bytes, serde_json::Error> {
+    let records: Vec<serde_json::Value> = serde_json::from_slice(body)?;
+    let kept: Vec<_> = records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| drop.binary_search(i).is_err())
+        .map(|(_, r)| r)
+        .collect();
+    serde_json::to_vec(&kept).map(Bytes::from)
 }
 
 /// The number of records in a JSON array body.
@@ -198,5 +270,39 @@ pub(crate) fn malformed(
         path: path.to_owned(),
         context: context.to_owned(),
         reason: format!("{what}: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_other_orgs_are_found_whatever_their_ids_look_like() {
+        let page = br#"[
+            {"name": "a", "orgs": [{"id": 7}]},
+            {"name": "b", "orgs": [{"id": "0", "name": "Primary"}, {"id": "7"}]},
+            {"name": "c", "orgs": [{"id": "0"}]},
+            {"name": "d"},
+            {"name": "e", "orgs": []},
+            {"name": "f", "orgs": null},
+            {"orgs": [{"id": 8}, {"id": 9}]}
+        ]"#;
+        let (rows, strays) = read_page(page, Some(7)).unwrap();
+        assert_eq!(rows, 7);
+        let found: Vec<(usize, &str, &[i64])> = strays
+            .iter()
+            .map(|s| (s.index, s.name.as_str(), &s.orgs[..]))
+            .collect();
+        assert_eq!(found, [(2, "c", &[0][..]), (6, "?", &[8, 9][..])]);
+        // Searched in no particular org: nothing to check.
+        assert_eq!(read_page(page, None).unwrap(), (7, Vec::new()));
+    }
+
+    #[test]
+    fn strays_are_cut_out_of_the_page() {
+        let page = br#"[{"name":"a"},{"name":"b"},{"name":"c"}]"#;
+        let kept = without_records(page, &[0, 2]).unwrap();
+        assert_eq!(&kept[..], br#"[{"name":"b"}]"#);
     }
 }

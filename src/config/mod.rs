@@ -14,6 +14,20 @@ use serde::Deserialize;
 /// File name looked for in the current directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "ts-principals.toml";
 
+/// The values `[fetch]` keys accept, the same as their flags do: the flags'
+/// parsers are built from these ranges.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// `fetch.page_size` and `--page-size`: records asked for per page.
+    pub const PAGE_SIZE: RangeInclusive<u32> = 1..=100_000;
+    /// `fetch.concurrency` and `--concurrency`: requests in flight at once.
+    pub const CONCURRENCY: RangeInclusive<u32> = 1..=64;
+    /// `fetch.max_response_mb` and `--max-response-mb`: MiB one response
+    /// body may hold, decompressed.
+    pub const MAX_RESPONSE_MB: RangeInclusive<u32> = 1..=65_536;
+}
+
 /// The whole project config.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,7 +41,7 @@ pub struct ProjectConfig {
 }
 
 /// Which kind of TML joins the tables together.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TmlFormat {
     /// A model (ThoughtSpot 10.x and later).
@@ -134,6 +148,8 @@ pub struct FetchConfig {
     pub page_size: u32,
     /// Pages fetched at once.
     pub concurrency: u32,
+    /// MiB one response body may hold, decompressed.
+    pub max_response_mb: u32,
 }
 
 impl Default for FetchConfig {
@@ -143,6 +159,7 @@ impl Default for FetchConfig {
             orgs: Vec::new(),
             page_size: 1000,
             concurrency: 4,
+            max_response_mb: 512,
         }
     }
 }
@@ -275,11 +292,37 @@ impl ProjectConfig {
                 ),
             ));
         }
-        if self.fetch.page_size == 0 {
-            return Err(invalid("fetch.page_size", "must be at least 1".into()));
-        }
-        if self.fetch.concurrency == 0 {
-            return Err(invalid("fetch.concurrency", "must be at least 1".into()));
+        let fetch = [
+            (
+                "fetch.page_size",
+                "--page-size",
+                self.fetch.page_size,
+                limits::PAGE_SIZE,
+            ),
+            (
+                "fetch.concurrency",
+                "--concurrency",
+                self.fetch.concurrency,
+                limits::CONCURRENCY,
+            ),
+            (
+                "fetch.max_response_mb",
+                "--max-response-mb",
+                self.fetch.max_response_mb,
+                limits::MAX_RESPONSE_MB,
+            ),
+        ];
+        for (key, flag, value, range) in fetch {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "is {value}; it must be from {} to {}, as for {flag}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -352,6 +395,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tml.database"), "{err}");
+    }
+
+    #[test]
+    fn fetch_keys_have_the_limits_of_their_flags() {
+        for (text, key) in [
+            (
+                "[fetch]\nconcurrency = 5000\n",
+                "`fetch.concurrency` is 5000",
+            ),
+            ("[fetch]\nconcurrency = 0\n", "`fetch.concurrency` is 0"),
+            ("[fetch]\npage_size = 0\n", "`fetch.page_size` is 0"),
+            (
+                "[fetch]\npage_size = 100001\n",
+                "`fetch.page_size` is 100001",
+            ),
+            (
+                "[fetch]\nmax_response_mb = 0\n",
+                "`fetch.max_response_mb` is 0",
+            ),
+            (
+                "[fetch]\nmax_response_mb = 65537\n",
+                "`fetch.max_response_mb` is 65537",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains("as for --"), "{err}");
+        }
+        let edges = "[fetch]\nconcurrency = 64\npage_size = 100000\n";
+        let config = parse(edges).unwrap();
+        assert_eq!(config.fetch.concurrency, 64);
+        assert_eq!(config.fetch.page_size, 100_000);
+        let config = parse("[fetch]\nconcurrency = 1\npage_size = 1\n").unwrap();
+        assert_eq!((config.fetch.concurrency, config.fetch.page_size), (1, 1));
     }
 
     #[test]

@@ -25,8 +25,6 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Connection, Credentials, HttpSettings};
-
 /// The profile file's name inside the config directory.
 pub const FILE_NAME: &str = "profiles.toml";
 /// Environment variable overriding the config directory.
@@ -137,7 +135,7 @@ impl Profile {
             name: name.to_owned(),
             message,
         };
-        check_url(&self.url).map_err(invalid)?;
+        cluster_url(&self.url).map_err(invalid)?;
         let source = self.secret_source().map_err(invalid)?;
         let needs_user = matches!(
             source,
@@ -186,15 +184,86 @@ impl fmt::Display for SecretSource {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "url \"{url}\" must be the cluster's address, e.g. https://example.thoughtspot.cloud"
-        ))
+/// A cluster URL made fit for use, and what was taken off it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterUrl {
+    /// `scheme://host[:port]`: where the REST API lives.
+    pub url: String,
+    /// What followed the address and was dropped, e.g. `#/home` of a URL
+    /// copied from a browser; `None` when nothing (or only `/`) did.
+    pub dropped: Option<String>,
+}
+
+impl ClusterUrl {
+    /// A warning about what was dropped, if anything was.
+    pub fn warning(&self) -> Option<String> {
+        self.dropped.as_ref().map(|dropped| {
+            format!(
+                "using {} and ignoring \"{dropped}\" after it: the REST API lives at the \
+                 cluster's root (a URL copied from a browser carries the page's address)",
+                self.url
+            )
+        })
+    }
+}
+
+/// Reads the address of a cluster: `http(s)://host[:port]`, anything after
+/// it (a browser's `/#/home`, a path, a query) dropped and reported in
+/// [`ClusterUrl::dropped`]. A user name or password in the URL is refused
+/// (it would be logged, recorded in snapshots and stored in profiles), and
+/// no message repeats it.
+pub fn cluster_url(raw: &str) -> Result<ClusterUrl, String> {
+    let text = raw.trim();
+    let shown = without_userinfo(text);
+    let example = "e.g. https://example.thoughtspot.cloud";
+    let parsed = url::Url::parse(text).map_err(|e| {
+        format!("url \"{shown}\" is not a URL ({e}); give the cluster's address, {example}")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "url \"{shown}\" must be the cluster's address starting with https:// (or \
+             http://), {example}"
+        ));
+    }
+    let origin = parsed.origin().ascii_serialization();
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "url \"{shown}\" holds a user name or password; credentials never go in the URL, \
+             where they would be logged and stored: give the address alone ({origin}), the \
+             user with --username (or {}), and the password with --password-env VAR or \
+             --password-prompt (or {})",
+            env::USERNAME,
+            env::PASSWORD
+        ));
+    }
+    let mut dropped = String::new();
+    if parsed.path() != "/" {
+        dropped.push_str(parsed.path());
+    }
+    if parsed.query().is_some() {
+        // A query may carry a token; it is named, not repeated.
+        dropped.push_str("?…");
+    }
+    if let Some(fragment) = parsed.fragment() {
+        dropped.push('#');
+        dropped.push_str(fragment);
+    }
+    Ok(ClusterUrl {
+        url: origin,
+        dropped: (!dropped.is_empty()).then_some(dropped),
+    })
+}
+
+/// `text` with whatever sits between the scheme and an `@` replaced, so a
+/// message about a URL never repeats a password in it.
+fn without_userinfo(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…@{}", &text[..start], &text[start + at + 1..]),
+        None => text.to_owned(),
     }
 }
 
@@ -251,6 +320,14 @@ pub enum ProfileError {
     /// A secret could not be had.
     #[error("{0}")]
     Secret(String),
+    /// An environment variable holds an unusable value.
+    #[error("{var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong (never the value itself when it may hold a secret).
+        message: String,
+    },
 }
 
 /// All profiles, as the file stores them.
@@ -297,23 +374,62 @@ impl Store {
         &self.path
     }
 
-    /// Every profile (none when the file does not exist yet).
+    /// Every profile (none when the file does not exist yet). A file (or
+    /// directory) other users can write is refused: whoever can change it
+    /// can point a profile at their own server and collect the password.
     pub fn load(&self) -> Result<Profiles, ProfileError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profiles::default()),
             Err(e) => return Err(self.error(format!("cannot read: {e}"))),
         };
-        let profiles: Profiles = toml::from_str(&text).map_err(|e| {
-            self.error(format!(
-                "{}; fix or delete the file",
-                e.to_string().trim_end()
-            ))
-        })?;
+        self.check_private()?;
+        let profiles: Profiles =
+            toml::from_str(&text).map_err(|e| self.error(describe_toml_error(&text, &e)))?;
         for (name, profile) in &profiles.profiles {
             profile.check(name)?;
         }
         Ok(profiles)
+    }
+
+    /// Refuses a profile file, or its directory, that others can write.
+    #[cfg(unix)]
+    fn check_private(&self) -> Result<(), ProfileError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dir();
+        for (path, what, fix) in [
+            (self.path.as_path(), "it", "600"),
+            (dir, "its directory", "700"),
+        ] {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            // A sticky directory (like /tmp) keeps others from replacing the file.
+            let sticky = meta.is_dir() && mode & 0o1000 != 0;
+            if mode & 0o022 != 0 && !sticky {
+                return Err(self.error(format!(
+                    "{what} can be changed by other users (mode {:o}), who could point a profile \
+                     at their own server and collect your password; check the profiles, then \
+                     run `chmod {fix} {}`",
+                    mode & 0o7777,
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn check_private(&self) -> Result<(), ProfileError> {
+        Ok(())
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 
     /// One profile by name.
@@ -343,20 +459,48 @@ impl Store {
     pub fn create(&self, name: &str, profile: Profile, replace: bool) -> Result<(), ProfileError> {
         check_name(name)?;
         profile.check(name)?;
-        let mut profiles = self.load()?;
-        if profiles.profiles.contains_key(name) && !replace {
-            return Err(ProfileError::Exists(name.to_owned()));
-        }
-        profiles.profiles.insert(name.to_owned(), profile);
-        self.save(&profiles)
+        self.modify(|profiles| {
+            if profiles.profiles.contains_key(name) && !replace {
+                return Err(ProfileError::Exists(name.to_owned()));
+            }
+            profiles.profiles.insert(name.to_owned(), profile);
+            Ok(())
+        })
     }
 
     /// Deletes a profile.
     pub fn delete(&self, name: &str) -> Result<(), ProfileError> {
+        self.modify(|profiles| {
+            if profiles.profiles.remove(name).is_none() {
+                return Err(self.missing(name, profiles));
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads, changes and saves the profiles while holding a lock on their
+    /// directory, so runs changing profiles at once take turns and none
+    /// loses another's change.
+    fn modify(
+        &self,
+        change: impl FnOnce(&mut Profiles) -> Result<(), ProfileError>,
+    ) -> Result<(), ProfileError> {
+        let dir = self.dir();
+        create_private_dir(dir).map_err(|e| {
+            self.error(format!(
+                "cannot create the directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let _lock = crate::atomic::Lock::acquire(dir, crate::atomic::Wait::Block, || {
+            tracing::info!(
+                "waiting for another ts-principals run to finish changing {}",
+                self.path.display()
+            );
+        })
+        .map_err(|e| self.error(format!("cannot lock {}: {e}", dir.display())))?;
         let mut profiles = self.load()?;
-        if profiles.profiles.remove(name).is_none() {
-            return Err(self.missing(name, &profiles));
-        }
+        change(&mut profiles)?;
         self.save(&profiles)
     }
 
@@ -368,13 +512,6 @@ impl Store {
             "# ts-principals connection profiles; managed by `ts-principals config`.\n\
              # No secrets here: each profile names where its secret comes from.\n\n{text}"
         );
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir).map_err(|e| {
-            self.error(format!(
-                "cannot create the directory {}: {e}",
-                dir.display()
-            ))
-        })?;
         crate::atomic::write_file(&self.path, text.as_bytes(), crate::atomic::Access::Private)
             .map_err(|e| self.error(format!("cannot write: {e}")))
     }
@@ -385,6 +522,37 @@ impl Store {
             message,
         }
     }
+}
+
+/// Where and why the profile file does not parse, without the offending
+/// line or value: someone may have written a secret there.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let mut message = error.message().trim_end().to_owned();
+    let Some(span) = error.span().filter(|s| s.start <= text.len()) else {
+        return format!("{message}; fix or delete the file");
+    };
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..span.start].matches('\n').count() + 1;
+    let column = text[line_start..span.start].chars().count() + 1;
+    // The values on the lines the error points at are never repeated.
+    let end = text[span.end.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |i| span.end.min(text.len()) + i);
+    for source_line in text[line_start..end].lines() {
+        let value = source_line.split_once('=').map_or(source_line, |(_, v)| v);
+        let mut values: Vec<&str> = value
+            .split(['"', '\''])
+            .chain([value.trim(), value.trim().trim_matches(['"', '\''])])
+            .map(str::trim)
+            // Punctuation and one-letter words would garble the message.
+            .filter(|v| v.len() > 2 && v.chars().any(char::is_alphanumeric))
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values {
+            message = message.replace(value, "…");
+        }
+    }
+    format!("line {line}, column {column}: {message}; fix or delete the file")
 }
 
 fn check_name(name: &str) -> Result<(), ProfileError> {
@@ -442,33 +610,59 @@ impl Secrets for ProcessSecrets {
     }
 }
 
-/// A resolved connection, with the profile's default orgs.
+/// The secret a profile resolved to. `Debug` never shows it.
+#[derive(Clone)]
+pub enum Secret {
+    /// A bearer token.
+    Token(SecretString),
+    /// A trusted-authentication secret key (with the profile's username).
+    SecretKey(SecretString),
+    /// A password (with the profile's username).
+    Password(SecretString),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Secret::Token(_) => "Token(<redacted>)",
+            Secret::SecretKey(_) => "SecretKey(<redacted>)",
+            Secret::Password(_) => "Password(<redacted>)",
+        })
+    }
+}
+
+/// A resolved profile: plain settings for reaching a cluster, with the
+/// secret read from where the profile says.
 #[derive(Debug)]
 pub struct Resolved {
-    /// How to reach the cluster.
-    pub connection: Connection,
+    /// The cluster's base URL (no trailing slash).
+    pub url: String,
+    /// The user to sign in as.
+    pub username: Option<String>,
+    /// The secret to sign in with.
+    pub secret: Secret,
+    /// PEM file of a private CA to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Skip TLS certificate verification.
+    pub insecure: bool,
     /// Orgs the profile fetches by default.
     pub orgs: Vec<String>,
     /// Where it came from, for messages ("profile prod", "the environment").
     pub origin: String,
 }
 
-/// Resolves `--profile` (or its absence) into a connection: the named
+/// Resolves `--profile` (or its absence) into settings: the named
 /// profile; `env` or no profile with `THOUGHTSPOT_URL` set: the environment.
 pub fn resolve(
     store: &Store,
-    profile: Option<&str>,
+    profile_name: Option<&str>,
     secrets: &dyn Secrets,
 ) -> Result<Resolved, ProfileError> {
-    let (profile, origin) = match profile {
+    let (profile, origin) = match profile_name {
         Some(ENV_PROFILE) | None => {
             let Some(url) = secrets.var(env::URL) else {
                 return Err(ProfileError::NoCluster);
             };
-            check_url(&url).map_err(|m| ProfileError::Invalid {
-                name: ENV_PROFILE.into(),
-                message: format!("({}) {m}", env::URL),
-            })?;
             let profile = Profile {
                 url,
                 username: secrets.var(env::USERNAME),
@@ -478,29 +672,35 @@ pub fn resolve(
         }
         Some(name) => (store.get(name)?, format!("profile \"{name}\"")),
     };
-    let credentials = credentials(&profile, &origin, secrets)?;
-    Ok(Resolved {
-        connection: Connection {
-            url: profile.url.trim_end_matches('/').to_owned(),
-            credentials,
-            ca_cert: profile.ca_cert,
-            insecure: profile.insecure,
-            http: HttpSettings::default(),
+    let url = cluster_url(&profile.url).map_err(|message| match profile_name {
+        Some(ENV_PROFILE) | None => ProfileError::Env {
+            var: env::URL,
+            message,
         },
+        Some(name) => ProfileError::Invalid {
+            name: name.to_owned(),
+            message,
+        },
+    })?;
+    if let Some(warning) = url.warning() {
+        tracing::warn!("{origin}: {warning}");
+    }
+    let secret = secret(&profile, &origin, secrets)?;
+    Ok(Resolved {
+        url: url.url,
+        username: profile.username,
+        secret,
+        ca_cert: profile.ca_cert,
+        insecure: profile.insecure,
         orgs: profile.orgs,
         origin,
     })
 }
 
-fn credentials(
-    profile: &Profile,
-    origin: &str,
-    secrets: &dyn Secrets,
-) -> Result<Credentials, ProfileError> {
-    let mut credentials = Credentials {
-        username: profile.username.clone(),
-        ..Credentials::default()
-    };
+/// The profile's secret, from its source. Without one named, the standard
+/// variables are read, first set wins: a bearer token, then (with a
+/// username) a secret key, then a password; else a prompt.
+fn secret(profile: &Profile, origin: &str, secrets: &dyn Secrets) -> Result<Secret, ProfileError> {
     let from_var = |var: &str, what: &str| {
         secrets.var(var).map(SecretString::from).ok_or_else(|| {
             ProfileError::Secret(format!(
@@ -514,37 +714,34 @@ fn credentials(
             name: origin.to_owned(),
             message,
         })?;
-    match source {
-        SecretSource::TokenEnv(var) => credentials.token = Some(from_var(&var, "bearer token")?),
-        SecretSource::SecretKeyEnv(var) => {
-            credentials.secret_key = Some(from_var(&var, "secret key")?);
-        }
-        SecretSource::PasswordEnv(var) => {
-            credentials.password = Some(from_var(&var, "password")?);
-        }
+    let var = |name: &str| secrets.var(name).map(SecretString::from);
+    Ok(match source {
+        SecretSource::TokenEnv(name) => Secret::Token(from_var(&name, "bearer token")?),
+        SecretSource::SecretKeyEnv(name) => Secret::SecretKey(from_var(&name, "secret key")?),
+        SecretSource::PasswordEnv(name) => Secret::Password(from_var(&name, "password")?),
         SecretSource::PasswordPrompt => {
-            credentials.password = Some(prompt_password(profile, origin, secrets)?);
+            Secret::Password(prompt_password(profile, origin, secrets)?)
         }
         SecretSource::Default => {
-            credentials.token = secrets.var(env::TOKEN).map(SecretString::from);
-            credentials.secret_key = secrets.var(env::SECRET_KEY).map(SecretString::from);
-            credentials.password = secrets.var(env::PASSWORD).map(SecretString::from);
-            if credentials.method().is_none() {
-                if credentials.username.is_none() {
-                    return Err(ProfileError::Secret(format!(
-                        "{origin} has no credentials: set {} (a bearer token), or {} with {} \
-                         or {}",
-                        env::TOKEN,
-                        env::USERNAME,
-                        env::SECRET_KEY,
-                        env::PASSWORD
-                    )));
-                }
-                credentials.password = Some(prompt_password(profile, origin, secrets)?);
+            if let Some(token) = var(env::TOKEN) {
+                Secret::Token(token)
+            } else if profile.username.is_none() {
+                return Err(ProfileError::Secret(format!(
+                    "{origin} has no credentials: set {} (a bearer token), or {} with {} or {}",
+                    env::TOKEN,
+                    env::USERNAME,
+                    env::SECRET_KEY,
+                    env::PASSWORD
+                )));
+            } else if let Some(key) = var(env::SECRET_KEY) {
+                Secret::SecretKey(key)
+            } else if let Some(password) = var(env::PASSWORD) {
+                Secret::Password(password)
+            } else {
+                Secret::Password(prompt_password(profile, origin, secrets)?)
             }
         }
-    }
-    Ok(credentials)
+    })
 }
 
 fn prompt_password(
@@ -632,6 +829,121 @@ mod tests {
     }
 
     #[test]
+    fn cluster_urls_are_the_address_alone() {
+        let url = |raw: &str| cluster_url(raw).map(|u| (u.url, u.dropped));
+        let plain = Ok(("https://ts.example.com".to_owned(), None));
+        assert_eq!(url("https://ts.example.com"), plain);
+        assert_eq!(url(" https://ts.example.com/ "), plain);
+        assert_eq!(url("https://TS.example.com:443/"), plain);
+        assert_eq!(
+            url("https://ts.example.com/#/home"),
+            Ok(("https://ts.example.com".into(), Some("#/home".into())))
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8787/?orgId=1&token=t#/pinboard/x"),
+            Ok((
+                "http://127.0.0.1:8787".into(),
+                Some("?…#/pinboard/x".into())
+            ))
+        );
+        let warning = cluster_url("https://ts.example.com/#/home")
+            .unwrap()
+            .warning()
+            .unwrap();
+        assert!(warning.contains("ignoring \"#/home\""), "{warning}");
+        for raw in [
+            "https://admin:Pw-77@ts.example.com/",
+            "https://admin@ts.example.com",
+            "https://:Pw-77@ts.example.com",
+        ] {
+            let error = cluster_url(raw).unwrap_err();
+            assert!(!error.contains("Pw-77"), "{error}");
+            assert!(error.contains("holds a user name or password"), "{error}");
+            assert!(error.contains("(https://ts.example.com)"), "{error}");
+        }
+        for raw in [
+            "ts.example.com",
+            "admin:Pw-77@ts.example.com",
+            "ftp://x",
+            "https://",
+        ] {
+            let error = cluster_url(raw).unwrap_err();
+            assert!(!error.contains("Pw-77"), "{error}");
+            assert!(error.contains("https://"), "{error}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_never_repeat_the_value() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        for (line, expected) in [
+            ("password = \"hunter2-secret\"", "line 3, column 12"),
+            ("insecure = \"hunter2-secret\"", "line 3, column 12"),
+            ("token_env = [\"hunter2-secret\"]", "line 3, column 13"),
+            ("username = hunter2-secret", "line 3, column 12"),
+        ] {
+            let text = format!("[profiles.p]\nurl = \"https://ts.example.com\"\n{line}\n");
+            create_private_dir(store.dir()).unwrap();
+            std::fs::write(store.path(), &text).unwrap();
+            let error = store.load().unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{line}: {error}");
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+        // Keys are not values: a typo is still named.
+        let text = "[profiles.p]\nurl = \"https://ts.example.com\"\nusrname = \"admin\"\n";
+        std::fs::write(store.path(), text).unwrap();
+        let error = store.load().unwrap_err().to_string();
+        assert!(error.contains("usrname"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("c"));
+        store.create("p", profile(), false).unwrap();
+        let mode = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        mode(store.path(), 0o620);
+        let error = store.load().unwrap_err().to_string();
+        assert!(
+            error.contains("mode 620") && error.contains("chmod 600"),
+            "{error}"
+        );
+        mode(store.path(), 0o600);
+        mode(store.dir(), 0o777);
+        let error = store.get("p").unwrap_err().to_string();
+        assert!(
+            error.contains("its directory") && error.contains("chmod 700"),
+            "{error}"
+        );
+        // Others cannot replace files in a sticky directory (like /tmp).
+        mode(store.dir(), 0o1777);
+        assert_eq!(store.get("p").unwrap(), profile());
+        mode(store.dir(), 0o700);
+    }
+
+    #[test]
+    fn profiles_created_at_once_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("c"));
+        const RUNS: usize = 16;
+        let start = std::sync::Barrier::new(RUNS);
+        std::thread::scope(|scope| {
+            for i in 0..RUNS {
+                let (store, start) = (&store, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    store.create(&format!("p{i}"), profile(), false).unwrap();
+                });
+            }
+        });
+        assert_eq!(store.load().unwrap().profiles.len(), RUNS);
+    }
+
+    #[test]
     fn bad_profiles_are_refused_with_the_reason() {
         let store = Store::at(tempfile::tempdir().unwrap().path());
         for (name, profile, expected) in [
@@ -682,10 +994,12 @@ mod tests {
         );
         for name in [None, Some("env")] {
             let resolved = resolve(&store, name, &secrets).unwrap();
-            assert_eq!(resolved.connection.url, "https://ts.example.com");
-            let c = &resolved.connection.credentials;
-            assert_eq!(c.username.as_deref(), Some("admin"));
-            assert_eq!(c.secret_key.as_ref().unwrap().expose_secret(), "key-1");
+            assert_eq!(resolved.url, "https://ts.example.com");
+            assert_eq!(resolved.username.as_deref(), Some("admin"));
+            let Secret::SecretKey(key) = resolved.secret else {
+                panic!("a secret key: {:?}", resolved.secret)
+            };
+            assert_eq!(key.expose_secret(), "key-1");
         }
         let none = resolve(&store, None, &fake(&[], None)).unwrap_err();
         assert!(matches!(none, ProfileError::NoCluster));
@@ -698,7 +1012,9 @@ mod tests {
         p.token_env = Some("MY_TOKEN".into());
         store.create("t", p, false).unwrap();
         let resolved = resolve(&store, Some("t"), &fake(&[("MY_TOKEN", "tok")], None)).unwrap();
-        let token = resolved.connection.credentials.token.unwrap();
+        let Secret::Token(token) = resolved.secret else {
+            panic!("a token: {:?}", resolved.secret)
+        };
         assert_eq!(token.expose_secret(), "tok");
         let unset = resolve(&store, Some("t"), &fake(&[], None)).unwrap_err();
         assert!(
@@ -710,7 +1026,9 @@ mod tests {
         p.password = Some(PasswordSetting::Prompt);
         store.create("p", p, false).unwrap();
         let typed = resolve(&store, Some("p"), &fake(&[], Some("pw"))).unwrap();
-        let password = typed.connection.credentials.password.unwrap();
+        let Secret::Password(password) = typed.secret else {
+            panic!("a password: {:?}", typed.secret)
+        };
         assert_eq!(password.expose_secret(), "pw");
         let no_tty = resolve(&store, Some("p"), &fake(&[], None)).unwrap_err();
         assert!(no_tty.to_string().contains("no terminal"), "{no_tty}");
@@ -723,8 +1041,37 @@ mod tests {
         let secrets = fake(&[(env::PASSWORD, "pw"), (env::URL, "https://other")], None);
         let resolved = resolve(&store, Some("d"), &secrets).unwrap();
         // The profile's URL wins over THOUGHTSPOT_URL.
-        assert_eq!(resolved.connection.url, "https://ts.example.com");
-        let c = resolved.connection.credentials;
-        assert_eq!(c.password.unwrap().expose_secret(), "pw");
+        assert_eq!(resolved.url, "https://ts.example.com");
+        let Secret::Password(password) = resolved.secret else {
+            panic!("a password: {:?}", resolved.secret)
+        };
+        assert_eq!(password.expose_secret(), "pw");
+    }
+
+    #[test]
+    fn the_standard_variables_go_token_then_secret_key_then_password() {
+        let store = Store::at(tempfile::tempdir().unwrap().path());
+        store.create("d", profile(), false).unwrap();
+        let all = [
+            (env::TOKEN, "tok"),
+            (env::SECRET_KEY, "key"),
+            (env::PASSWORD, "pw"),
+        ];
+        let kind = |vars: &[(&'static str, &'static str)]| match resolve(
+            &store,
+            Some("d"),
+            &fake(vars, Some("typed")),
+        )
+        .map(|r| r.secret)
+        {
+            Ok(Secret::Token(s)) => format!("token {}", s.expose_secret()),
+            Ok(Secret::SecretKey(s)) => format!("key {}", s.expose_secret()),
+            Ok(Secret::Password(s)) => format!("password {}", s.expose_secret()),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(kind(&all), "token tok");
+        assert_eq!(kind(&all[1..]), "key key");
+        assert_eq!(kind(&all[2..]), "password pw");
+        assert_eq!(kind(&[]), "password typed");
     }
 }

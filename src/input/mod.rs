@@ -28,8 +28,7 @@ use wire::{Shape, WireRecord, WireSource};
 /// The canonical snapshot schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Cluster id used when neither the input nor the settings name one.
-pub const DEFAULT_CLUSTER_ID: &str = "default";
+pub use crate::model::DEFAULT_CLUSTER_ID;
 
 /// Which kind of input the principals were read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -186,27 +185,18 @@ pub fn load_bytes(name: &str, bytes: &[u8], options: &LoadOptions) -> Result<Loa
     load_files(&[(Path::new(name), bytes)], options)
 }
 
-/// One response body fetched from a cluster, named for messages
-/// (`POST /api/rest/2.0/users/search (org 0, records from 1000)`).
-#[derive(Clone, Debug)]
-pub struct Response {
-    /// What was requested.
-    pub name: String,
-    /// The JSON body: an array of orgs, users or groups (v2), or a v1
-    /// `user/list` array.
-    pub body: bytes::Bytes,
-}
-
-/// Normalizes responses fetched from a cluster, read as the same responses
-/// saved to files would be, except that a principal seen in several orgs'
+/// Normalizes responses fetched from a cluster, each a name for messages
+/// (`POST /api/rest/2.0/users/search (org 0, records from 1000)`) and a JSON
+/// body (an array of orgs, users or groups, or a v1 `user/list` array).
+/// They are read as the same responses saved to files would be, except that a principal seen in several orgs'
 /// responses is one principal seen through several org scopes (see
 /// [`Builder::merge_org_views`]). `source` says where they came from; its
 /// `cluster_id` also seeds the GUIDs derived for v1 principals. With
 /// `only_orgs` (some orgs were fetched), principals' memberships of other
 /// orgs are left out (see [`Builder::only_orgs`]).
-pub fn from_responses(
+pub fn from_responses<'a>(
     source: Source,
-    responses: &[Response],
+    responses: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     only_orgs: Option<Vec<i64>>,
 ) -> Result<Loaded, InputError> {
     let cluster_id = source.cluster_id.clone();
@@ -215,10 +205,10 @@ pub fn from_responses(
     if let Some(ids) = only_orgs {
         builder.only_orgs(ids);
     }
-    let mut kinds = Vec::with_capacity(responses.len());
-    for response in responses {
-        let path = Path::new(&response.name);
-        let (kind, _) = parse_file(path, &response.body, &cluster_id, &mut builder)?;
+    let mut kinds = Vec::new();
+    for (name, body) in responses {
+        let path = Path::new(name);
+        let (kind, _) = parse_file(path, body, &cluster_id, &mut builder)?;
         if matches!(kind, FileKind::Canonical | FileKind::V2Object) {
             return Err(InputError::Shape {
                 path: path.to_path_buf(),
@@ -1067,11 +1057,8 @@ mod tests {
 
     #[test]
     fn a_response_that_is_an_object_is_explained() {
-        let response = Response {
-            name: "POST /api/rest/2.0/users/search".into(),
-            body: bytes::Bytes::from_static(br#"{"users": []}"#),
-        };
-        let message = from_responses(Source::default(), &[response], None)
+        let response: (&str, &[u8]) = ("POST /api/rest/2.0/users/search", br#"{"users": []}"#);
+        let message = from_responses(Source::default(), [response], None)
             .unwrap_err()
             .to_string();
         assert!(

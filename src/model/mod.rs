@@ -29,6 +29,9 @@ pub const PRIMARY_ORG_ID: i64 = 0;
 /// Name of [`PRIMARY_ORG_ID`].
 pub const PRIMARY_ORG_NAME: &str = "Primary";
 
+/// Cluster id used when neither the input nor the settings name one.
+pub const DEFAULT_CLUSTER_ID: &str = "default";
+
 /// Milliseconds since the Unix epoch, as ThoughtSpot reports times.
 pub type Millis = i64;
 

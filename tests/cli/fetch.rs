@@ -12,27 +12,27 @@ use crate::common::{self, fixture, tree};
 use crate::fake::{self, Data, FakeThoughtSpot};
 
 /// A scratch directory with its own (empty) profile store.
-struct Scratch {
+pub(crate) struct Scratch {
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// ts-principals with no THOUGHTSPOT_* variables from the outside.
-    fn cmd(&self) -> assert_cmd::Command {
+    pub(crate) fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = common::ts_principals(self.path());
         for var in [
             "THOUGHTSPOT_URL",
@@ -48,7 +48,7 @@ impl Scratch {
     }
 
     /// ts-principals signed in to `server` with the password.
-    fn with_password(&self, server: &FakeThoughtSpot) -> assert_cmd::Command {
+    pub(crate) fn with_password(&self, server: &FakeThoughtSpot) -> assert_cmd::Command {
         let mut cmd = self.cmd();
         cmd.env("THOUGHTSPOT_URL", server.url())
             .env("THOUGHTSPOT_USERNAME", fake::USERNAME)
@@ -57,11 +57,11 @@ impl Scratch {
     }
 }
 
-fn fixtures() -> Data {
+pub(crate) fn fixtures() -> Data {
     Data::load(&fixture("")).expect("fixtures load")
 }
 
-fn fetch_ok(scratch: &Scratch, server: &FakeThoughtSpot, extra: &[&str]) -> Value {
+pub(crate) fn fetch_ok(scratch: &Scratch, server: &FakeThoughtSpot, extra: &[&str]) -> Value {
     let out = scratch.file("principals.json");
     scratch
         .with_password(server)
@@ -414,6 +414,68 @@ fn a_connection_dropped_mid_body_is_retried_then_reported() {
     assert!(!scratch.file("dropped.json").exists());
 }
 
+/// Each search request at most once: nothing was retried.
+fn assert_no_search_repeated(server: &FakeThoughtSpot) {
+    let searches: Vec<_> = server
+        .state
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("users/search") || s.path.ends_with("groups/search"))
+        .map(|s| (s.path, s.org, s.offset))
+        .collect();
+    assert!(!searches.is_empty());
+    let mut unique = searches.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), searches.len(), "retried: {searches:?}");
+}
+
+#[test]
+fn an_endless_response_is_cut_off_at_the_limit_and_not_retried() {
+    // An endless body once grew to 6 GB and aborted the process.
+    let server = FakeThoughtSpot::start(fixtures());
+    server.state.set(|f| f.endless_body = true);
+    let scratch = Scratch::new();
+    scratch
+        .with_password(&server)
+        .args(["fetch", "--max-response-mb", "1", "--timeout", "20"])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains(format!("POST {}/api/rest/2.0/", server.url()))
+                .and(predicate::str::contains("the response grew past 1 MiB"))
+                .and(predicate::str::contains("--max-response-mb")),
+        );
+    assert_no_search_repeated(&server);
+    assert!(!scratch.file("principals.json").exists());
+}
+
+#[test]
+fn a_gzip_bomb_is_measured_inflated_and_the_limit_comes_from_the_config() {
+    // 2 MB of gzip once inflated to 4.3 GB; here some KiB inflate to 16 MiB.
+    let server = FakeThoughtSpot::start(fixtures());
+    server.state.set(|f| f.gzip_bomb = Some(16 << 20));
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.file("ts-principals.toml"),
+        "[fetch]\nmax_response_mb = 2\n",
+    )
+    .unwrap();
+    scratch
+        .with_password(&server)
+        .arg("fetch")
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("/search: the response grew past 2 MiB")
+                .and(predicate::str::contains("fetch.max_response_mb")),
+        );
+    assert_no_search_repeated(&server);
+    // Under a limit it fits, the same response is read (and is empty).
+    let snapshot = fetch_ok(&scratch, &server, &["--max-response-mb", "17"]);
+    assert_eq!(count(&snapshot, "users"), 0);
+}
+
 #[test]
 fn malformed_json_fails_the_fetch_naming_the_page() {
     let server = FakeThoughtSpot::start(fixtures());
@@ -717,6 +779,238 @@ fn without_a_cluster_fetch_says_how_to_name_one() {
     scratch.cmd().arg("fetch").assert().code(2).stderr(
         predicate::str::contains("--profile NAME").and(predicate::str::contains("THOUGHTSPOT_URL")),
     );
+}
+
+#[test]
+fn records_of_another_org_than_the_one_asked_are_not_kept() {
+    // With a bearer token and --org, a cluster once answered with the
+    // Primary org's groups, which were written as Acme's with exit 0.
+    let server = FakeThoughtSpot::start(fixtures());
+    server.state.set(|f| f.ignore_org_identifiers = true);
+    let token = server.state.mint_token(0);
+    let scratch = Scratch::new();
+    scratch
+        .cmd()
+        .env("THOUGHTSPOT_URL", server.url())
+        .env("THOUGHTSPOT_TOKEN", &token)
+        .args(["fetch", "--org", "Acme Retail"])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("/search in org 1842551919: all")
+                .and(predicate::str::contains("belong to other orgs"))
+                .and(predicate::str::contains("of org 0)"))
+                .and(predicate::str::contains("bearer token")),
+        );
+    assert!(!scratch.file("principals.json").exists());
+    // Answered right, the same fetch works.
+    server.state.set(|f| f.ignore_org_identifiers = false);
+    let out = scratch.file("principals.json");
+    scratch
+        .cmd()
+        .env("THOUGHTSPOT_URL", server.url())
+        .env("THOUGHTSPOT_TOKEN", &token)
+        .args(["fetch", "--org", "Acme Retail", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("belong to other orgs").not());
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let groups = snapshot["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    assert!(
+        groups
+            .iter()
+            .all(|g| g["org_ids"] == serde_json::json!([1842551919])),
+        "{groups:?}"
+    );
+}
+
+#[test]
+fn strays_of_other_orgs_among_an_orgs_records_are_left_out_with_a_warning() {
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let clean = fetch_ok(&scratch, &server, &["--org", "Acme Retail"]);
+    // Every search in Acme now also lists Primary's principals.
+    server.state.set(|f| f.leak_org = Some(0));
+    let out = scratch.file("leaky.json");
+    scratch
+        .with_password(&server)
+        .args(["fetch", "--org", "Acme Retail", "--page-size", "4", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains(
+                "groups/search in org 1842551919: left out 5 of the 10 groups",
+            )
+            .and(predicate::str::contains("(e.g. group \""))
+            .and(predicate::str::contains(
+                "users/search in org 1842551919: left out",
+            )),
+        );
+    let mut leaky: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut clean = clean;
+    leaky["source"]["fetched_at"] = Value::Null;
+    clean["source"]["fetched_at"] = Value::Null;
+    assert_eq!(leaky, clean);
+}
+
+#[test]
+fn a_url_copied_from_a_browser_is_used_as_the_clusters_address() {
+    // `…/#/home` once sent every request to the web page and was reported
+    // as a refused password.
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let out = scratch.file("principals.json");
+    scratch
+        .with_password(&server)
+        .env("THOUGHTSPOT_URL", format!("{}/#/home", server.url()))
+        .args(["fetch", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "using {} and ignoring \"#/home\"",
+            server.url()
+        )));
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(snapshot["source"]["cluster_url"], server.url().as_str());
+    assert_same_output(&scratch, &out);
+
+    scratch
+        .cmd()
+        .args([
+            "config",
+            "create",
+            "--name",
+            "b",
+            "--token-env",
+            "T",
+            "--url",
+        ])
+        .arg(format!("{}/?orgId=1#/pinboard/x", server.url()))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("ignoring \"?…#/pinboard/x\""));
+    let profiles = std::fs::read_to_string(scratch.file("config/profiles.toml")).unwrap();
+    assert!(
+        profiles.contains(&format!("url = \"{}\"\n", server.url())),
+        "{profiles}"
+    );
+}
+
+#[test]
+fn dash_writes_the_snapshot_to_standard_output() {
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let output = scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let snapshot: Value = serde_json::from_slice(&output.stdout).expect("a snapshot on stdout");
+    assert_eq!(count(&snapshot, "users"), 40);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("wrote standard output: 3 orgs"),
+        "{output:?}"
+    );
+    assert!(!scratch.file("-").exists(), "no file named -");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_or_a_named_pipe_is_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+
+    std::fs::create_dir(scratch.file("real")).unwrap();
+    std::fs::write(scratch.file("real/snapshot.json"), "old").unwrap();
+    std::os::unix::fs::symlink("real/snapshot.json", scratch.file("link.json")).unwrap();
+    scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "link.json"])
+        .assert()
+        .success();
+    let link = std::fs::symlink_metadata(scratch.file("link.json")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let through: Value =
+        serde_json::from_slice(&std::fs::read(scratch.file("real/snapshot.json")).unwrap())
+            .unwrap();
+    assert_eq!(count(&through, "users"), 40);
+
+    let fifo = scratch.file("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A reader that can be stopped if nothing is ever written.
+    let mut reader = std::process::Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fetched = scratch
+        .with_password(&server)
+        .args(["fetch", "-o"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    if !fetched.status.success() {
+        let _ = reader.kill();
+    }
+    let read = reader.wait_with_output().unwrap();
+    assert!(fetched.status.success(), "{fetched:?}");
+    let piped: Value = serde_json::from_slice(&read.stdout).expect("the snapshot came through");
+    assert_eq!(count(&piped, "users"), 40);
+    let meta = std::fs::symlink_metadata(&fifo).unwrap();
+    assert!(meta.file_type().is_fifo(), "the pipe stays a pipe");
+
+    // /dev/stdout on a pipe: a link to a pipe that has no path of its own.
+    let output = scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "/dev/stdout"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let piped: Value = serde_json::from_slice(&output.stdout).expect("a snapshot on stdout");
+    assert_eq!(count(&piped, "users"), 40);
+}
+
+#[test]
+fn fetch_settings_in_the_config_have_the_limits_of_the_flags() {
+    // `[fetch] concurrency = 5000` once sent 31k requests in a minute.
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    for (setting, key) in [
+        (
+            "concurrency = 5000",
+            "`fetch.concurrency` is 5000; it must be from 1 to 64",
+        ),
+        (
+            "page_size = 0",
+            "`fetch.page_size` is 0; it must be from 1 to 100000",
+        ),
+    ] {
+        std::fs::write(
+            scratch.file("ts-principals.toml"),
+            format!("[fetch]\n{setting}\n"),
+        )
+        .unwrap();
+        scratch
+            .with_password(&server)
+            .arg("fetch")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(key));
+    }
+    assert!(server.state.seen().is_empty(), "no request was sent");
+    assert!(!scratch.file("principals.json").exists());
 }
 
 #[test]

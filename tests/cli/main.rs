@@ -8,6 +8,8 @@ mod errors;
 mod fake;
 mod fetch;
 mod generate;
+mod layering;
+mod secrets;
 mod snapshots;
 mod tls;
 mod tml;

@@ -1,6 +1,7 @@
-//! TLS against a local HTTPS server with a certificate from a private CA:
+//! TLS against a local HTTPS server with a self-signed certificate:
 //! refused by default, trusted with `--ca-cert`, accepted with `--insecure`
-//! (and warned about).
+//! (and warned about); a CA certificate used as the server's own is
+//! refused even with `--ca-cert`, saying exactly why.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -11,15 +12,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::ts_principals;
 
 /// An HTTPS server on 127.0.0.1 answering every request with 401 (proof
-/// that the TLS handshake succeeded); returns its port and CA certificate.
-fn https_server() -> (u16, String) {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let pem = certified.cert.pem();
-    let chain = vec![certified.cert.der().clone()];
-    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(
-        certified.signing_key.serialize_der(),
-    )
-    .unwrap();
+/// that the TLS handshake succeeded) with a self-signed certificate;
+/// returns its port and that certificate. With `is_ca` the certificate
+/// says it is a CA (`basicConstraints CA:TRUE`), as `openssl req -x509`
+/// makes them by default.
+fn https_server(is_ca: bool) -> (u16, String) {
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    if is_ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let signing_key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&signing_key).unwrap();
+    let pem = cert.pem();
+    let chain = vec![cert.der().clone()];
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(signing_key.serialize_der())
+        .unwrap();
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -73,7 +80,7 @@ fn https_server() -> (u16, String) {
 
 #[test]
 fn a_private_ca_is_trusted_only_when_given() {
-    let (port, pem) = https_server();
+    let (port, pem) = https_server(false);
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::File::create(&ca)
@@ -102,5 +109,26 @@ fn a_private_ca_is_trusted_only_when_given() {
         predicate::str::contains("HTTP 401 (tls ok)").and(predicate::str::contains(
             "TLS certificate verification is OFF",
         )),
+    );
+}
+
+#[test]
+fn a_self_signed_ca_certificate_as_the_servers_own_is_explained() {
+    // `--ca-cert` with the server's own self-signed certificate made with
+    // CA:TRUE once failed with a bare `CaUsedAsEndEntity`.
+    let (port, pem) = https_server(true);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("server.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let mut cmd = ts_principals(dir.path());
+    cmd.env("TS_PRINCIPALS_CONFIG_DIR", dir.path().join("config"))
+        .env("THOUGHTSPOT_URL", format!("https://127.0.0.1:{port}"))
+        .env("THOUGHTSPOT_TOKEN", "t")
+        .args(["fetch", "--retries", "0", "--ca-cert"])
+        .arg(&ca);
+    cmd.assert().code(3).stderr(
+        predicate::str::contains("presents a CA certificate (basicConstraints CA:TRUE) as its own")
+            .and(predicate::str::contains("CA:FALSE"))
+            .and(predicate::str::contains("for a private CA pass").not()),
     );
 }

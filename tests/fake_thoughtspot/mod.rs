@@ -4,7 +4,9 @@
 //! `session/logout`) on 127.0.0.1, with real paging semantics, org-scoped
 //! tokens, and faults switched on at will: rate limits with Retry-After,
 //! 503 bursts, slow responses, connections dropped mid-body, malformed
-//! JSON, failing pages, expiring tokens, a page-size cap and no v2 at all.
+//! JSON, failing pages, expiring tokens, a page-size cap, no v2 at all,
+//! endless bodies, gzip bombs, redirects elsewhere and errors that echo
+//! the request.
 //!
 //! Used by `tests/cli/fetch.rs` and `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
@@ -235,6 +237,22 @@ pub struct Faults {
     pub no_v2: bool,
     /// `orgs/search` answers 403 (orgs hidden from this user).
     pub orgs_forbidden: bool,
+    /// Search responses never end: `[` and then blanks, forever.
+    pub endless_body: bool,
+    /// Search responses are gzip-compressed (`Content-Encoding: gzip`) and
+    /// inflate to this many bytes: `[`, blanks, `]`.
+    pub gzip_bomb: Option<usize>,
+    /// Every request is answered `307 Temporary Redirect` to the same path
+    /// under this base URL (e.g. another fake's).
+    pub redirect_to: Option<String>,
+    /// Error responses echo the request (body and `Authorization`) in
+    /// their message, as some clusters' do.
+    pub echo_requests: bool,
+    /// Searches ignore `org_identifiers` and answer in the token's org.
+    pub ignore_org_identifiers: bool,
+    /// Searches in any other org also list this org's principals that are
+    /// not in the org searched (after its own).
+    pub leak_org: Option<i64>,
 }
 
 /// One request, as the fake saw it.
@@ -277,6 +295,8 @@ pub struct Shared {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     next_id: AtomicU64,
+    /// The last gzip bomb made, by inflated size.
+    bomb: Mutex<Option<(usize, Bytes)>>,
 }
 
 impl Shared {
@@ -390,6 +410,7 @@ impl FakeThoughtSpot {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            bomb: Mutex::new(None),
         });
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -455,7 +476,72 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/callosum/v1/tspublic/v1/session/logout", post(v1_logout))
         .route("/callosum/v1/tspublic/v1/user/list", get(v1_user_list))
         .fallback(|| async { error(StatusCode::NOT_FOUND, 10004, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            redirect_or_echo,
+        ))
         .with_state(state)
+}
+
+/// The `redirect_to` and `echo_requests` faults, for every route.
+async fn redirect_or_echo(
+    State(state): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (redirect, echo) = {
+        let faults = state.faults.lock().unwrap();
+        (faults.redirect_to.clone(), faults.echo_requests)
+    };
+    if let Some(target) = redirect {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let mut log = seen(
+            request.method().as_str(),
+            &path,
+            request.headers(),
+            &Bytes::new(),
+        );
+        log.status = StatusCode::TEMPORARY_REDIRECT.as_u16();
+        state.record(log);
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, format!("{target}{path}"))
+            .body(Body::empty())
+            .expect("response");
+    }
+    if !echo {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let sent = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let authorization = header_text(&parts.headers, header::AUTHORIZATION).unwrap_or_default();
+    let request = axum::extract::Request::from_parts(parts, Body::from(sent.clone()));
+    let response = next.run(request).await;
+    if response.status().is_success() || response.status().is_redirection() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut value: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let echoed = format!(
+        " (request: {}; Authorization: {authorization})",
+        String::from_utf8_lossy(&sent)
+    );
+    if let Some(debug) = value.pointer_mut("/error/message/debug") {
+        *debug = Value::String(format!("{}{echoed}", debug.as_str().unwrap_or_default()));
+    } else if let Some(debug) = value.get_mut("debug") {
+        *debug = Value::String(format!("{}{echoed}", debug.as_str().unwrap_or_default()));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(serde_json::to_vec(&value).expect("json")))
 }
 
 /// A ThoughtSpot-shaped error.
@@ -755,7 +841,9 @@ fn search_response(
             Value::String(s) => s.parse().ok(),
             _ => None,
         });
+    let ignore = state.faults.lock().unwrap().ignore_org_identifiers;
     let org = match named {
+        Some(_) if ignore => token_org,
         Some(org) if org != token_org && token_org != 0 => {
             return error(
                 StatusCode::FORBIDDEN,
@@ -798,10 +886,25 @@ fn search_response(
 
     let view = state.view(org);
     let (group_ids, user_ids) = (&view.group_ids, &view.user_ids);
-    let all: Vec<&Value> = match kind {
-        Kind::Users => view.users.iter().map(|&i| &state.data.users[i]).collect(),
-        Kind::Groups => view.groups.iter().map(|&i| &state.data.groups[i]).collect(),
+    let (picked, list) = match kind {
+        Kind::Users => (&view.users, &state.data.users),
+        Kind::Groups => (&view.groups, &state.data.groups),
     };
+    let mut all: Vec<&Value> = picked.iter().map(|&i| &list[i]).collect();
+    let leak = state.faults.lock().unwrap().leak_org;
+    if let Some(other) = leak.filter(|&o| o != org) {
+        let leaked = state.view(other);
+        let leaked = match kind {
+            Kind::Users => &leaked.users,
+            Kind::Groups => &leaked.groups,
+        };
+        all.extend(
+            leaked
+                .iter()
+                .filter(|i| !picked.contains(i))
+                .map(|&i| &list[i]),
+        );
+    }
     let cap = state.faults.lock().unwrap().max_page;
     let mut size = if size < 0 { all.len() } else { size as usize };
     if let Some(cap) = cap {
@@ -829,6 +932,25 @@ fn search_response(
     let bytes = serde_json::to_vec(&page).expect("json");
 
     let mut faults = state.faults.lock().unwrap();
+    if faults.endless_body {
+        static BLANKS: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        let chunks = std::iter::once(Bytes::from_static(b"["))
+            .chain(std::iter::repeat(Bytes::from_static(&BLANKS)))
+            .map(Ok::<_, std::io::Error>);
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .expect("response");
+    }
+    if let Some(inflated) = faults.gzip_bomb {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(Body::from(state.gzip_bomb(inflated)))
+            .expect("response");
+    }
     if take(&mut faults.malformed) {
         let cut = bytes.len() / 2;
         return (
@@ -866,6 +988,34 @@ fn search_response(
         bytes,
     )
         .into_response()
+}
+
+impl Shared {
+    /// A gzip body inflating to `inflated` bytes of an empty JSON array
+    /// padded with blanks; about a thousandth of that on the wire. Made
+    /// once per size.
+    fn gzip_bomb(&self, inflated: usize) -> Bytes {
+        use std::io::Write;
+        let mut cached = self.bomb.lock().unwrap();
+        if let Some((size, bomb)) = cached.as_ref()
+            && *size == inflated
+        {
+            return bomb.clone();
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let blanks = vec![b' '; 1 << 20];
+        let mut left = inflated.saturating_sub(2);
+        encoder.write_all(b"[").expect("gzip");
+        while left > 0 {
+            let n = left.min(blanks.len());
+            encoder.write_all(&blanks[..n]).expect("gzip");
+            left -= n;
+        }
+        encoder.write_all(b"]").expect("gzip");
+        let bomb = Bytes::from(encoder.finish().expect("gzip"));
+        *cached = Some((inflated, bomb.clone()));
+        bomb
+    }
 }
 
 fn form_field(body: &Bytes, name: &str) -> Option<String> {
