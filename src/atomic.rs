@@ -2,7 +2,7 @@
 //! half of either, and taking locks so that runs sharing a file or a
 //! directory take turns. Every writer of ts-principals goes through here.
 //!
-//! [`write_file`](crate::atomic::write_file) writes a temporary file beside the target and renames it
+//! [`write_file`] writes a temporary file beside the target and renames it
 //! over the target. It respects what the target is:
 //! - a regular file is replaced, keeping its permissions (a snapshot a user
 //!   made private stays private);

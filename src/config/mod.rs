@@ -3,7 +3,7 @@
 //! override it. Unknown keys are errors, so a typo cannot pass silently.
 //!
 //! Connection profiles (where a cluster is and how to sign in) live apart,
-//! in the user's config directory: see [`profile`](crate::config::profile).
+//! in the user's config directory: see [`profile`].
 
 pub mod profile;
 

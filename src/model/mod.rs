@@ -1,9 +1,9 @@
 //! The normalized model of a cluster's principals, independent of the API
 //! version it came from.
 //!
-//! [`Principals`](crate::model::Principals) holds orgs, users and groups in their canonical order (orgs by
+//! [`Principals`] holds orgs, users and groups in their canonical order (orgs by
 //! id, users and groups by `(name, id)`), with direct memberships and the group
-//! hierarchy resolved to indices. [`Builder`](crate::model::Builder) turns loosely-typed records from
+//! hierarchy resolved to indices. [`Builder`] turns loosely-typed records from
 //! any input into that shape: it merges exact duplicates, rejects conflicting
 //! ones, drops dangling references (warning once with a count) and reports
 //! cycles in group nesting. [`effective_memberships`](crate::model::Principals::effective_memberships) derives the transitive

@@ -284,7 +284,7 @@ pub(super) fn remove_dir(dir: &Path, faults: &mut Faults) -> Result<(), OutputEr
     }
 }
 
-/// What [`recover`] found and did.
+/// What recovery of an interrupted run found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovered {
     /// An interrupted run's files were moved back: the set before it.

@@ -13,7 +13,7 @@
 //! first (compared, as it streams, with the file on disk, so the summary
 //! says what really changes), then moved into place under a journal that
 //! lets a failed run roll back at once and a killed run be rolled back by
-//! the next (see [`journal`]). Runs into one directory take turns: each
+//! the next (see the `journal` module). Runs into one directory take turns: each
 //! holds a lock on the directory while it works.
 
 mod journal;
