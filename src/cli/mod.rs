@@ -107,9 +107,12 @@ enum Command {
     /// Writes OUT/data/<table>.csv for the seven data tables, OUT/tml/*.tml for their
     /// tables, the activity tables and the model (or worksheet) joining them, and
     /// OUT/manifest.json with counts and a SHA-256 of every file. Everything is
-    /// rendered and checked before anything is written; a failing run leaves OUT as
-    /// it was. Only data/*.csv, tml/*.tml and manifest.json are touched, so OUT may be
-    /// the root of a git repository.
+    /// rendered and checked before anything is written, and OUT always holds the old
+    /// set or the new one, whole: a failing run puts the old files back, and a run
+    /// killed part-way is rolled back or completed by the next one. Only the files
+    /// the previous manifest lists and those written now are touched, so OUT may be
+    /// the root of a git repository with files of your own beside ours. Runs into
+    /// one OUT take turns (--no-wait fails instead of waiting).
     Generate(GenerateArgs),
     /// Show what `generate` would change in an output directory.
     ///

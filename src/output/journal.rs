@@ -284,6 +284,25 @@ pub(super) fn remove_dir(dir: &Path, faults: &mut Faults) -> Result<(), OutputEr
     }
 }
 
+/// Removes the temporary files of journals that runs were writing when they
+/// died (see [`atomic::write_file`]).
+fn clear_temporaries(out: &Path) -> Result<(), OutputError> {
+    let prefix = format!(".{JOURNAL}.");
+    for entry in fs::read_dir(out).map_err(io_at(out))? {
+        let entry = entry.map_err(io_at(out))?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if name.starts_with(prefix.as_bytes()) && name.ends_with(b".tmp") {
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What recovery of an interrupted run found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovered {
@@ -297,6 +316,7 @@ pub enum Recovered {
 /// Finishes what a killed run left: rolls back a set not yet committed,
 /// clears the backups of a committed one. Call with the directory locked.
 pub(super) fn recover(out: &Path, faults: &mut Faults) -> Result<Option<Recovered>, OutputError> {
+    clear_temporaries(out)?;
     let path = out.join(JOURNAL);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,

@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 pub use journal::Recovered;
 use journal::{Action, Faults, Journal, Run, Step};
@@ -549,8 +548,7 @@ fn check_target(out: &Path, relative: &str) -> Result<(), OutputError> {
 }
 
 /// Removes staging and backup directories that dead runs left beside the
-/// files of `paths` (the lock is held, so their runs are gone), and the
-/// temporary files of a journal being written when one died.
+/// files of `paths` (the lock is held, so their runs are gone).
 fn sweep<'p>(out: &Path, paths: impl Iterator<Item = &'p str>) -> Result<(), OutputError> {
     let mut dirs = BTreeSet::new();
     dirs.insert(out.to_path_buf());
@@ -559,7 +557,6 @@ fn sweep<'p>(out: &Path, paths: impl Iterator<Item = &'p str>) -> Result<(), Out
             dirs.insert(dir.to_path_buf());
         }
     }
-    let journal_temp = format!(".{}.", journal::JOURNAL);
     for dir in dirs {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -579,8 +576,6 @@ fn sweep<'p>(out: &Path, paths: impl Iterator<Item = &'p str>) -> Result<(), Out
                     entry.path().display()
                 );
                 journal::remove_dir(&entry.path(), &mut Faults::default())?;
-            } else if name.starts_with(journal_temp.as_bytes()) && name.ends_with(b".tmp") {
-                fs::remove_file(entry.path()).map_err(at(&entry.path()))?;
             }
         }
     }
@@ -593,8 +588,10 @@ fn sha256_of(path: &Path) -> io::Result<String> {
     Ok(hashing.finish(None).1.sha256)
 }
 
-/// Produces every file into the staging directory, several at once,
-/// comparing each with the file on disk as it goes.
+/// Produces every file, several at once, comparing each with the file on
+/// disk as it goes; only files that differ are written into the staging
+/// directory. A changed file of ours gets its old hash, to tell whether it
+/// was edited by hand.
 fn stage<F: FileSet>(
     out: &Path,
     run: &Run,
@@ -611,95 +608,17 @@ fn stage<F: FileSet>(
     let results = crate::parallel::map(files, |(relative, &source)| {
         let path = run.staged(out, relative);
         let target = out.join(relative);
-        let file = fs::File::create(&path).map_err(at(&path))?;
-        let hash_old = owned.files.contains_key(relative);
-        let written = std::thread::scope(|inner| {
-            let compared = Compared::new(Background::new(inner, file), &target, hash_old)
-                .map_err(at(&target))?;
-            let mut out = Hashing::new(compared);
-            let rows = set.write(source, &mut out).map_err(at(&path))?;
-            let (compared, info) = out.finish(rows);
-            let (background, on_disk) = compared.finish().map_err(at(&target))?;
-            background.close().map_err(at(&path))?;
-            Ok::<_, OutputError>((info, on_disk))
-        });
-        Ok::<_, OutputError>((relative.clone(), written?))
+        let compared = Compared::new(&target, Some(path.clone())).map_err(at(&target))?;
+        let mut writer = Hashing::new(compared);
+        let rows = set.write(source, &mut writer).map_err(at(&path))?;
+        let (compared, info) = writer.finish(rows);
+        let mut on_disk = compared.finish().map_err(at(&path))?;
+        if on_disk == OnDisk::Differs(None) && owned.files.contains_key(relative) {
+            on_disk = OnDisk::Differs(Some(sha256_of(&target).map_err(at(&target))?));
+        }
+        Ok::<_, OutputError>((relative.clone(), (info, on_disk)))
     });
     results.into_iter().collect()
-}
-
-/// A writer that hands full buffers to a thread of its own for the actual
-/// write, so producing (and hashing) the next bytes overlaps with the
-/// kernel copying the previous ones. Buffers are recycled.
-struct Background<'scope> {
-    buffer: Vec<u8>,
-    full: Option<mpsc::SyncSender<Vec<u8>>>,
-    empty: mpsc::Receiver<Vec<u8>>,
-    done: std::thread::ScopedJoinHandle<'scope, io::Result<()>>,
-}
-
-const BUFFER: usize = 1 << 20;
-
-impl<'scope> Background<'scope> {
-    fn new<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, mut file: fs::File) -> Self {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
-        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
-        let done = scope.spawn(move || {
-            for mut buffer in full_rx {
-                file.write_all(&buffer)?;
-                buffer.clear();
-                let _ = empty_tx.send(buffer);
-            }
-            Ok(())
-        });
-        Background {
-            buffer: Vec::with_capacity(BUFFER),
-            full: Some(full_tx),
-            empty: empty_rx,
-            done,
-        }
-    }
-
-    fn hand_over(&mut self) -> io::Result<()> {
-        let next = self
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BUFFER));
-        let buffer = std::mem::replace(&mut self.buffer, next);
-        let sent = self.full.as_ref().map(|tx| tx.send(buffer));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // The writer thread stopped: its error is reported by `close`.
-            _ => Err(io::Error::other("the file writer stopped")),
-        }
-    }
-
-    /// Writes what is left and waits for the writer thread; its error, if
-    /// any, is the one reported.
-    fn close(mut self) -> io::Result<()> {
-        let flushed = if self.buffer.is_empty() {
-            Ok(())
-        } else {
-            self.hand_over()
-        };
-        self.full = None;
-        let written = crate::parallel::join(self.done);
-        written.and(flushed)
-    }
-}
-
-impl Write for Background<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= BUFFER {
-            self.hand_over()?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A small file set for tests.

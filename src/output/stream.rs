@@ -4,8 +4,8 @@
 //! content nor the old is ever held in memory whole.
 
 use std::fs;
-use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -74,84 +74,125 @@ pub enum OnDisk {
     Differs(Option<String>),
 }
 
-/// A writer that passes bytes on to `inner` and compares them, as they
-/// come, with the file on disk (read in step, from the page cache).
-pub struct Compared<W> {
-    inner: W,
-    disk: Option<Disk>,
-}
-
-struct Disk {
-    reader: BufReader<fs::File>,
-    same: bool,
-    /// Hashes what is read, when the old file's hash is wanted.
-    sha: Option<Sha256>,
+/// A writer that compares the bytes written, as they come, with the file
+/// on disk (read in step, from the page cache), and writes a new file only
+/// when they differ: at the first difference it creates `staged`, copies
+/// the prefix that matched from the old file and goes on writing there. An
+/// unchanged file is read, never written.
+pub struct Compared {
+    /// The old file, while everything so far matched it.
+    disk: Option<BufReader<fs::File>>,
+    /// Whether there was an old file.
+    existed: bool,
+    /// Bytes that matched the old file.
+    matched: u64,
+    differs: bool,
+    /// Where new content goes once it differs; none to compare only.
+    staged: Option<PathBuf>,
+    out: Option<BufWriter<fs::File>>,
     scratch: Vec<u8>,
 }
 
-impl<W: Write> Compared<W> {
-    /// Compares what is written with the regular file at `path`, if there
-    /// is one; with `hash_old`, the old file's hash is computed too.
-    pub fn new(inner: W, path: &Path, hash_old: bool) -> io::Result<Self> {
-        let disk = match fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_file() => Some(Disk {
-                reader: BufReader::with_capacity(1 << 16, fs::File::open(path)?),
-                same: true,
-                sha: hash_old.then(Sha256::new),
-                scratch: Vec::new(),
-            }),
+const BUFFER: usize = 1 << 16;
+
+impl Compared {
+    /// Compares what is written with the regular file at `target`, if there
+    /// is one, writing to `staged` (when given) once they differ.
+    pub fn new(target: &Path, staged: Option<PathBuf>) -> io::Result<Self> {
+        let disk = match fs::symlink_metadata(target) {
+            Ok(meta) if meta.is_file() => {
+                Some(BufReader::with_capacity(BUFFER, fs::File::open(target)?))
+            }
             Ok(_) => None,
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        Ok(Self { inner, disk })
+        Ok(Self {
+            existed: disk.is_some(),
+            disk,
+            matched: 0,
+            differs: false,
+            staged,
+            out: None,
+            scratch: Vec::new(),
+        })
     }
 
-    /// The inner writer and how the disk compared. Reads what is left of
-    /// the old file (it may be longer than the new content).
-    pub fn finish(self) -> io::Result<(W, OnDisk)> {
-        let Some(mut disk) = self.disk else {
-            return Ok((self.inner, OnDisk::Absent));
+    /// The new content differs from the old from here on: start the staged
+    /// file with the prefix that matched, read again from the old file.
+    fn diverge(&mut self) -> io::Result<()> {
+        self.differs = true;
+        let disk = self.disk.take();
+        let Some(path) = &self.staged else {
+            return Ok(());
         };
-        let mut rest = [0u8; 8192];
-        loop {
-            let n = disk.reader.read(&mut rest)?;
-            if n == 0 {
-                break;
-            }
-            disk.same = false;
-            match &mut disk.sha {
-                Some(sha) => sha.update(&rest[..n]),
-                None => break,
+        let mut out = BufWriter::with_capacity(BUFFER, fs::File::create(path)?);
+        if let Some(disk) = disk {
+            let mut old = disk.into_inner();
+            old.seek(SeekFrom::Start(0))?;
+            let copied = io::copy(&mut (&mut old).take(self.matched), &mut out)?;
+            if copied != self.matched {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the old file shrank while it was being read",
+                ));
             }
         }
-        let state = if disk.same {
-            OnDisk::Same
-        } else {
-            OnDisk::Differs(disk.sha.map(|s| hex::encode(s.finalize())))
-        };
-        Ok((self.inner, state))
+        self.out = Some(out);
+        Ok(())
+    }
+
+    /// How the disk compared. Reads one byte past the new content (the old
+    /// file may be longer) and closes the staged file, if one was written.
+    pub fn finish(mut self) -> io::Result<OnDisk> {
+        if let Some(disk) = &mut self.disk
+            && !self.differs
+        {
+            let mut extra = [0u8; 1];
+            if read_up_to(disk, &mut extra)? > 0 {
+                self.diverge()?;
+            }
+        } else if !self.differs {
+            self.diverge()?;
+        }
+        if let Some(out) = self.out.take() {
+            out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        }
+        Ok(match (self.existed, self.differs) {
+            (false, _) => OnDisk::Absent,
+            (true, false) => OnDisk::Same,
+            (true, true) => OnDisk::Differs(None),
+        })
     }
 }
 
-impl<W: Write> Write for Compared<W> {
+impl Write for Compared {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write_all(buf)?;
-        if let Some(disk) = &mut self.disk
-            && (disk.same || disk.sha.is_some())
-        {
-            disk.scratch.resize(buf.len(), 0);
-            let read = read_up_to(&mut disk.reader, &mut disk.scratch)?;
-            if let Some(sha) = &mut disk.sha {
-                sha.update(&disk.scratch[..read]);
+        if !self.differs {
+            match &mut self.disk {
+                Some(disk) => {
+                    self.scratch.resize(buf.len(), 0);
+                    let read = read_up_to(disk, &mut self.scratch)?;
+                    if self.scratch[..read] == *buf {
+                        self.matched += buf.len() as u64;
+                        return Ok(buf.len());
+                    }
+                    self.diverge()?;
+                }
+                None => self.diverge()?,
             }
-            disk.same &= disk.scratch[..read] == *buf;
+        }
+        if let Some(out) = &mut self.out {
+            out.write_all(buf)?;
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        match &mut self.out {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -184,42 +225,56 @@ mod tests {
         assert_eq!(info.bytes, 11);
     }
 
-    fn compare(old: Option<&[u8]>, new: &[&[u8]], hash_old: bool) -> OnDisk {
+    /// How `new` (written in these chunks) compares with `old`, and what
+    /// was staged.
+    fn compare(old: Option<&[u8]>, new: &[&[u8]]) -> (OnDisk, Option<Vec<u8>>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
+        let staged = dir.path().join("staged");
         if let Some(old) = old {
             fs::write(&path, old).unwrap();
         }
-        let mut w = Compared::new(io::sink(), &path, hash_old).unwrap();
+        let mut w = Compared::new(&path, Some(staged.clone())).unwrap();
         for chunk in new {
             w.write_all(chunk).unwrap();
         }
-        w.finish().unwrap().1
+        let state = w.finish().unwrap();
+        (state, fs::read(&staged).ok())
     }
 
     #[test]
-    fn compares_with_the_file_on_disk_in_any_chunking() {
-        assert_eq!(compare(None, &[b"a"], false), OnDisk::Absent);
-        assert_eq!(compare(Some(b"abc"), &[b"a", b"bc"], false), OnDisk::Same);
-        assert_eq!(compare(Some(b""), &[], false), OnDisk::Same);
+    fn compares_with_the_file_on_disk_in_any_chunking_and_writes_only_a_difference() {
+        let differs = |new: &[u8]| (OnDisk::Differs(None), Some(new.to_vec()));
         assert_eq!(
-            compare(Some(b"abc"), &[b"ab"], false),
-            OnDisk::Differs(None),
+            compare(None, &[b"a"]),
+            (OnDisk::Absent, Some(b"a".to_vec()))
+        );
+        assert_eq!(compare(None, &[]), (OnDisk::Absent, Some(Vec::new())));
+        assert_eq!(compare(Some(b"abc"), &[b"a", b"bc"]), (OnDisk::Same, None));
+        assert_eq!(compare(Some(b""), &[]), (OnDisk::Same, None));
+        assert_eq!(
+            compare(Some(b"abc"), &[b"ab"]),
+            differs(b"ab"),
             "old is longer"
         );
         assert_eq!(
-            compare(Some(b"ab"), &[b"ab", b"c"], false),
-            OnDisk::Differs(None),
+            compare(Some(b"ab"), &[b"ab", b"c"]),
+            differs(b"abc"),
             "new is longer"
         );
+        assert_eq!(compare(Some(b"abd"), &[b"a", b"bc"]), differs(b"abc"));
+        assert_eq!(compare(Some(b"xyz"), &[b"q", b"yz"]), differs(b"qyz"));
+    }
+
+    #[test]
+    fn a_long_matching_prefix_is_copied_into_the_staged_file() {
+        let old: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut new = old.clone();
+        new[1_000_000] ^= 1;
+        let chunks: Vec<&[u8]> = new.chunks(4096).collect();
         assert_eq!(
-            compare(Some(b"abd"), &[b"a", b"bc"], false),
-            OnDisk::Differs(None)
-        );
-        let old_hash = hex::encode(Sha256::digest(b"xyz-and-more"));
-        assert_eq!(
-            compare(Some(b"xyz-and-more"), &[b"xy", b"q"], true),
-            OnDisk::Differs(Some(old_hash))
+            compare(Some(&old), &chunks),
+            (OnDisk::Differs(None), Some(new.clone()))
         );
     }
 }

@@ -154,6 +154,37 @@ fn a_hand_edited_file_is_reported_as_changed_and_replaced() {
     assert_eq!(std::fs::read(&users).unwrap(), original);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_file_with_an_unreadable_name_is_left_alone() {
+    // Regression: a non-UTF-8 file name in data/ made every later generate
+    // and diff fail, after files had already been moved.
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &example(), "out", &[]).success();
+    let odd = dir
+        .path()
+        .join("out/data")
+        .join(std::ffi::OsStr::from_bytes(b"lookup-\xff.csv"));
+    std::fs::write(&odd, "k,v\n").unwrap();
+    generate(dir.path(), &example(), "out", &["--no-activity"]).success();
+    generate(dir.path(), &example(), "out", &[]).success();
+    let diff = |extra: &[&str]| {
+        ts_principals(dir.path())
+            .arg("diff")
+            .args(extra)
+            .arg("--from")
+            .arg(example())
+            .args(["--out", "out"])
+            .assert()
+    };
+    diff(&["--check"]).success();
+    diff(&["--stat"])
+        .success()
+        .stderr(contains("a file name that is not UTF-8 is not ours"));
+    assert_eq!(std::fs::read(&odd).unwrap(), b"k,v\n");
+}
+
 #[test]
 fn a_failing_run_leaves_the_output_untouched() {
     let dir = tempfile::tempdir().unwrap();

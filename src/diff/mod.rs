@@ -10,12 +10,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
-use similar::{ChangeTag, TextDiff};
+
+use lines::{Unified, Window};
+
+mod lines;
 
 use crate::output::{
     Compared, FileSet, Hashing, MANIFEST, OnDisk, OutputDir, OutputError, manifest_without_stamp,
@@ -65,11 +68,10 @@ pub fn compare<F: FileSet>(dir: &OutputDir, set: &F) -> Result<Changes, OutputEr
     let files = set.files();
     let compared = crate::parallel::map(&files, |(relative, &source)| {
         let target = out.join(relative);
-        let mut writer =
-            Hashing::new(Compared::new(io::sink(), &target, false).map_err(at(&target))?);
+        let mut writer = Hashing::new(Compared::new(&target, None).map_err(at(&target))?);
         let rows = set.write(source, &mut writer).map_err(at(&target))?;
         let (compared, info) = writer.finish(rows);
-        let (_, on_disk) = compared.finish().map_err(at(&target))?;
+        let on_disk = compared.finish().map_err(at(&target))?;
         Ok::<_, OutputError>((relative.clone(), info, on_disk))
     });
     let mut infos = BTreeMap::new();
@@ -152,39 +154,67 @@ fn foreign(out: &Path, ours: &BTreeSet<&str>) -> Result<Vec<String>, OutputError
     Ok(found)
 }
 
-/// The old and new content of a changed file: the old read from disk, the
-/// new rendered again. Manifests are shown without their stamps.
-fn contents<F: FileSet>(
+/// Runs `compare` on the old and new content of a changed file, both
+/// streamed: the old read from disk, the new rendered again on a thread
+/// into a pipe. Manifests (small) are compared without their stamps.
+fn with_contents<F: FileSet, T>(
     changes: &Changes,
     set: &F,
     sources: &BTreeMap<String, F::Source>,
     out: &Path,
     path: &str,
     change: Change,
-) -> Result<(Vec<u8>, Vec<u8>), OutputError> {
-    let old = match change {
-        Change::Added => Vec::new(),
-        Change::Removed | Change::Modified => {
-            let file = out.join(path);
+    compare: impl FnOnce(&mut dyn BufRead, &mut dyn BufRead) -> io::Result<T>,
+) -> Result<T, OutputError> {
+    let file = out.join(path);
+    let mut old: Box<dyn BufRead> = match change {
+        Change::Added => Box::new(io::empty()),
+        Change::Removed | Change::Modified if path == MANIFEST => {
             let bytes = std::fs::read(&file).map_err(at(&file))?;
-            if path == MANIFEST {
-                manifest_without_stamp(&bytes).unwrap_or(bytes)
-            } else {
-                bytes
-            }
+            Box::new(io::Cursor::new(
+                manifest_without_stamp(&bytes).unwrap_or(bytes),
+            ))
+        }
+        Change::Removed | Change::Modified => Box::new(io::BufReader::with_capacity(
+            BUFFER,
+            std::fs::File::open(&file).map_err(at(&file))?,
+        )),
+    };
+    let source = match (change, sources.get(path)) {
+        (Change::Removed, _) => {
+            return compare(&mut old, &mut io::empty()).map_err(at(&file));
+        }
+        (_, Some(&source)) => source,
+        (_, None) => {
+            let mut new = changes.manifest.as_slice();
+            return compare(&mut old, &mut new).map_err(at(&file));
         }
     };
-    let new = match (change, sources.get(path)) {
-        (Change::Removed, _) => Vec::new(),
-        (_, Some(&source)) => {
-            let mut bytes = Vec::new();
-            set.write(source, &mut bytes).map_err(at(&out.join(path)))?;
-            bytes
+    let (reader, writer) = io::pipe().map_err(at(&file))?;
+    std::thread::scope(|scope| {
+        let rendering = scope.spawn(move || {
+            let mut writer = io::BufWriter::with_capacity(BUFFER, writer);
+            set.write(source, &mut writer)?;
+            writer.flush()
+        });
+        // The reader goes before the join: a renderer blocked on a full
+        // pipe then fails (broken pipe) instead of waiting forever.
+        let compared = compare(&mut old, &mut io::BufReader::with_capacity(BUFFER, reader));
+        let rendered = rendering
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("rendering the file panicked")));
+        match (compared, rendered) {
+            (Err(e), _) => Err(e),
+            // Stopped early (the reader of the diff went away).
+            (Ok(_), Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
+            (Ok(result), _) => Ok(result),
         }
-        (_, None) => changes.manifest.clone(),
-    };
-    Ok((old, new))
+    })
+    .map_err(at(&file))
 }
+
+/// Buffer size for reading and rendering the files compared.
+const BUFFER: usize = 1 << 16;
 
 /// Writes what went to stdout; a closed pipe (`| head`) ends the output
 /// quietly.
@@ -224,12 +254,17 @@ fn paint(out: &mut String, style: Style, line: &str) {
     let _ = write!(out, "{}{line}{}", style.render(), style.render_reset());
 }
 
-/// Bounds the work on huge, thoroughly changed files; beyond it the diff is
-/// still correct, only less minimal.
+/// Bounds the search for the smallest diff of one file; beyond it the
+/// diff is still correct, only less minimal.
 const DIFF_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most lines of one hunk held before it is written (a file changed
+/// throughout is shown as a run of hunks).
+const MAX_HUNK_LINES: usize = 1 << 14;
+
 /// Writes unified diffs of every change into `w`, `a/` being the
-/// directory and `b/` the new rendering; one file is in memory at a time.
+/// directory and `b/` the new rendering. Files are streamed, so memory
+/// stays a few windows of lines whatever their size.
 pub fn unified<F: FileSet>(
     changes: &Changes,
     set: &F,
@@ -239,25 +274,33 @@ pub fn unified<F: FileSet>(
 ) -> Result<(), OutputError> {
     let sources = set.files();
     for (path, change) in &changes.files {
-        let (old, new) = contents(changes, set, &sources, out, path, *change)?;
-        if !emit(w, &unified_file(path, *change, &old, &new, palette))? {
-            break;
+        let written = with_contents(changes, set, &sources, out, path, *change, |old, new| {
+            unified_file(path, *change, old, new, palette, w)
+        });
+        match written {
+            Ok(()) => {}
+            Err(OutputError::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+                break;
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// The unified diff of one file.
-fn unified_file(path: &str, change: Change, old: &[u8], new: &[u8], palette: Palette) -> String {
-    let mut out = String::new();
-    let (Ok(old_text), Ok(new_text)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
-        paint(
-            &mut out,
-            palette.header,
-            &format!("Binary files a/{path} and b/{path} differ\n"),
-        );
-        return out;
-    };
+/// Writes the unified diff of one file.
+fn unified_file(
+    path: &str,
+    change: Change,
+    old: &mut dyn BufRead,
+    new: &mut dyn BufRead,
+    palette: Palette,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    if lines::looks_binary(old)? || lines::looks_binary(new)? {
+        let text = format!("Binary files a/{path} and b/{path} differ\n");
+        return lines::paint(w, palette.header, text.as_bytes());
+    }
     let old_name = match change {
         Change::Added => "/dev/null".to_owned(),
         _ => format!("a/{path}"),
@@ -266,47 +309,21 @@ fn unified_file(path: &str, change: Change, old: &[u8], new: &[u8], palette: Pal
         Change::Removed => "/dev/null".to_owned(),
         _ => format!("b/{path}"),
     };
-    paint(
-        &mut out,
-        palette.header,
-        &format!("--- {old_name}\n+++ {new_name}\n"),
-    );
-    let diff = TextDiff::configure()
-        .timeout(DIFF_TIMEOUT)
-        .diff_lines(old_text, new_text);
-    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
-        paint(&mut out, palette.hunk, &format!("{}\n", hunk.header()));
-        for change in hunk.iter_changes() {
-            let (sign, style) = match change.tag() {
-                ChangeTag::Delete => ('-', palette.removed),
-                ChangeTag::Insert => ('+', palette.added),
-                ChangeTag::Equal => (' ', Style::new()),
-            };
-            let value = change.value();
-            let mut line = format!("{sign}{value}");
-            if !value.ends_with('\n') {
-                line.push_str("\n\\ No newline at end of file\n");
-            }
-            paint(&mut out, style, &line);
-        }
-    }
-    out
+    let header = format!("--- {old_name}\n+++ {new_name}\n");
+    lines::paint(w, palette.header, header.as_bytes())?;
+    let mut hunks = Unified::new(w, palette, MAX_HUNK_LINES);
+    lines::diff(old, new, Window::DEFAULT, DIFF_TIMEOUT, |tag, line| {
+        hunks.line(tag, line).map(|()| true)
+    })?;
+    hunks.finish()
 }
 
 /// Lines added and removed between two contents (none for binary files).
-fn line_counts(old: &[u8], new: &[u8]) -> (usize, usize) {
-    let (Ok(old), Ok(new)) = (std::str::from_utf8(old), std::str::from_utf8(new)) else {
-        return (0, 0);
-    };
-    let diff = TextDiff::configure()
-        .timeout(DIFF_TIMEOUT)
-        .diff_lines(old, new);
-    diff.iter_all_changes()
-        .fold((0, 0), |(a, r), c| match c.tag() {
-            ChangeTag::Insert => (a + 1, r),
-            ChangeTag::Delete => (a, r + 1),
-            ChangeTag::Equal => (a, r),
-        })
+fn line_counts(old: &mut dyn BufRead, new: &mut dyn BufRead) -> io::Result<(usize, usize)> {
+    if lines::looks_binary(old)? || lines::looks_binary(new)? {
+        return Ok((0, 0));
+    }
+    lines::counts(old, new, Window::DEFAULT, DIFF_TIMEOUT)
 }
 
 /// Writes a `git diff --stat`-like summary into `w`, and a line counting
@@ -322,8 +339,8 @@ pub fn stat<F: FileSet>(
     let mut rows = Vec::new();
     let (mut insertions, mut deletions) = (0usize, 0usize);
     for (path, change) in &changes.files {
-        let (old, new) = contents(changes, set, &sources, out, path, *change)?;
-        let (added, removed) = line_counts(&old, &new);
+        let (added, removed) =
+            with_contents(changes, set, &sources, out, path, *change, line_counts)?;
         insertions += added;
         deletions += removed;
         let note = match change {
@@ -469,9 +486,37 @@ mod tests {
 
     #[test]
     fn colour_is_only_added_when_asked() {
-        let plain = unified_file("a", Change::Added, b"", b"x\n", Palette::new(false));
-        assert!(!plain.contains('\u{1b}'));
-        let coloured = unified_file("a", Change::Added, b"", b"x\n", Palette::new(true));
-        assert!(coloured.contains('\u{1b}'));
+        let render = |color: bool| {
+            let mut out = Vec::new();
+            let (mut old, mut new) = (&b""[..], &b"x\n"[..]);
+            unified_file(
+                "a",
+                Change::Added,
+                &mut old,
+                &mut new,
+                Palette::new(color),
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(render(false), "--- /dev/null\n+++ b/a\n@@ -0,0 +1 @@\n+x\n");
+        assert!(render(true).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_binary_file_is_named_not_shown() {
+        let mut out = Vec::new();
+        let (mut old, mut new) = (&b"PK\x03\x04\0"[..], &b"x\n"[..]);
+        unified_file(
+            "data/a.csv",
+            Change::Modified,
+            &mut old,
+            &mut new,
+            Palette::new(false),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, b"Binary files a/data/a.csv and b/data/a.csv differ\n");
     }
 }
