@@ -361,20 +361,28 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (loaded, options) = prepare(&args.render, None, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
     let dir = output::open(&args.out, args.lock.wait())?;
-    let changes = diff::compare(&dir, &generated)?;
+    // The lock is held until the diff is shown, so no run changes the files
+    // being read.
+    let shown = diff::compare(&dir, &generated).and_then(|changes| {
+        if !changes.is_empty() {
+            let palette = Palette::new(color.enabled(std::io::stdout().is_terminal()));
+            let mut stdout = std::io::stdout().lock();
+            if args.stat {
+                diff::stat(&changes, &generated, &args.out, palette, &mut stdout)?;
+            } else {
+                diff::unified(&changes, &generated, &args.out, palette, &mut stdout)?;
+            }
+            // A closed pipe (`| head`) is not an error worth reporting.
+            let _ = stdout.flush();
+        }
+        Ok(changes)
+    });
+    dir.close_unwritten();
+    let changes = shown?;
     if changes.is_empty() {
         tracing::info!("{} is up to date", args.out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let palette = Palette::new(color.enabled(std::io::stdout().is_terminal()));
-    let mut stdout = std::io::stdout().lock();
-    if args.stat {
-        diff::stat(&changes, &generated, &args.out, palette, &mut stdout)?;
-    } else {
-        diff::unified(&changes, &generated, &args.out, palette, &mut stdout)?;
-    }
-    // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout.flush();
     tracing::info!(
         "{} file(s) differ from {}",
         changes.files.len(),

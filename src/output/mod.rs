@@ -442,6 +442,13 @@ impl OutputDir {
         }
     }
 
+    /// For a run that only read (`diff`): removes the directory again if
+    /// this run created it and nothing was put in it meanwhile, so reading
+    /// a missing directory leaves it missing.
+    pub fn close_unwritten(self) {
+        self.remove_if_created();
+    }
+
     /// After a failure in a directory this run created: removes it again
     /// where nothing else was put in it meanwhile.
     fn remove_if_created(&self) {

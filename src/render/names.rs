@@ -12,7 +12,8 @@ const MAX_STEM: usize = 180;
 
 /// `name` made safe as a file name stem on Windows, macOS and Linux:
 /// characters that are reserved anywhere (`< > : " / \ | ? *`) and control
-/// characters become `_`, trailing dots and spaces are dropped, reserved
+/// characters become `_`, as do leading dots (no hidden files); trailing
+/// dots and spaces are dropped, reserved
 /// device names get a trailing `_`, and very long names are cut at a
 /// character boundary.
 pub fn file_stem(name: &str) -> String {
@@ -32,10 +33,14 @@ pub fn file_stem(name: &str) -> String {
         stem.truncate(cut);
     }
     let trimmed = stem.trim_end_matches(['.', ' ']).trim_start_matches(' ');
+    // A leading dot would hide the file (and could mimic our own hidden
+    // staging names): each becomes `_`.
+    let visible = trimmed.trim_start_matches('.');
+    let dots = trimmed.len() - visible.len();
     let mut stem = if trimmed.is_empty() {
         "_".to_owned()
     } else {
-        trimmed.to_owned()
+        format!("{}{visible}", "_".repeat(dots))
     };
     let device = stem
         .split('.')
@@ -66,6 +71,11 @@ mod tests {
         assert_eq!(file_stem("dots..."), "dots");
         assert_eq!(file_stem(" . "), "_");
         assert_eq!(file_stem(""), "_");
+        assert_eq!(file_stem(".hidden"), "_hidden");
+        assert_eq!(
+            file_stem("..ts-principals-staging-0"),
+            "__ts-principals-staging-0"
+        );
         assert_eq!(file_stem("Ünïcødé 🚀"), "Ünïcødé 🚀");
     }
 
