@@ -246,3 +246,48 @@ fn killed_runs_leave_the_old_set_or_the_new_one() {
     }
     eprintln!("{iterations} killed runs: {kept_old} left the old set, {got_new} the new one");
 }
+
+#[test]
+fn a_directory_where_a_file_goes_fails_with_4_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    generate(dir.path(), &example(), "out", &["--no-activity"]).success();
+    let blocker = out.join("tml/TS_BI_SERVER.table.tml");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("mine.txt"), "keep\n").unwrap();
+    let before = tree(&out);
+    generate(dir.path(), &example(), "out", &[])
+        .code(4)
+        .stderr(predicates::str::contains("TS_BI_SERVER.table.tml"))
+        .stderr(predicates::str::contains("a directory"));
+    assert_eq!(before, tree(&out));
+}
+
+/// A read-only `tml/` fails the run part-way through its moves (data files
+/// first), and the moves already made are undone.
+#[cfg(unix)]
+#[test]
+fn a_read_only_directory_fails_with_4_and_the_old_set_is_put_back() {
+    use std::os::unix::fs::PermissionsExt;
+    // Permissions do not stop root: nothing to test then.
+    if std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    {
+        eprintln!("SKIPPED: running as root, which may write into a read-only directory");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let old = reference(dir.path(), &example(), "out", &["--cluster-id", "old"]);
+    let tml = out.join("tml");
+    std::fs::set_permissions(&tml, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let failed = generate(dir.path(), &example(), "out", &["--cluster-id", "new"]);
+    std::fs::set_permissions(&tml, std::fs::Permissions::from_mode(0o755)).unwrap();
+    failed
+        .code(4)
+        .stderr(predicates::str::contains("tml"))
+        .stderr(predicates::str::contains("check that you may write there"));
+    assert_eq!(whole_set(&out), Some(old));
+}
