@@ -9,12 +9,14 @@
 //! names overwritten and nothing deleted. A `manifest.json` that is not
 //! ts-principals' stops the run.
 //!
-//! **All or nothing.** Every file is produced into a staging directory
-//! first (compared, as it streams, with the file on disk, so the summary
-//! says what really changes), then moved into place under a journal that
-//! lets a failed run roll back at once and a killed run be rolled back by
-//! the next (see the `journal` module). Runs into one directory take turns: each
-//! holds a lock on the directory while it works.
+//! **All or nothing.** Every file is compared, as it is produced, with the
+//! file on disk, so the summary says what really changes; a file that
+//! differs is written into a staging directory beside its target, one that
+//! does not is left as it is. The staged files are then moved into place
+//! under a journal that lets a failed run roll back at once and a killed
+//! run be rolled back or completed by the next (see the `journal` module).
+//! Runs into one directory take turns: each holds a lock on the directory
+//! while it works.
 
 mod journal;
 mod stream;
