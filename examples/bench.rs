@@ -350,7 +350,7 @@ fn diff(input: &Path, out: &Path, mode: &str) {
         &generate::GenerateOptions::default(),
     )
     .expect("generate");
-    let dir = output::open(out, Wait::Block).expect("open");
+    let dir = output::open_to_read(out, Wait::Block).expect("open");
     let changes = diff::compare(&dir, &generated).expect("compare");
     let palette = diff::Palette::new(false);
     let mut sink = std::io::sink();

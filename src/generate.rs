@@ -175,7 +175,7 @@ impl FileSet for Generated<'_> {
     }
 
     /// `data/<table>.csv` and `tml/<name>.tml`, one level deep.
-    fn may_own(&self, relative: &str) -> bool {
+    fn may_own(relative: &str) -> bool {
         match relative.split_once('/') {
             Some((DATA_DIR, name)) => !name.contains('/') && name.ends_with(".csv"),
             Some((TML_DIR, name)) => !name.contains('/') && name.ends_with(".tml"),

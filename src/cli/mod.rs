@@ -336,11 +336,19 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
     let stamp = args.stamp.then(crate::model::timestamp_now);
     let (loaded, options) = prepare(&args.render, stamp, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let summary = output::open(&args.out, args.lock.wait())?.write(&generated)?;
+    let options = output::WriteOptions {
+        wait: args.lock.wait(),
+    };
+    let summary = output::write(&args.out, &generated, &options)?;
     for path in &summary.edited {
+        let what = if summary.removed.contains(path) {
+            "ts-principals no longer writes it, so it was removed with the edit (find it in git \
+             if you need it)"
+        } else {
+            "the new output replaces it (keep lasting changes in --templates)"
+        };
         tracing::warn!(
-            "{} was changed since ts-principals wrote it (edited by hand?); the new output \
-             replaces it (keep lasting changes in --templates)",
+            "{} was changed since ts-principals wrote it (edited by hand?); {what}",
             args.out.join(path).display()
         );
     }
@@ -360,7 +368,7 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let color = global.color;
     let (loaded, options) = prepare(&args.render, None, global)?;
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let dir = output::open(&args.out, args.lock.wait())?;
+    let dir = output::open_to_read(&args.out, args.lock.wait())?;
     // The lock is held until the diff is shown, so no run changes the files
     // being read.
     let shown = diff::compare(&dir, &generated).and_then(|changes| {
@@ -377,7 +385,7 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(changes)
     });
-    dir.close_unwritten();
+    drop(dir);
     let changes = shown?;
     if changes.is_empty() {
         tracing::info!("{} is up to date", args.out.display());

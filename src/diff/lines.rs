@@ -13,7 +13,7 @@
 //! left as removed and added.
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read, Seek, Write};
 use std::time::{Duration, Instant};
 
 use anstyle::Style;
@@ -39,7 +39,7 @@ pub struct Window {
     pub lines: usize,
     /// Most bytes in a window (a window holds at least one line).
     pub bytes: usize,
-    /// Longer lines are compared in pieces of this many bytes.
+    /// Longest line read: a longer one stops the diff with [`LineTooLong`].
     pub longest_line: usize,
 }
 
@@ -50,6 +50,18 @@ impl Window {
         bytes: 16 << 20,
         longest_line: 16 << 20,
     };
+}
+
+/// A line longer than [`Window::longest_line`]: such a file is not diffed.
+#[derive(Debug, thiserror::Error)]
+#[error("a line is longer than {} MiB", .0 >> 20)]
+pub struct LineTooLong(u64);
+
+/// Whether `error` is a [`LineTooLong`].
+pub fn is_line_too_long(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LineTooLong>())
 }
 
 /// One input, read a line at a time, with lines read ahead and given back.
@@ -76,6 +88,15 @@ impl<R: BufRead> Side<R> {
         let read = (&mut self.reader)
             .take(self.longest_line)
             .read_until(b'\n', &mut line)?;
+        if read as u64 == self.longest_line
+            && !line.ends_with(b"\n")
+            && !self.reader.fill_buf()?.is_empty()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                LineTooLong(self.longest_line),
+            ));
+        }
         Ok((read > 0).then_some(line))
     }
 
@@ -197,32 +218,70 @@ pub fn looks_binary(input: &mut (impl BufRead + ?Sized)) -> io::Result<bool> {
     Ok(input.fill_buf()?.contains(&0))
 }
 
-/// A hunk being collected: where it starts on each side and its lines.
-struct Hunk {
-    old_start: usize,
-    new_start: usize,
-    lines: Vec<(Tag, Vec<u8>)>,
-    /// Equal lines at its end so far.
-    trailing: usize,
+/// Bytes that collect in memory up to a limit and in a temporary file
+/// past it.
+struct Spool {
+    memory: Vec<u8>,
+    file: Option<io::BufWriter<std::fs::File>>,
+    limit: usize,
 }
 
-impl Hunk {
-    fn len(&self, side: Tag) -> usize {
-        self.lines
-            .iter()
-            .filter(|(tag, _)| *tag == Tag::Equal || *tag == side)
-            .count()
+impl Spool {
+    fn new(limit: usize) -> Self {
+        Spool {
+            memory: Vec::new(),
+            file: None,
+            limit,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(file) = &mut self.file {
+            return file.write_all(bytes);
+        }
+        self.memory.extend_from_slice(bytes);
+        if self.memory.len() > self.limit {
+            let mut file = io::BufWriter::new(tempfile::tempfile()?);
+            file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        Ok(())
+    }
+
+    fn copy_to(self, out: &mut dyn Write) -> io::Result<()> {
+        match self.file {
+            None => out.write_all(&self.memory),
+            Some(file) => {
+                let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+                file.seek(io::SeekFrom::Start(0))?;
+                io::copy(&mut file, out).map(|_| ())
+            }
+        }
     }
 }
 
+/// A hunk being collected.
+struct Hunk {
+    old_start: usize,
+    new_start: usize,
+    old_len: usize,
+    new_len: usize,
+    /// Its lines so far, written out, up to the last change.
+    body: Spool,
+    /// Equal lines after the last change (context, or the gap to the next).
+    trailing: Vec<Vec<u8>>,
+}
+
 /// Writes a unified diff from the lines [`diff`] gives it, a hunk at a
-/// time: three lines of context, hunks closer than six lines merged, and a
-/// hunk cut in two when it grows past `max_lines` (so memory stays bounded
-/// on a file that changed throughout).
+/// time: three lines of context, hunks closer than six lines merged. A
+/// hunk's header needs its length, so its lines are held until it closes:
+/// in memory up to `spill_at` bytes, in a temporary file past that, so a
+/// file that changed throughout costs disk, not memory.
 pub struct Unified<'w> {
     out: &'w mut dyn Write,
     palette: Palette,
-    max_lines: usize,
+    spill_at: usize,
     /// Lines of each side passed so far.
     old_line: usize,
     new_line: usize,
@@ -235,11 +294,11 @@ const CONTEXT: usize = 3;
 
 impl<'w> Unified<'w> {
     /// A writer of hunks into `out`.
-    pub fn new(out: &'w mut dyn Write, palette: Palette, max_lines: usize) -> Self {
+    pub fn new(out: &'w mut dyn Write, palette: Palette, spill_at: usize) -> Self {
         Unified {
             out,
             palette,
-            max_lines: max_lines.max(2 * CONTEXT + 1),
+            spill_at,
             old_line: 0,
             new_line: 0,
             before: VecDeque::new(),
@@ -249,47 +308,46 @@ impl<'w> Unified<'w> {
 
     /// Takes the next line of the diff.
     pub fn line(&mut self, tag: Tag, line: &[u8]) -> io::Result<()> {
-        match tag {
-            Tag::Equal => {
-                self.old_line += 1;
-                self.new_line += 1;
-                match &mut self.hunk {
-                    Some(hunk) => {
-                        hunk.lines.push((tag, line.to_vec()));
-                        hunk.trailing += 1;
-                        if hunk.trailing > 2 * CONTEXT {
-                            self.close()?;
-                        }
+        if tag == Tag::Equal {
+            self.old_line += 1;
+            self.new_line += 1;
+            match &mut self.hunk {
+                Some(hunk) => {
+                    hunk.trailing.push(line.to_vec());
+                    if hunk.trailing.len() > 2 * CONTEXT {
+                        self.close()?;
                     }
-                    None => {
-                        self.before.push_back(line.to_vec());
-                        if self.before.len() > CONTEXT {
-                            self.before.pop_front();
-                        }
+                }
+                None => {
+                    self.before.push_back(line.to_vec());
+                    if self.before.len() > CONTEXT {
+                        self.before.pop_front();
                     }
                 }
             }
-            Tag::Delete | Tag::Insert => {
-                let before = self.before.len();
-                let hunk = self.hunk.get_or_insert_with(|| Hunk {
-                    old_start: self.old_line - before,
-                    new_start: self.new_line - before,
-                    lines: (self.before.drain(..))
-                        .map(|line| (Tag::Equal, line))
-                        .collect(),
-                    trailing: 0,
-                });
-                hunk.lines.push((tag, line.to_vec()));
-                hunk.trailing = 0;
-                if tag == Tag::Delete {
-                    self.old_line += 1;
-                } else {
-                    self.new_line += 1;
-                }
-                if hunk.lines.len() >= self.max_lines {
-                    self.close()?;
-                }
-            }
+            return Ok(());
+        }
+        let before: Vec<Vec<u8>> = self.before.drain(..).collect();
+        let hunk = self.hunk.get_or_insert_with(|| Hunk {
+            old_start: self.old_line - before.len(),
+            new_start: self.new_line - before.len(),
+            old_len: 0,
+            new_len: 0,
+            body: Spool::new(self.spill_at),
+            trailing: before,
+        });
+        for context in std::mem::take(&mut hunk.trailing) {
+            render(&mut hunk.body, self.palette, Tag::Equal, &context)?;
+            hunk.old_len += 1;
+            hunk.new_len += 1;
+        }
+        render(&mut hunk.body, self.palette, tag, line)?;
+        if tag == Tag::Delete {
+            hunk.old_len += 1;
+            self.old_line += 1;
+        } else {
+            hunk.new_len += 1;
+            self.new_line += 1;
         }
         Ok(())
     }
@@ -305,15 +363,15 @@ impl<'w> Unified<'w> {
         let Some(mut hunk) = self.hunk.take() else {
             return Ok(());
         };
-        let extra = hunk.trailing.saturating_sub(CONTEXT);
-        let tail = hunk.lines.split_off(hunk.lines.len() - extra);
-        self.before = tail
-            .into_iter()
-            .map(|(_, line)| line)
-            .rev()
-            .take(CONTEXT)
-            .rev()
-            .collect();
+        let kept = hunk.trailing.len().min(CONTEXT);
+        let rest = hunk.trailing.split_off(kept);
+        for context in &hunk.trailing {
+            render(&mut hunk.body, self.palette, Tag::Equal, context)?;
+            hunk.old_len += 1;
+            hunk.new_len += 1;
+        }
+        let skip = rest.len().saturating_sub(CONTEXT);
+        self.before = rest.into_iter().skip(skip).collect();
         let range = |start: usize, len: usize| match len {
             0 => format!("{start},0"),
             1 => format!("{}", start + 1),
@@ -321,26 +379,31 @@ impl<'w> Unified<'w> {
         };
         let header = format!(
             "@@ -{} +{} @@\n",
-            range(hunk.old_start, hunk.len(Tag::Delete)),
-            range(hunk.new_start, hunk.len(Tag::Insert))
+            range(hunk.old_start, hunk.old_len),
+            range(hunk.new_start, hunk.new_len)
         );
         paint(self.out, self.palette.hunk, header.as_bytes())?;
-        for (tag, line) in &hunk.lines {
-            let (sign, style) = match tag {
-                Tag::Delete => (b'-', self.palette.removed),
-                Tag::Insert => (b'+', self.palette.added),
-                Tag::Equal => (b' ', Style::new()),
-            };
-            let mut text = Vec::with_capacity(line.len() + 32);
-            text.push(sign);
-            text.extend_from_slice(line);
-            if !line.ends_with(b"\n") {
-                text.extend_from_slice(b"\n\\ No newline at end of file\n");
-            }
-            paint(self.out, style, &text)?;
-        }
-        Ok(())
+        hunk.body.copy_to(self.out)
     }
+}
+
+/// One line of a hunk: its sign, the line, and a note when it has no line
+/// end (the end of a file).
+fn render(body: &mut Spool, palette: Palette, tag: Tag, line: &[u8]) -> io::Result<()> {
+    let (sign, style) = match tag {
+        Tag::Delete => (b'-', palette.removed),
+        Tag::Insert => (b'+', palette.added),
+        Tag::Equal => (b' ', Style::new()),
+    };
+    let mut text = Vec::with_capacity(line.len() + 48);
+    let _ = write!(text, "{}", style.render());
+    text.push(sign);
+    text.extend_from_slice(line);
+    if !line.ends_with(b"\n") {
+        text.extend_from_slice(b"\n\\ No newline at end of file\n");
+    }
+    let _ = write!(text, "{}", style.render_reset());
+    body.write(&text)
 }
 
 /// Writes `bytes` in `style` (nothing added when the style is plain).
@@ -361,9 +424,9 @@ mod tests {
         longest_line: 1 << 20,
     };
 
-    fn unified(old: &str, new: &str, window: Window, max_lines: usize) -> String {
+    fn unified(old: &str, new: &str, window: Window, spill_at: usize) -> String {
         let mut out = Vec::new();
-        let mut hunks = Unified::new(&mut out, Palette::new(false), max_lines);
+        let mut hunks = Unified::new(&mut out, Palette::new(false), spill_at);
         diff(
             old.as_bytes(),
             new.as_bytes(),
@@ -461,12 +524,15 @@ mod tests {
     }
 
     #[test]
-    fn a_file_changed_throughout_is_cut_into_bounded_hunks() {
+    fn a_file_changed_throughout_is_one_hunk_even_past_the_memory_limit() {
         let old: String = (0..100).map(|i| format!("{i}\n")).collect();
         let new: String = (0..100).map(|i| format!("new {i}\n")).collect();
-        let patch = unified(&old, &new, TINY, 16);
-        assert!(patch.matches("@@ -").count() >= 12, "{patch}");
-        assert_eq!(apply(&old, &patch), new);
+        for spill_at in [0, 64, 1 << 20] {
+            let patch = unified(&old, &new, TINY, spill_at);
+            assert!(patch.starts_with("@@ -1,100 +1,100 @@\n"), "{patch}");
+            assert_eq!(patch.matches("@@ -").count(), 1, "{patch}");
+            assert_eq!(apply(&old, &patch), new);
+        }
         assert_eq!(
             counts(old.as_bytes(), new.as_bytes(), TINY, Duration::from_secs(5)).unwrap(),
             (100, 100)
@@ -491,6 +557,27 @@ mod tests {
     }
 
     #[test]
+    fn an_overlong_line_stops_the_diff_with_its_own_error() {
+        let window = Window {
+            longest_line: 8,
+            ..TINY
+        };
+        let error = counts(
+            &b"short\n"[..],
+            &b"much too long\n"[..],
+            window,
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert!(is_line_too_long(&error), "{error}");
+        // The last line may be as long as allowed, and have no line end.
+        assert_eq!(
+            counts(&b"a\n"[..], &b"a\n12345678"[..], window, Duration::ZERO).unwrap(),
+            (1, 0)
+        );
+    }
+
+    #[test]
     fn binary_content_is_recognised() {
         assert!(looks_binary(&mut &b"PK\x03\x04\0\0"[..]).unwrap());
         assert!(!looks_binary(&mut &b"cluster_id,name\n"[..]).unwrap());
@@ -505,17 +592,17 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the window, the hunk limit or the time budget, the
+        /// Whatever the window, the memory limit or the time budget, the
         /// patch turns the old text into the new one.
         #[test]
         fn the_diff_always_turns_old_into_new(
             old in lines(),
             new in lines(),
             window_lines in 1usize..12,
-            max_lines in 1usize..30,
+            spill_at in 0usize..64,
         ) {
             let window = Window { lines: window_lines, bytes: 1 << 20, longest_line: 1 << 20 };
-            let patch = unified(&old, &new, window, max_lines);
+            let patch = unified(&old, &new, window, spill_at);
             prop_assert_eq!(apply(&old, &patch), new.clone());
             let (added, removed) =
                 counts(old.as_bytes(), new.as_bytes(), window, Duration::ZERO).unwrap();

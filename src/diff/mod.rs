@@ -64,8 +64,13 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
 /// `generated_at` stamp).
 pub fn compare<F: FileSet>(dir: &OutputDir, set: &F) -> Result<Changes, OutputError> {
     let out = dir.path();
-    let owned = dir.owned(set)?;
+    let owned = dir.owned::<F>()?;
     let files = set.files();
+    // What would stop `generate` stops the diff too (a directory or a pipe
+    // where a file of ours goes), rather than being shown as a new file.
+    for relative in files.keys().map(String::as_str).chain([MANIFEST]) {
+        crate::output::check_target(out, relative)?;
+    }
     let compared = crate::parallel::map(&files, |(relative, &source)| {
         let target = out.join(relative);
         let mut writer = Hashing::new(Compared::new(&target, None).map_err(at(&target))?);
@@ -85,7 +90,7 @@ pub fn compare<F: FileSet>(dir: &OutputDir, set: &F) -> Result<Changes, OutputEr
             OnDisk::Same => {}
         }
     }
-    let strip = |b: &[u8]| manifest_without_stamp(b).unwrap_or_else(|| b.to_vec());
+    let strip = manifest_without_stamp;
     let manifest = strip(&set.manifest(&infos));
     let manifest_path = out.join(MANIFEST);
     match std::fs::read(&manifest_path) {
@@ -155,8 +160,8 @@ fn foreign(out: &Path, ours: &BTreeSet<&str>) -> Result<Vec<String>, OutputError
 }
 
 /// Runs `compare` on the old and new content of a changed file, both
-/// streamed: the old read from disk, the new rendered again on a thread
-/// into a pipe. Manifests (small) are compared without their stamps.
+/// streamed: the old read from disk as it is (so the diff applies to it),
+/// the new rendered again on a thread into a pipe.
 fn with_contents<F: FileSet, T>(
     changes: &Changes,
     set: &F,
@@ -169,12 +174,6 @@ fn with_contents<F: FileSet, T>(
     let file = out.join(path);
     let mut old: Box<dyn BufRead> = match change {
         Change::Added => Box::new(io::empty()),
-        Change::Removed | Change::Modified if path == MANIFEST => {
-            let bytes = std::fs::read(&file).map_err(at(&file))?;
-            Box::new(io::Cursor::new(
-                manifest_without_stamp(&bytes).unwrap_or(bytes),
-            ))
-        }
         Change::Removed | Change::Modified => Box::new(io::BufReader::with_capacity(
             BUFFER,
             std::fs::File::open(&file).map_err(at(&file))?,
@@ -258,9 +257,9 @@ fn paint(out: &mut String, style: Style, line: &str) {
 /// diff is still correct, only less minimal.
 const DIFF_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most lines of one hunk held before it is written (a file changed
-/// throughout is shown as a run of hunks).
-const MAX_HUNK_LINES: usize = 1 << 14;
+/// Bytes of one hunk held in memory before the rest goes to a temporary
+/// file (a hunk is written whole once it closes).
+const SPILL_AT: usize = 8 << 20;
 
 /// Writes unified diffs of every change into `w`, `a/` being the
 /// directory and `b/` the new rendering. Files are streamed, so memory
@@ -311,11 +310,18 @@ fn unified_file(
     };
     let header = format!("--- {old_name}\n+++ {new_name}\n");
     lines::paint(w, palette.header, header.as_bytes())?;
-    let mut hunks = Unified::new(w, palette, MAX_HUNK_LINES);
-    lines::diff(old, new, Window::DEFAULT, DIFF_TIMEOUT, |tag, line| {
+    let mut hunks = Unified::new(w, palette, SPILL_AT);
+    let compared = lines::diff(old, new, Window::DEFAULT, DIFF_TIMEOUT, |tag, line| {
         hunks.line(tag, line).map(|()| true)
-    })?;
-    hunks.finish()
+    });
+    match compared {
+        Ok(()) => hunks.finish(),
+        Err(e) if lines::is_line_too_long(&e) => {
+            let note = format!("ts-principals: the rest of {path} is not shown: {e}\n");
+            lines::paint(w, palette.header, note.as_bytes())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Lines added and removed between two contents (none for binary files).
@@ -323,7 +329,10 @@ fn line_counts(old: &mut dyn BufRead, new: &mut dyn BufRead) -> io::Result<(usiz
     if lines::looks_binary(old)? || lines::looks_binary(new)? {
         return Ok((0, 0));
     }
-    lines::counts(old, new, Window::DEFAULT, DIFF_TIMEOUT)
+    match lines::counts(old, new, Window::DEFAULT, DIFF_TIMEOUT) {
+        Err(e) if lines::is_line_too_long(&e) => Ok((0, 0)),
+        counted => counted,
+    }
 }
 
 /// Writes a `git diff --stat`-like summary into `w`, and a line counting
@@ -398,7 +407,11 @@ mod tests {
     use crate::output::testing::Files;
 
     fn changes(dir: &Path, files: &Files) -> Changes {
-        compare(&crate::output::open(dir, Wait::Block).unwrap(), files).unwrap()
+        compare(
+            &crate::output::open_to_read(dir, Wait::Block).unwrap(),
+            files,
+        )
+        .unwrap()
     }
 
     fn text(dir: &Path, files: &Files, stat_only: bool) -> String {

@@ -84,6 +84,10 @@ pub(super) struct Step {
     pub path: String,
     /// What happens to it.
     pub action: Action,
+    /// SHA-256 of the new content a create or replace puts in place, so a
+    /// roll-back removes a created file only when it is the one moved in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +162,14 @@ fn rename(from: &Path, to: &Path, faults: &mut Faults) -> Result<(), OutputError
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent).map_err(io_at(parent))?;
     }
-    fs::rename(from, to).map_err(io_at(to))
+    // An error names the user's file, not our staging or backup copy.
+    let in_ours = |path: &Path| {
+        path.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|dir| dir.as_encoded_bytes().starts_with(b".ts-principals-"))
+    };
+    let named = if in_ours(to) { from } else { to };
+    fs::rename(from, to).map_err(io_at(named))
 }
 
 impl Journal {
@@ -236,9 +247,15 @@ impl Journal {
                 let target = out.join(&step.path);
                 let backup = run.backup(out, &step.path);
                 match step.action {
-                    // Moved in when its staged copy is gone; nothing was there before.
+                    // Moved in when its staged copy is gone and it holds
+                    // what was staged; nothing was there before.
                     Action::Create => {
-                        if !exists(&run.staged(out, &step.path)) && exists(&target) {
+                        let moved_in = !exists(&run.staged(out, &step.path))
+                            && exists(&target)
+                            && step.sha256.as_deref().is_some_and(|sha| {
+                                super::sha256_of(&target).is_ok_and(|found| found == sha)
+                            });
+                        if moved_in {
                             faults.check(&target)?;
                             fs::remove_file(&target).map_err(io_at(&target))?;
                         }
@@ -315,7 +332,13 @@ pub enum Recovered {
 
 /// Finishes what a killed run left: rolls back a set not yet committed,
 /// clears the backups of a committed one. Call with the directory locked.
-pub(super) fn recover(out: &Path, faults: &mut Faults) -> Result<Option<Recovered>, OutputError> {
+/// `owns` tells the files a run may have written: a journal naming any
+/// other is refused, so a stale or hostile one cannot touch them.
+pub(super) fn recover(
+    out: &Path,
+    faults: &mut Faults,
+    owns: fn(&str) -> bool,
+) -> Result<Option<Recovered>, OutputError> {
     clear_temporaries(out)?;
     let path = out.join(JOURNAL);
     let bytes = match fs::read(&path) {
@@ -345,16 +368,26 @@ pub(super) fn recover(out: &Path, faults: &mut Faults) -> Result<Option<Recovere
             ),
         });
     }
-    let paths = journal.steps.iter().map(|s| s.path.as_str());
+    let not_ours = |p: &str| !super::is_safe_relative(p) || (p != super::MANIFEST && !owns(p));
     let dirs = journal
         .dirs
         .iter()
         .map(String::as_str)
         .filter(|d| !d.is_empty());
-    if let Some(bad) = paths.chain(dirs).find(|p| !super::is_safe_relative(p)) {
+    let bad = (journal.steps.iter())
+        .map(|s| s.path.as_str())
+        .find(|p| not_ours(p))
+        .or_else(|| dirs.clone().find(|d| !super::is_safe_relative(d)));
+    if let Some(bad) = bad {
         return Err(OutputError::Journal {
             path,
-            problem: format!("it names {bad:?}, which is not a path of an output set"),
+            problem: format!("it names {bad:?}, which is not a file of an output set"),
+        });
+    }
+    if journal.state == State::Staging && !journal.steps.is_empty() {
+        return Err(OutputError::Journal {
+            path,
+            problem: "it lists moves of a run that had not begun moving files".into(),
         });
     }
     let recovered = match journal.state {

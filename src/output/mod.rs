@@ -51,7 +51,7 @@ pub trait FileSet: Sync {
     fn manifest(&self, files: &BTreeMap<String, FileInfo>) -> Vec<u8>;
     /// Whether a path a previous manifest lists is of a kind this set
     /// writes, so a manifest listing `.git/config` cannot make it ours.
-    fn may_own(&self, relative: &str) -> bool;
+    fn may_own(relative: &str) -> bool;
 }
 
 /// How to write.
@@ -150,6 +150,24 @@ pub enum OutputError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A run was interrupted part-way, and the directory is read, not written.
+    #[error(
+        "{path} shows that a ts-principals run into this directory was interrupted before it \
+         finished; run `ts-principals generate` into it, which puts back the set before that \
+         run or completes it, then diff again"
+    )]
+    Interrupted {
+        /// The journal.
+        path: PathBuf,
+    },
+    /// A run failed part-way, and the files it had changed were put back.
+    #[error("{failure}; nothing was changed: {out} holds the files it held before this run")]
+    RolledBack {
+        /// The output directory.
+        out: PathBuf,
+        /// What failed.
+        failure: Box<OutputError>,
+    },
     /// A failed run could not put the old files back.
     #[error(
         "{failure}; putting the previous files back failed too ({restore}); they are kept \
@@ -200,36 +218,14 @@ pub(crate) fn is_safe_relative(path: &str) -> bool {
 
 /// Locks `out` (created if missing) for one run, first finishing whatever
 /// an interrupted run left there. `wait` says what to do when another run
-/// holds it.
-pub fn open(out: &Path, wait: Wait) -> Result<OutputDir, OutputError> {
-    match fs::metadata(out) {
-        Ok(meta) if !meta.is_dir() => {
-            return Err(OutputError::NotADirectory {
-                path: out.to_path_buf(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(at(out)(e)),
-    }
+/// holds it; `owns` tells the files a run may have written (see
+/// [`FileSet::may_own`]), so recovery touches no other.
+pub fn open(out: &Path, wait: Wait, owns: fn(&str) -> bool) -> Result<OutputDir, OutputError> {
+    refuse_non_directory(out)?;
     let created = !out.exists();
     fs::create_dir_all(out).map_err(at(out))?;
-    let lock = Lock::acquire(out, wait, || {
-        if wait == Wait::Block {
-            tracing::info!(
-                "another ts-principals run is writing to {}; waiting for it to finish \
-                 (--no-wait fails instead)",
-                out.display()
-            );
-        }
-    })
-    .map_err(|e| match e.kind() {
-        io::ErrorKind::WouldBlock => OutputError::Busy {
-            path: out.to_path_buf(),
-        },
-        _ => at(out)(e),
-    })?;
-    let recovered = journal::recover(out, &mut Faults::default())?;
+    let lock = lock(out, wait)?;
+    let recovered = journal::recover(out, &mut Faults::default(), owns)?;
     match recovered {
         Some(Recovered::RolledBack) => tracing::warn!(
             "a run into {} was interrupted before all its files were in place; its files \
@@ -246,7 +242,59 @@ pub fn open(out: &Path, wait: Wait) -> Result<OutputDir, OutputError> {
         path: out.to_path_buf(),
         created,
         recovered,
+        _lock: Some(lock),
+    })
+}
+
+/// Opens `out` to read it (`diff`), changing nothing: a missing directory
+/// stays missing (and reads as empty); an existing one is locked, so no run
+/// changes it while it is read, and one an interrupted run left
+/// half-written is refused, for the next `generate` to finish.
+pub fn open_to_read(out: &Path, wait: Wait) -> Result<OutputDir, OutputError> {
+    refuse_non_directory(out)?;
+    let lock = match fs::metadata(out) {
+        Ok(_) => Some(lock(out, wait)?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(at(out)(e)),
+    };
+    let journal = out.join(journal::JOURNAL);
+    if lock.is_some() && fs::symlink_metadata(&journal).is_ok() {
+        return Err(OutputError::Interrupted { path: journal });
+    }
+    Ok(OutputDir {
+        path: out.to_path_buf(),
+        created: false,
+        recovered: None,
         _lock: lock,
+    })
+}
+
+fn refuse_non_directory(out: &Path) -> Result<(), OutputError> {
+    match fs::metadata(out) {
+        Ok(meta) if !meta.is_dir() => Err(OutputError::NotADirectory {
+            path: out.to_path_buf(),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(at(out)(e)),
+    }
+}
+
+fn lock(out: &Path, wait: Wait) -> Result<Lock, OutputError> {
+    Lock::acquire(out, wait, || {
+        if wait == Wait::Block {
+            tracing::info!(
+                "another ts-principals run is writing to {}; waiting for it to finish \
+                 (--no-wait fails instead)",
+                out.display()
+            );
+        }
+    })
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => OutputError::Busy {
+            path: out.to_path_buf(),
+        },
+        _ => at(out)(e),
     })
 }
 
@@ -256,7 +304,8 @@ pub struct OutputDir {
     path: PathBuf,
     created: bool,
     recovered: Option<Recovered>,
-    _lock: Lock,
+    /// None only for a missing directory opened to read.
+    _lock: Option<Lock>,
 }
 
 /// What a previous run left: the files its manifest lists, with the
@@ -276,7 +325,7 @@ impl OutputDir {
     /// The files ts-principals owns here according to the manifest: those
     /// it lists that `set` could have written. Entries of other kinds are
     /// ignored with a warning; a manifest that is not ours is an error.
-    pub fn owned<F: FileSet>(&self, set: &F) -> Result<Owned, OutputError> {
+    pub fn owned<F: FileSet>(&self) -> Result<Owned, OutputError> {
         let path = self.path.join(MANIFEST);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -301,7 +350,7 @@ impl OutputDir {
             return Ok(owned);
         };
         for (relative, entry) in files {
-            if relative == MANIFEST || !is_safe_relative(relative) || !set.may_own(relative) {
+            if relative == MANIFEST || !is_safe_relative(relative) || !F::may_own(relative) {
                 tracing::warn!(
                     "{} lists {relative:?}, which is not a file ts-principals writes; it is \
                      left alone",
@@ -326,7 +375,7 @@ impl OutputDir {
         faults: &mut Faults,
     ) -> Result<WriteSummary, OutputError> {
         let out = &self.path;
-        let owned = self.owned(set)?;
+        let owned = self.owned::<F>()?;
         let files = set.files();
         let mut paths: BTreeSet<&str> = files.keys().map(String::as_str).collect();
         paths.insert(MANIFEST);
@@ -352,10 +401,12 @@ impl OutputDir {
                 .iter()
                 .map(|(path, (info, _))| (path.clone(), info.clone()))
                 .collect();
-            let manifest = stage_manifest(out, &run, &set.manifest(&infos))?;
-            Ok((staged, manifest))
+            let bytes = set.manifest(&infos);
+            let manifest = stage_manifest(out, &run, &bytes)?;
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            Ok((staged, (manifest, sha)))
         });
-        let (staged, manifest) = match staged {
+        let (staged, (manifest, manifest_sha)) = match staged {
             Ok(staged) => staged,
             Err(error) => return Err(self.roll_back(&journal, error, faults)),
         };
@@ -366,8 +417,10 @@ impl OutputDir {
         };
         let mut steps = Vec::new();
         let manifest_path = MANIFEST.to_owned();
-        let states = staged.iter().map(|(path, (_, on_disk))| (path, on_disk));
-        for (relative, on_disk) in states.chain([(&manifest_path, &manifest)]) {
+        let states = (staged.iter()).map(|(path, (info, on_disk))| (path, on_disk, &info.sha256));
+        for (relative, on_disk, sha256) in
+            states.chain([(&manifest_path, &manifest, &manifest_sha)])
+        {
             let action = match on_disk {
                 OnDisk::Absent => {
                     summary.added.push(relative.clone());
@@ -390,6 +443,7 @@ impl OutputDir {
             steps.push(Step {
                 path: relative.clone(),
                 action,
+                sha256: Some(sha256.clone()),
             });
         }
         let mut removals = Vec::new();
@@ -407,6 +461,7 @@ impl OutputDir {
             removals.push(Step {
                 path: relative.clone(),
                 action: Action::Remove,
+                sha256: None,
             });
         }
         // The manifest moves last, so it never lists a file not yet in place.
@@ -434,7 +489,10 @@ impl OutputDir {
         match journal.roll_back(&self.path, faults) {
             Ok(()) => {
                 self.remove_if_created();
-                failure
+                OutputError::RolledBack {
+                    out: self.path.clone(),
+                    failure: Box::new(failure),
+                }
             }
             Err(restore) => OutputError::RollBack {
                 out: self.path.clone(),
@@ -442,13 +500,6 @@ impl OutputDir {
                 restore: Box::new(restore),
             },
         }
-    }
-
-    /// For a run that only read (`diff`): removes the directory again if
-    /// this run created it and nothing was put in it meanwhile, so reading
-    /// a missing directory leaves it missing.
-    pub fn close_unwritten(self) {
-        self.remove_if_created();
     }
 
     /// After a failure in a directory this run created: removes it again
@@ -483,7 +534,7 @@ pub fn write<F: FileSet>(
     set: &F,
     options: &WriteOptions,
 ) -> Result<WriteSummary, OutputError> {
-    open(out, options.wait)?.write(set)
+    open(out, options.wait, F::may_own)?.write(set)
 }
 
 /// Every file of `set` rendered into memory, the manifest included.
@@ -506,13 +557,28 @@ pub fn in_memory<F: FileSet>(set: &F) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The manifest without its `generated_at` stamp, so two generations of the
-/// same principals compare equal whenever they were made.
-pub fn manifest_without_stamp(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    value.as_object_mut()?.remove("generated_at");
-    let mut out = serde_json::to_vec_pretty(&value).ok()?;
-    out.push(b'\n');
-    Some(out)
+/// same principals compare equal whenever they were made. Only the stamp
+/// line as ts-principals writes it (the last key) is taken out; anything
+/// else, a reformatted manifest too, is kept as it is, so it compares as
+/// the change `generate` would make.
+pub fn manifest_without_stamp(bytes: &[u8]) -> Vec<u8> {
+    const KEY: &[u8] = b",\n  \"generated_at\": \"";
+    const END: &[u8] = b"\"\n}\n";
+    let stamp = bytes
+        .windows(KEY.len())
+        .rposition(|window| window == KEY)
+        .filter(|&at| {
+            let value = &bytes[at + KEY.len()..];
+            value.len() >= END.len()
+                && value.ends_with(END)
+                && !value[..value.len() - END.len()]
+                    .iter()
+                    .any(|b| matches!(b, b'"' | b'\\' | b'\n'))
+        });
+    match stamp {
+        Some(at) => [&bytes[..at], b"\n}\n"].concat(),
+        None => bytes.to_vec(),
+    }
 }
 
 /// Writes the manifest into the staging directory; small, so it is
@@ -534,14 +600,16 @@ fn stage_manifest(out: &Path, run: &Run, bytes: &[u8]) -> Result<OnDisk, OutputE
 
 /// Refuses a target that is not a regular file (or absent), before
 /// anything is written.
-fn check_target(out: &Path, relative: &str) -> Result<(), OutputError> {
+pub(crate) fn check_target(out: &Path, relative: &str) -> Result<(), OutputError> {
     let path = out.join(relative);
     let what = match fs::symlink_metadata(&path) {
         Ok(meta) if meta.is_file() => return Ok(()),
         Ok(meta) if meta.is_dir() => "a directory",
         Ok(meta) if meta.file_type().is_symlink() => "a symbolic link",
         Ok(_) => "not a regular file",
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
             // Its directory must be one, or creatable.
             return match path.parent().map(fs::metadata) {
                 Some(Ok(meta)) if !meta.is_dir() => Err(OutputError::InTheWay {
@@ -591,7 +659,7 @@ fn sweep<'p>(out: &Path, paths: impl Iterator<Item = &'p str>) -> Result<(), Out
     Ok(())
 }
 
-fn sha256_of(path: &Path) -> io::Result<String> {
+pub(super) fn sha256_of(path: &Path) -> io::Result<String> {
     let mut hashing = Hashing::new(io::sink());
     io::copy(&mut fs::File::open(path)?, &mut hashing)?;
     Ok(hashing.finish(None).1.sha256)
@@ -683,16 +751,24 @@ pub(crate) mod testing {
         }
 
         fn manifest(&self, files: &BTreeMap<String, FileInfo>) -> Vec<u8> {
-            let mut manifest = serde_json::json!({ "tool": TOOL, "files": files });
-            if let Some(stamp) = &self.stamp {
-                manifest["generated_at"] = stamp.as_str().into();
+            #[derive(serde::Serialize)]
+            struct Manifest<'a> {
+                tool: &'a str,
+                files: &'a BTreeMap<String, FileInfo>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                generated_at: Option<&'a str>,
             }
+            let manifest = Manifest {
+                tool: TOOL,
+                files,
+                generated_at: self.stamp.as_deref(),
+            };
             let mut bytes = serde_json::to_vec_pretty(&manifest).unwrap();
             bytes.push(b'\n');
             bytes
         }
 
-        fn may_own(&self, relative: &str) -> bool {
+        fn may_own(relative: &str) -> bool {
             relative.ends_with(".csv") || relative.ends_with(".tml")
         }
     }

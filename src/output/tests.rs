@@ -272,12 +272,12 @@ fn staging_left_by_dead_runs_is_cleared() {
 #[test]
 fn a_second_run_waits_or_fails_with_no_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let held = open(dir.path(), Wait::Block).unwrap();
-    let error = open(dir.path(), Wait::NoWait).unwrap_err();
+    let held = open(dir.path(), Wait::Block, Files::may_own).unwrap();
+    let error = open(dir.path(), Wait::NoWait, Files::may_own).unwrap_err();
     assert!(matches!(error, OutputError::Busy { .. }), "{error}");
     assert!(error.to_string().contains("another ts-principals run"));
     drop(held);
-    open(dir.path(), Wait::NoWait).unwrap();
+    open(dir.path(), Wait::NoWait, Files::may_own).unwrap();
 }
 
 /// The old set, the new one, and the foreign files beside them, for the
@@ -336,7 +336,7 @@ fn a_fault_at_any_step_of_the_commit_rolls_back() {
             fail_at: Some(step),
             ..Faults::default()
         };
-        let result = open(&out, Wait::Block)
+        let result = open(&out, Wait::Block, Files::may_own)
             .unwrap()
             .write_with(&new, &mut faults);
         if faults.done <= step {
@@ -347,7 +347,7 @@ fn a_fault_at_any_step_of_the_commit_rolls_back() {
         }
         if result.is_ok() {
             // Committed, with its clean-up cut short: the next run finishes it.
-            drop(open(&out, Wait::Block).unwrap());
+            drop(open(&out, Wait::Block, Files::may_own).unwrap());
         }
         let committed = assert_old_or_new(&out, &old, &new, &format!("fault at {step}"));
         assert_eq!(committed, result.is_ok(), "fault at {step}: {result:?}");
@@ -370,7 +370,7 @@ fn a_crash_at_any_step_is_rolled_back_or_completed_by_the_next_run() {
             crash: true,
             ..Faults::default()
         };
-        let result = open(&out, Wait::Block)
+        let result = open(&out, Wait::Block, Files::may_own)
             .unwrap()
             .write_with(&new, &mut faults);
         if faults.done <= step {
@@ -386,7 +386,7 @@ fn a_crash_at_any_step_is_rolled_back_or_completed_by_the_next_run() {
                 crash: true,
                 ..Faults::default()
             };
-            let recovered = journal::recover(&out, &mut again);
+            let recovered = journal::recover(&out, &mut again, Files::may_own);
             if again.done <= recovery_step {
                 match recovered.unwrap() {
                     Some(Recovered::RolledBack) => rolled_back += 1,
@@ -398,7 +398,7 @@ fn a_crash_at_any_step_is_rolled_back_or_completed_by_the_next_run() {
             recovery_step += 1;
         }
         // What the next real run sees: a consistent set, and nothing left.
-        let dir = open(&out, Wait::Block).unwrap();
+        let dir = open(&out, Wait::Block, Files::may_own).unwrap();
         drop(dir);
         assert_old_or_new(&out, &old, &new, &format!("crash at {step}"));
         step += 1;
@@ -407,4 +407,97 @@ fn a_crash_at_any_step_is_rolled_back_or_completed_by_the_next_run() {
         rolled_back > 5 && completed > 0,
         "{rolled_back} {completed}"
     );
+}
+
+/// A journal is only trusted with files a run may have written, and a
+/// created file is only removed when it is the one that run moved in: a
+/// stale or hostile journal cannot delete or replace anything else.
+#[test]
+fn a_journal_cannot_touch_files_that_are_not_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let set = Files::new(&[("data/a.csv", "1\n")]);
+    set.write_to(out);
+    fs::write(out.join("README.md"), "precious\n").unwrap();
+    fs::write(out.join("data/lookup.csv"), "k,v\n").unwrap();
+    let journal = |state: &str, steps: &str| {
+        let text = format!(
+            r#"{{"format":1,"run":"abcdef","state":"{state}","dirs":[""],"steps":[{steps}]}}"#
+        );
+        fs::write(out.join(journal::JOURNAL), text).unwrap();
+    };
+    let before = tree(out);
+
+    journal("moving", r#"{"path":"README.md","action":"create"}"#);
+    let error = open(out, Wait::Block, Files::may_own).unwrap_err();
+    assert!(matches!(error, OutputError::Journal { .. }), "{error}");
+    assert!(error.to_string().contains("README.md"), "{error}");
+
+    journal("staging", r#"{"path":"data/lookup.csv","action":"create"}"#);
+    let error = open(out, Wait::Block, Files::may_own).unwrap_err();
+    assert!(
+        error.to_string().contains("had not begun moving"),
+        "{error}"
+    );
+
+    // A file of a name we could write, but not the content that was moved in.
+    for sha in ["", r#","sha256":"00""#] {
+        journal(
+            "moving",
+            &format!(r#"{{"path":"data/lookup.csv","action":"create"{sha}}}"#),
+        );
+        open(out, Wait::Block, Files::may_own).unwrap();
+        let mut after = tree(out);
+        after.remove(journal::JOURNAL);
+        assert_eq!(
+            after,
+            before
+                .clone()
+                .into_iter()
+                .filter(|(p, _)| p != journal::JOURNAL)
+                .collect()
+        );
+    }
+    assert!(leftovers(out).is_empty(), "{:?}", leftovers(out));
+}
+
+#[test]
+fn reading_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing/out");
+    let read = open_to_read(&missing, Wait::Block).unwrap();
+    assert!(read.owned::<Files>().unwrap().files.is_empty());
+    drop(read);
+    assert!(
+        !dir.path().join("missing").exists(),
+        "a missing directory stays missing"
+    );
+
+    let out = dir.path().join("out");
+    Files::new(&[("data/a.csv", "1\n")]).write_to(&out);
+    fs::write(out.join(journal::JOURNAL), "{}").unwrap();
+    let before = tree(&out);
+    let error = open_to_read(&out, Wait::Block).unwrap_err();
+    assert!(matches!(error, OutputError::Interrupted { .. }), "{error}");
+    assert!(
+        error.to_string().contains("run `ts-principals generate`"),
+        "{error}"
+    );
+    assert_eq!(before, tree(&out));
+}
+
+#[test]
+fn only_the_stamp_line_we_write_is_ignored() {
+    let files = BTreeMap::new();
+    let plain = Files::new(&[]).manifest(&files);
+    let stamped = Files::new(&[])
+        .stamped("2026-12-03T07:00:00Z")
+        .manifest(&files);
+    assert_ne!(plain, stamped);
+    assert_eq!(manifest_without_stamp(&stamped), plain);
+    assert_eq!(manifest_without_stamp(&plain), plain);
+    // Reformatted, it is a change generate would undo: not the same.
+    let value: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    let compact = serde_json::to_vec(&value).unwrap();
+    assert_ne!(manifest_without_stamp(&compact), plain);
 }

@@ -98,3 +98,72 @@ fn colour_only_when_asked_or_on_a_terminal() {
     diff(dir.path(), &["--color", "always"]).stdout(contains("\u{1b}["));
     diff(dir.path(), &["--color", "auto"]).stdout(contains("\u{1b}[").not());
 }
+
+/// The diff is a patch: applied to the directory with `git apply` (which
+/// allows no fuzz), it gives exactly what `generate` writes; files added and
+/// removed included.
+#[test]
+fn the_diff_applies_as_a_patch_and_gives_what_generate_writes() {
+    for (old_flags, new_flags) in [
+        (&["--stamp"][..], &["--no-activity"][..]),
+        (&["--no-activity"], &[]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        // The old side: another input, with a file edited by hand.
+        generate(dir.path(), &fixture("v2_combined.json"), "out", old_flags).success();
+        let users = dir.path().join("out/data/users.csv");
+        let mut edited = std::fs::read(&users).unwrap();
+        edited.extend_from_slice(b"a row added by hand");
+        std::fs::write(&users, edited).unwrap();
+        let output = ts_principals(dir.path())
+            .arg("diff")
+            .args(new_flags)
+            .arg("--from")
+            .arg(example())
+            .args(["--out", "out"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let patch = dir.path().join("change.patch");
+        std::fs::write(&patch, &output.stdout).unwrap();
+        let applied = std::process::Command::new("git")
+            .current_dir(dir.path().join("out"))
+            .args(["apply", "-p1"])
+            .arg(&patch)
+            .output()
+            .expect("git is installed");
+        assert!(
+            applied.status.success(),
+            "git apply {old_flags:?} → {new_flags:?}: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        generate(dir.path(), &example(), "fresh", new_flags).success();
+        assert_eq!(
+            tree(&dir.path().join("out")),
+            tree(&dir.path().join("fresh"))
+        );
+    }
+}
+
+#[test]
+fn diff_refuses_what_generate_refuses_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    generated(dir.path());
+    let out = dir.path().join("out");
+    // A directory where a file of ours goes.
+    let blocker = out.join("tml/TS_ORGS.table.tml");
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir(&blocker).unwrap();
+    diff(dir.path(), &["--stat"])
+        .code(4)
+        .stderr(contains("TS_ORGS.table.tml"));
+    std::fs::remove_dir(&blocker).unwrap();
+    // A run that was interrupted: diff leaves it for generate to finish.
+    std::fs::write(out.join(".ts-principals-journal.json"), "{}").unwrap();
+    let before = tree(&out);
+    diff(dir.path(), &["--check"])
+        .code(4)
+        .stderr(contains("was interrupted"));
+    assert_eq!(before, tree(&out));
+}

@@ -21,7 +21,11 @@ use crate::fake::Data;
 /// left over by a run.
 fn whole_set(out: &Path) -> Option<Vec<u8>> {
     // What the next run would do first: finish an interrupted one.
-    drop(ts_principals::output::open(out, ts_principals::atomic::Wait::Block).expect("recovers"));
+    let owns = <ts_principals::generate::Generated as ts_principals::output::FileSet>::may_own;
+    drop(
+        ts_principals::output::open(out, ts_principals::atomic::Wait::Block, owns)
+            .expect("recovers"),
+    );
     let files = tree(out);
     let leftovers: Vec<&String> = files
         .keys()
