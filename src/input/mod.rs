@@ -243,10 +243,20 @@ impl Contents {
             source,
         };
         let file = std::fs::File::open(path).map_err(error)?;
-        let is_plain = file
-            .metadata()
-            .map(|m| m.is_file() && m.len() > 0)
-            .unwrap_or(false);
+        let meta = file.metadata().map_err(error)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = meta.file_type();
+            if kind.is_char_device() || kind.is_block_device() {
+                // /dev/zero would be read until memory runs out.
+                return Err(error(std::io::Error::other(
+                    "it is a device or a terminal, not a file of principals; give a file, or \
+                     pipe the JSON in (--from /dev/stdin)",
+                )));
+            }
+        }
+        let is_plain = meta.is_file() && meta.len() > 0;
         if is_plain {
             // SAFETY: the mapping is only read, and only while this function's
             // caller holds it. Another process truncating the file meanwhile

@@ -161,6 +161,16 @@ fn mixing_kinds_of_input_is_explained() {
         .stderr(contains("v1 user/list export cannot be combined"));
 }
 
+#[cfg(unix)]
+#[test]
+fn a_device_is_refused_rather_than_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), std::path::Path::new("/dev/zero"), "out", &[])
+        .code(2)
+        .stderr(contains("cannot read /dev/zero: it is a device"));
+    assert!(!dir.path().join("out").exists());
+}
+
 #[test]
 fn missing_file_and_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
