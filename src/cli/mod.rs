@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 mod connect;
 mod profiles;
 mod progress;
+mod snapshot_out;
 
 use crate::atomic::Wait;
 use crate::client::ClientError;
@@ -300,27 +301,7 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
     let p = &loaded.principals;
     let json = input::snapshot::to_json(p);
-    let written_to = if args.output.as_os_str() == "-" {
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(json.as_bytes())
-            .and_then(|()| stdout.flush())
-            .map_err(|e| anyhow::anyhow!("cannot write the snapshot to standard output: {e}"))?;
-        "standard output".to_owned()
-    } else {
-        crate::atomic::write_file(
-            &args.output,
-            json.as_bytes(),
-            crate::atomic::Access::Default,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write the snapshot to {}: {e}; nothing was written",
-                args.output.display()
-            )
-        })?;
-        args.output.display().to_string()
-    };
+    let written_to = snapshot_out::write(&args.output, json.as_bytes())?;
     tracing::info!(
         "wrote {written_to}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
         p.orgs.len(),
@@ -474,11 +455,11 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
     })
 }
 
-/// Exit code for an error: 4 when the output could not be written, 3 when
-/// the cluster or the network failed, 2 for anything the user can fix in
-/// their input, config or command line.
+/// Exit code for an error: 4 when the output (directory or snapshot) could
+/// not be written, 3 when the cluster or the network failed, 2 for anything
+/// the user can fix in their input, config or command line.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.is::<OutputError>() {
+    if error.is::<OutputError>() || error.is::<snapshot_out::SnapshotWriteError>() {
         return 4;
     }
     if error.is::<connect::UnusableResponses>() {
