@@ -498,16 +498,17 @@ fn report(error: &anyhow::Error, color: bool) {
 
 fn init_logging(global: &GlobalArgs) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
     let level = match (global.verbose, global.quiet) {
-        (0, 0) => "info",
-        (_, 1) => "warn",
-        (_, q) if q >= 2 => "error",
-        (1, _) => "debug",
-        _ => "trace",
+        (0, 0) => LevelFilter::INFO,
+        (_, 1) => LevelFilter::WARN,
+        (_, q) if q >= 2 => LevelFilter::ERROR,
+        (1, _) => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    // RUST_LOG wins for debugging dependencies; otherwise only our own logs.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,ts_principals={level}")));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = EnvFilter::try_new(log_directives(rust_log.as_deref(), level))
+        .unwrap_or_else(|_| EnvFilter::new(log_directives(None, level)));
     let color = global.color.enabled(std::io::stderr().is_terminal());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -515,6 +516,29 @@ fn init_logging(global: &GlobalArgs) {
         .with_ansi(color)
         .event_format(LogFormat)
         .init();
+}
+
+/// The log filter: `warn,ts_principals=LEVEL` without RUST_LOG. RUST_LOG
+/// wins for debugging dependencies, but our own logs keep the level -v/-q
+/// chose unless it names `ts_principals` (`RUST_LOG=reqwest=debug` once hid
+/// every warning of ours), or a global level that shows more of them.
+fn log_directives(
+    rust_log: Option<&str>,
+    level: tracing_subscriber::filter::LevelFilter,
+) -> String {
+    use tracing_subscriber::filter::LevelFilter;
+    let Some(rust_log) = rust_log.map(str::trim).filter(|r| !r.is_empty()) else {
+        return format!("warn,ts_principals={level}");
+    };
+    if rust_log.contains("ts_principals") {
+        return rust_log.to_owned();
+    }
+    let global = rust_log
+        .split(',')
+        .filter_map(|directive| directive.trim().parse::<LevelFilter>().ok())
+        .max();
+    let ours = global.map_or(level, |global| global.max(level));
+    format!("{rust_log},ts_principals={ours}")
 }
 
 /// `error: …`, `warning: …`, plain info lines.
@@ -556,5 +580,57 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn our_logs_keep_their_level_unless_rust_log_names_them() {
+        use tracing_subscriber::filter::LevelFilter;
+        let info = LevelFilter::INFO;
+        assert_eq!(log_directives(None, info), "warn,ts_principals=info");
+        assert_eq!(log_directives(Some(" "), info), "warn,ts_principals=info");
+        assert_eq!(
+            log_directives(None, LevelFilter::WARN),
+            "warn,ts_principals=warn"
+        );
+        // Only a dependency named: ours were all hidden.
+        assert_eq!(
+            log_directives(Some("reqwest=debug"), info),
+            "reqwest=debug,ts_principals=info"
+        );
+        assert_eq!(
+            log_directives(Some("reqwest=debug,hyper=trace"), LevelFilter::DEBUG),
+            "reqwest=debug,hyper=trace,ts_principals=debug"
+        );
+        // Named: RUST_LOG decides.
+        assert_eq!(
+            log_directives(Some("ts_principals=off"), info),
+            "ts_principals=off"
+        );
+        assert_eq!(
+            log_directives(Some("warn,ts_principals::client=trace"), info),
+            "warn,ts_principals::client=trace"
+        );
+        // A global level shows more of ours when it asks for more, never less.
+        assert_eq!(
+            log_directives(Some("trace"), info),
+            "trace,ts_principals=trace"
+        );
+        assert_eq!(log_directives(Some("off"), info), "off,ts_principals=info");
+        assert_eq!(
+            log_directives(Some("error,reqwest=debug"), LevelFilter::WARN),
+            "error,reqwest=debug,ts_principals=warn"
+        );
+        for rust_log in [
+            None,
+            Some("reqwest=debug"),
+            Some("trace"),
+            Some("ts_principals=off"),
+        ] {
+            let directives = log_directives(rust_log, info);
+            assert!(
+                tracing_subscriber::EnvFilter::try_new(&directives).is_ok(),
+                "{directives}"
+            );
+        }
     }
 }
