@@ -499,6 +499,8 @@ fn report(error: &anyhow::Error, color: bool) {
 fn init_logging(global: &GlobalArgs) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match (global.verbose, global.quiet) {
         (0, 0) => LevelFilter::INFO,
         (_, 1) => LevelFilter::WARN,
@@ -515,6 +517,10 @@ fn init_logging(global: &GlobalArgs) {
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .event_format(LogFormat)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|meta| {
+            !repeats_the_final_error(meta)
+        }))
         .init();
 }
 
@@ -539,6 +545,14 @@ fn log_directives(
         .max();
     let ours = global.map_or(level, |global| global.max(level));
     format!("{rust_log},ts_principals={ours}")
+}
+
+/// The error rustls-platform-verifier logs when a certificate is refused
+/// (`failed to verify TLS certificate: … CaUsedAsEndEntity`): the final
+/// error names the same reason and explains it, so the raw line would only
+/// say it twice. (It is the crate's only error-level log.)
+fn repeats_the_final_error(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() == tracing::Level::ERROR && meta.target().starts_with("rustls_platform_verifier")
 }
 
 /// `error: …`, `warning: …`, plain info lines.
