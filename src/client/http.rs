@@ -265,7 +265,8 @@ impl Http {
     }
 
     /// Reads a (decompressed) body as it streams in, stopping at the limit,
-    /// so an endless or inflating body cannot take all memory.
+    /// so an endless or inflating body is cut off. The limit is per
+    /// response: with N requests in flight, N bodies may each reach it.
     async fn read_body(&self, mut response: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
         let limit = self.settings.max_response_bytes;
         let announced = response.content_length().unwrap_or(0);
