@@ -70,7 +70,8 @@ pub(super) struct ConnectArgs {
     concurrency: Option<u32>,
     /// Most MiB one response may hold once decompressed, 1 to 65536
     /// (`fetch.max_response_mb`, default 512). A longer response (an endless body, a
-    /// compression bomb) fails the fetch, naming the URL.
+    /// compression bomb) fails the fetch, naming the URL. The cap is per response: with
+    /// --concurrency N up to N are read at once, so the worst case is N × the cap.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(wide(limits::MAX_RESPONSE_MB)))]
     max_response_mb: Option<u32>,
     /// PEM file with the certificate of a private CA to trust (adds to the system's).

@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 mod connect;
 mod profiles;
 mod progress;
+mod snapshot_out;
 
 use crate::atomic::Wait;
 use crate::client::ClientError;
@@ -300,27 +301,7 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
     let p = &loaded.principals;
     let json = input::snapshot::to_json(p);
-    let written_to = if args.output.as_os_str() == "-" {
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(json.as_bytes())
-            .and_then(|()| stdout.flush())
-            .map_err(|e| anyhow::anyhow!("cannot write the snapshot to standard output: {e}"))?;
-        "standard output".to_owned()
-    } else {
-        crate::atomic::write_file(
-            &args.output,
-            json.as_bytes(),
-            crate::atomic::Access::Default,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write the snapshot to {}: {e}; nothing was written",
-                args.output.display()
-            )
-        })?;
-        args.output.display().to_string()
-    };
+    let written_to = snapshot_out::write(&args.output, json.as_bytes())?;
     tracing::info!(
         "wrote {written_to}: {} orgs, {} users, {} groups, {} direct memberships (cluster {})",
         p.orgs.len(),
@@ -482,11 +463,11 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
     })
 }
 
-/// Exit code for an error: 4 when the output could not be written, 3 when
-/// the cluster or the network failed, 2 for anything the user can fix in
-/// their input, config or command line.
+/// Exit code for an error: 4 when the output (directory or snapshot) could
+/// not be written, 3 when the cluster or the network failed, 2 for anything
+/// the user can fix in their input, config or command line.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.is::<OutputError>() {
+    if error.is::<OutputError>() || error.is::<snapshot_out::SnapshotWriteError>() {
         return 4;
     }
     if error.is::<connect::UnusableResponses>() {
@@ -525,23 +506,61 @@ fn report(error: &anyhow::Error, color: bool) {
 
 fn init_logging(global: &GlobalArgs) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match (global.verbose, global.quiet) {
-        (0, 0) => "info",
-        (_, 1) => "warn",
-        (_, q) if q >= 2 => "error",
-        (1, _) => "debug",
-        _ => "trace",
+        (0, 0) => LevelFilter::INFO,
+        (_, 1) => LevelFilter::WARN,
+        (_, q) if q >= 2 => LevelFilter::ERROR,
+        (1, _) => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    // RUST_LOG wins for debugging dependencies; otherwise only our own logs.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,ts_principals={level}")));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = EnvFilter::try_new(log_directives(rust_log.as_deref(), level))
+        .unwrap_or_else(|_| EnvFilter::new(log_directives(None, level)));
     let color = global.color.enabled(std::io::stderr().is_terminal());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .event_format(LogFormat)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|meta| {
+            !repeats_the_final_error(meta)
+        }))
         .init();
+}
+
+/// The log filter: `warn,ts_principals=LEVEL` without RUST_LOG. RUST_LOG
+/// wins for debugging dependencies, but our own logs keep the level -v/-q
+/// chose unless it names `ts_principals` (`RUST_LOG=reqwest=debug` once hid
+/// every warning of ours), or a global level that shows more of them.
+fn log_directives(
+    rust_log: Option<&str>,
+    level: tracing_subscriber::filter::LevelFilter,
+) -> String {
+    use tracing_subscriber::filter::LevelFilter;
+    let Some(rust_log) = rust_log.map(str::trim).filter(|r| !r.is_empty()) else {
+        return format!("warn,ts_principals={level}");
+    };
+    if rust_log.contains("ts_principals") {
+        return rust_log.to_owned();
+    }
+    let global = rust_log
+        .split(',')
+        .filter_map(|directive| directive.trim().parse::<LevelFilter>().ok())
+        .max();
+    let ours = global.map_or(level, |global| global.max(level));
+    format!("{rust_log},ts_principals={ours}")
+}
+
+/// The error rustls-platform-verifier logs when a certificate is refused
+/// (`failed to verify TLS certificate: … CaUsedAsEndEntity`): the final
+/// error names the same reason and explains it, so the raw line would only
+/// say it twice. (It is the crate's only error-level log.)
+fn repeats_the_final_error(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() == tracing::Level::ERROR && meta.target().starts_with("rustls_platform_verifier")
 }
 
 /// `error: …`, `warning: …`, plain info lines.
@@ -583,5 +602,57 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn our_logs_keep_their_level_unless_rust_log_names_them() {
+        use tracing_subscriber::filter::LevelFilter;
+        let info = LevelFilter::INFO;
+        assert_eq!(log_directives(None, info), "warn,ts_principals=info");
+        assert_eq!(log_directives(Some(" "), info), "warn,ts_principals=info");
+        assert_eq!(
+            log_directives(None, LevelFilter::WARN),
+            "warn,ts_principals=warn"
+        );
+        // Only a dependency named: ours were all hidden.
+        assert_eq!(
+            log_directives(Some("reqwest=debug"), info),
+            "reqwest=debug,ts_principals=info"
+        );
+        assert_eq!(
+            log_directives(Some("reqwest=debug,hyper=trace"), LevelFilter::DEBUG),
+            "reqwest=debug,hyper=trace,ts_principals=debug"
+        );
+        // Named: RUST_LOG decides.
+        assert_eq!(
+            log_directives(Some("ts_principals=off"), info),
+            "ts_principals=off"
+        );
+        assert_eq!(
+            log_directives(Some("warn,ts_principals::client=trace"), info),
+            "warn,ts_principals::client=trace"
+        );
+        // A global level shows more of ours when it asks for more, never less.
+        assert_eq!(
+            log_directives(Some("trace"), info),
+            "trace,ts_principals=trace"
+        );
+        assert_eq!(log_directives(Some("off"), info), "off,ts_principals=info");
+        assert_eq!(
+            log_directives(Some("error,reqwest=debug"), LevelFilter::WARN),
+            "error,reqwest=debug,ts_principals=warn"
+        );
+        for rust_log in [
+            None,
+            Some("reqwest=debug"),
+            Some("trace"),
+            Some("ts_principals=off"),
+        ] {
+            let directives = log_directives(rust_log, info);
+            assert!(
+                tracing_subscriber::EnvFilter::try_new(&directives).is_ok(),
+                "{directives}"
+            );
+        }
     }
 }

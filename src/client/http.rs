@@ -232,7 +232,16 @@ impl Http {
                     });
                 }
                 Err(error) if error.is_timeout() => Failure::Timeout,
-                Err(error) if error.is_connect() => Failure::Connect(error_chain(error)),
+                Err(error) if error.is_connect() => {
+                    let reason = error_chain(error);
+                    match certificate_refusal(&reason) {
+                        // Not retried: the same certificate comes back every time.
+                        Some(refusal) => {
+                            return Err(self.give_up(request, Failure::Connect(refusal), attempt));
+                        }
+                        None => Failure::Connect(reason),
+                    }
+                }
                 // Sent, but the connection closed before a whole response came.
                 Err(error) => Failure::Body(error_chain(error)),
             };
@@ -256,7 +265,8 @@ impl Http {
     }
 
     /// Reads a (decompressed) body as it streams in, stopping at the limit,
-    /// so an endless or inflating body cannot take all memory.
+    /// so an endless or inflating body is cut off. The limit is per
+    /// response: with N requests in flight, N bodies may each reach it.
     async fn read_body(&self, mut response: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
         let limit = self.settings.max_response_bytes;
         let announced = response.content_length().unwrap_or(0);
@@ -350,6 +360,23 @@ impl Http {
             },
         }
     }
+}
+
+/// When TLS refused the cluster's certificate, that in words, with the
+/// reason rustls gives: `invalid peer certificate:
+/// Other(OtherError(CaUsedAsEndEntity))` (after reqwest's and hyper's
+/// wrappers) becomes `TLS refused the cluster's certificate
+/// (CaUsedAsEndEntity)`, which [`connect_advice`] then explains.
+fn certificate_refusal(chain: &str) -> Option<String> {
+    const MARK: &str = "invalid peer certificate: ";
+    let mut detail = chain[chain.find(MARK)? + MARK.len()..].trim();
+    while let Some(inner) = ["Other(", "OtherError("]
+        .iter()
+        .find_map(|wrapper| detail.strip_prefix(wrapper)?.strip_suffix(')'))
+    {
+        detail = inner;
+    }
+    Some(format!("TLS refused the cluster's certificate ({detail})"))
 }
 
 /// What to do about a failed connection: when TLS refused the cluster's
@@ -517,6 +544,25 @@ mod tests {
             assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
             assert!(http.backoff(30) <= Duration::from_millis(1000));
         }
+    }
+
+    #[test]
+    fn refused_certificates_are_named_without_rustls_wrappers() {
+        let chain = "error sending request: client error (Connect): invalid peer certificate: \
+                     Other(OtherError(CaUsedAsEndEntity))";
+        assert_eq!(
+            certificate_refusal(chain).as_deref(),
+            Some("TLS refused the cluster's certificate (CaUsedAsEndEntity)")
+        );
+        assert_eq!(
+            certificate_refusal("client error (Connect): invalid peer certificate: UnknownIssuer")
+                .as_deref(),
+            Some("TLS refused the cluster's certificate (UnknownIssuer)")
+        );
+        assert_eq!(
+            certificate_refusal("tcp connect error: Connection refused (os error 111)"),
+            None
+        );
     }
 
     #[test]

@@ -375,8 +375,9 @@ impl Store {
     }
 
     /// Every profile (none when the file does not exist yet). A file (or
-    /// directory) other users can write is refused: whoever can change it
-    /// can point a profile at their own server and collect the password.
+    /// directory) other users can write, or that another user than this
+    /// one or root owns, is refused: whoever can change it can point a
+    /// profile at their own server and collect the password.
     pub fn load(&self) -> Result<Profiles, ProfileError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
@@ -392,10 +393,14 @@ impl Store {
         Ok(profiles)
     }
 
-    /// Refuses a profile file, or its directory, that others can write.
+    /// Refuses a profile file, or its directory, that others can write or
+    /// that someone else owns (as ssh does): its owner can always change
+    /// it, whatever its mode says.
     #[cfg(unix)]
     fn check_private(&self) -> Result<(), ProfileError> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
         let dir = self.dir();
         for (path, what, fix) in [
             (self.path.as_path(), "it", "600"),
@@ -404,6 +409,14 @@ impl Store {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
             };
+            let named = if meta.is_dir() {
+                format!("{what} {}", path.display())
+            } else {
+                what.to_owned()
+            };
+            if let Some(message) = foreign_owner(&named, path, meta.uid(), me) {
+                return Err(self.error(message));
+            }
             let mode = meta.permissions().mode();
             // A sticky directory (like /tmp) keeps others from replacing the file.
             let sticky = meta.is_dir() && mode & 0o1000 != 0;
@@ -492,6 +505,9 @@ impl Store {
                 dir.display()
             ))
         })?;
+        // Not only when the file exists (as `load` checks): no profile is
+        // written where someone else could change it.
+        self.check_private()?;
         let _lock = crate::atomic::Lock::acquire(dir, crate::atomic::Wait::Block, || {
             tracing::info!(
                 "waiting for another ts-principals run to finish changing {}",
@@ -574,6 +590,22 @@ fn check_name(name: &str) -> Result<(), ProfileError> {
         });
     }
     Ok(())
+}
+
+/// Why a profile file or directory owned by `owner` is not to be trusted
+/// by a process running as `me`; `None` when `me` or root owns it.
+#[cfg(unix)]
+fn foreign_owner(what: &str, path: &Path, owner: u32, me: u32) -> Option<String> {
+    if owner == me || owner == 0 {
+        return None;
+    }
+    Some(format!(
+        "{what} is owned by another user (uid {owner}; you are uid {me}), who can change it \
+         and point a profile at their own server to collect your password; if it is yours, \
+         check the profiles, then run `sudo chown {me} {}`; else use a config directory of \
+         your own ({DIR_ENV}=DIR)",
+        path.display()
+    ))
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -923,6 +955,51 @@ mod tests {
         mode(store.dir(), 0o1777);
         assert_eq!(store.get("p").unwrap(), profile());
         mode(store.dir(), 0o700);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_or_directory_someone_else_owns_is_refused() {
+        let path = Path::new("/home/ana/.config/ts-principals/profiles.toml");
+        assert_eq!(foreign_owner("it", path, 1000, 1000), None);
+        assert_eq!(foreign_owner("it", path, 0, 1000), None, "root may own it");
+        let message = foreign_owner("it", path, 65534, 1000).unwrap();
+        for expected in [
+            "/home/ana/.config/ts-principals/profiles.toml",
+            "uid 65534",
+            "you are uid 1000",
+            "sudo chown 1000 /home/ana/.config/ts-principals/profiles.toml",
+            DIR_ENV,
+        ] {
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+
+        // The real thing needs root (to give a file away); skipped otherwise.
+        use std::os::unix::fs::chown;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("c"));
+        store.create("p", profile(), false).unwrap();
+        if chown(store.path(), Some(65534), None).is_err() {
+            eprintln!("skipped: giving a file to uid 65534 needs root");
+            return;
+        }
+        let error = store.load().unwrap_err().to_string();
+        assert!(
+            error.contains("owned by another user (uid 65534") && error.contains("chown"),
+            "{error}"
+        );
+        chown(store.path(), Some(0), None).unwrap();
+        chown(store.dir(), Some(65534), None).unwrap();
+        let error = store.get("p").unwrap_err().to_string();
+        assert!(
+            error.contains("its directory") && error.contains("uid 65534"),
+            "{error}"
+        );
+        // Nor is a profile written there.
+        let error = store.create("q", profile(), false).unwrap_err().to_string();
+        assert!(error.contains("uid 65534"), "{error}");
+        chown(store.dir(), Some(0), None).unwrap();
+        assert_eq!(store.get("p").unwrap(), profile());
     }
 
     #[test]

@@ -241,3 +241,51 @@ fn usage_errors_exit_with_2() {
         .code(2)
         .stderr(contains("panicked").not());
 }
+
+#[test]
+fn our_warnings_show_when_rust_log_names_only_dependencies() {
+    // RUST_LOG=reqwest=debug once hid every log line of ts-principals,
+    // warnings included: only the targets it named were enabled.
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), &example(), "out", &[]).success();
+    let users = dir.path().join("out/tml/TS_USERS.table.tml");
+    for (rust_log, extra) in [
+        ("reqwest=debug", &[][..]),
+        ("reqwest=debug,hyper=info", &["-q"][..]),
+    ] {
+        std::fs::write(&users, b"table: {}\n").unwrap();
+        ts_principals(dir.path())
+            .env("RUST_LOG", rust_log)
+            .args(extra)
+            .arg("generate")
+            .arg("--from")
+            .arg(example())
+            .args(["--out", "out"])
+            .assert()
+            .success()
+            .stderr(contains(
+                "warning: out/tml/TS_USERS.table.tml was changed since ts-principals wrote it",
+            ));
+    }
+    // Info lines keep -q's level: hidden with -q, shown without.
+    std::fs::write(&users, b"table: {}\n").unwrap();
+    ts_principals(dir.path())
+        .env("RUST_LOG", "reqwest=debug")
+        .args(["-q", "generate", "--from"])
+        .arg(example())
+        .args(["--out", "out"])
+        .assert()
+        .success()
+        .stderr(contains("wrote out").not());
+    // Naming ts_principals still decides.
+    std::fs::write(&users, b"table: {}\n").unwrap();
+    ts_principals(dir.path())
+        .env("RUST_LOG", "ts_principals=error")
+        .arg("generate")
+        .arg("--from")
+        .arg(example())
+        .args(["--out", "out"])
+        .assert()
+        .success()
+        .stderr(contains("was changed").not());
+}

@@ -919,6 +919,86 @@ fn dash_writes_the_snapshot_to_standard_output() {
     assert!(!scratch.file("-").exists(), "no file named -");
 }
 
+#[test]
+fn a_snapshot_that_cannot_be_written_is_an_output_error_naming_the_path() {
+    // Exited 2 ("usage or input error"), naming the temporary file
+    // (`/nonexistent-dir/.p.json.ASgbn4.tmp`) the user never gave.
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let target = scratch.file("missing-dir").join("p.json");
+    let output = scratch
+        .with_password(&server)
+        .arg("fetch")
+        .arg("-o")
+        .arg(&target)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot write the snapshot to {}: ",
+            target.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the directory {} does not exist: create it, or choose another path with -o",
+            scratch.file("missing-dir").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".p.json."), "{stderr}");
+    assert!(!scratch.file("missing-dir").exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_under_the_snapshot_is_an_output_error() {
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    let full = "No space left on device";
+    scratch
+        .with_password(&server)
+        .args(["fetch", "-o", "/dev/full"])
+        .assert()
+        .code(4)
+        .stderr(
+            predicate::str::contains("cannot write the snapshot to /dev/full: ")
+                .and(predicate::str::contains(full))
+                .and(predicate::str::contains("free some space")),
+        );
+
+    // `-o -` with standard output on a full disk.
+    let dev_full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("ts-principals"))
+        .current_dir(scratch.path())
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("TS_PRINCIPALS_CONFIG_DIR", scratch.file("config"))
+        .env("THOUGHTSPOT_URL", server.url())
+        .env("THOUGHTSPOT_USERNAME", fake::USERNAME)
+        .env("THOUGHTSPOT_PASSWORD", fake::PASSWORD)
+        .env_remove("THOUGHTSPOT_TOKEN")
+        .env_remove("THOUGHTSPOT_SECRET_KEY")
+        .args(["fetch", "-o", "-"])
+        .stdout(dev_full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the snapshot to standard output: ")
+            && stderr.contains(full)
+            && stderr.contains("free some space"),
+        "{stderr}"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn a_symbolic_link_or_a_named_pipe_is_written_through_not_replaced() {

@@ -241,6 +241,85 @@ fn a_profiles_file_others_can_write_is_refused() {
         .success();
 }
 
+#[cfg(unix)]
+#[test]
+fn a_profiles_file_someone_else_owns_is_refused() {
+    // Mode 600 and owned by `nobody` was accepted: its owner can change it
+    // whatever the mode says. Giving a file away needs root.
+    use std::os::unix::fs::chown;
+    let server = FakeThoughtSpot::start(fixtures());
+    let scratch = Scratch::new();
+    scratch
+        .cmd()
+        .args(["config", "create", "--name", "p", "--url"])
+        .arg(server.url())
+        .args(["--username", fake::USERNAME, "--password-env", "P_PW"])
+        .assert()
+        .success();
+    let file = scratch.file("config/profiles.toml");
+    let dir = scratch.file("config");
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&dir).unwrap());
+    if chown(&file, Some(65534), None).is_err() {
+        eprintln!("skipped: giving a file to uid 65534 needs root");
+        return;
+    }
+    let refused = |path: &std::path::Path| {
+        predicate::str::contains("is owned by another user (uid 65534")
+            .and(predicate::str::contains(format!(
+                "chown {me} {}",
+                path.display()
+            )))
+            .and(predicate::str::contains("TS_PRINCIPALS_CONFIG_DIR"))
+    };
+    scratch
+        .cmd()
+        .args(["config", "list"])
+        .assert()
+        .code(2)
+        .stderr(refused(&file));
+    scratch
+        .cmd()
+        .env("P_PW", fake::PASSWORD)
+        .args(["fetch", "--profile", "p"])
+        .assert()
+        .code(2)
+        .stderr(refused(&file));
+    assert!(server.state.seen().is_empty());
+
+    chown(&file, Some(me), None).unwrap();
+    chown(&dir, Some(65534), None).unwrap();
+    scratch
+        .cmd()
+        .args(["config", "list"])
+        .assert()
+        .code(2)
+        .stderr(refused(&dir).and(predicate::str::contains(format!(
+            "its directory {} is owned",
+            dir.display()
+        ))));
+    scratch
+        .cmd()
+        .args([
+            "config",
+            "create",
+            "--name",
+            "q",
+            "--url",
+            "https://ts.example.com",
+        ])
+        .args(["--token-env", "T"])
+        .assert()
+        .code(2)
+        .stderr(refused(&dir));
+    chown(&dir, Some(me), None).unwrap();
+    scratch
+        .cmd()
+        .env("P_PW", fake::PASSWORD)
+        .args(["fetch", "--profile", "p"])
+        .assert()
+        .success();
+}
+
 #[test]
 fn profiles_created_at_the_same_time_are_all_kept() {
     // Concurrent `config create` once lost profiles: each read the file,

@@ -87,18 +87,32 @@ fn a_private_ca_is_trusted_only_when_given() {
         .unwrap()
         .write_all(pem.as_bytes())
         .unwrap();
-    let fetch = || {
+    let fetch_retrying = |retries: &str| {
         let mut cmd = ts_principals(dir.path());
         cmd.env("TS_PRINCIPALS_CONFIG_DIR", dir.path().join("config"))
             .env("THOUGHTSPOT_URL", format!("https://127.0.0.1:{port}"))
             .env("THOUGHTSPOT_TOKEN", "t")
-            .args(["fetch", "--retries", "0"]);
+            .args(["fetch", "--retries", retries]);
         cmd
     };
+    let fetch = || fetch_retrying("0");
     // Unknown CA: refused, with the hint.
     fetch().assert().code(3).stderr(
         predicate::str::contains("cannot connect").and(predicate::str::contains("--ca-cert")),
     );
+    // Said once, and not retried: the same certificate would come back.
+    let output = fetch_retrying("4").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "after 1 attempt(s): TLS refused the cluster's certificate (UnknownIssuer); the \
+             cluster's certificate is issued by a CA this computer does not trust"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert_eq!(stderr.matches("error: ").count(), 1, "{stderr}");
     // With the CA: the handshake succeeds and the server's 401 comes back.
     fetch().arg("--ca-cert").arg(&ca).assert().code(3).stderr(
         predicate::str::contains("HTTP 401 (tls ok)")
@@ -126,9 +140,26 @@ fn a_self_signed_ca_certificate_as_the_servers_own_is_explained() {
         .env("THOUGHTSPOT_TOKEN", "t")
         .args(["fetch", "--retries", "0", "--ca-cert"])
         .arg(&ca);
-    cmd.assert().code(3).stderr(
-        predicate::str::contains("presents a CA certificate (basicConstraints CA:TRUE) as its own")
-            .and(predicate::str::contains("CA:FALSE"))
-            .and(predicate::str::contains("for a private CA pass").not()),
+    let output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("presents a CA certificate (basicConstraints CA:TRUE) as its own")
+            && stderr.contains("CA:FALSE")
+            && !stderr.contains("for a private CA pass"),
+        "{stderr}"
+    );
+    // Said once: rustls-platform-verifier's own log line (`error: failed
+    // to verify TLS certificate: … Other(OtherError(CaUsedAsEndEntity))`)
+    // came first, and the final error repeated rustls's raw reason.
+    assert_eq!(stderr.matches("error: ").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("failed to verify TLS certificate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("OtherError"), "{stderr}");
+    assert!(
+        stderr.contains("TLS refused the cluster's certificate (CaUsedAsEndEntity)"),
+        "{stderr}"
     );
 }
