@@ -107,10 +107,12 @@ pub enum OutputError {
     },
     /// Something that is not a regular file is where a file of the set goes.
     #[error(
-        "{path} is {what}, where ts-principals writes a file; move it away (or choose \
+        "{path} is {what}, where ts-principals needs {needs}; move it away (or choose \
          another --out) and run again"
     )]
     InTheWay {
+        /// What ts-principals writes there: "a file" or "a directory".
+        needs: &'static str,
         /// The path.
         path: PathBuf,
         /// "a directory", "a symbolic link", …
@@ -613,6 +615,7 @@ pub(crate) fn check_target(out: &Path, relative: &str) -> Result<(), OutputError
             // Its directory must be one, or creatable.
             return match path.parent().map(fs::metadata) {
                 Some(Ok(meta)) if !meta.is_dir() => Err(OutputError::InTheWay {
+                    needs: "a directory",
                     path: path.parent().unwrap_or(out).to_path_buf(),
                     what: "a file",
                 }),
@@ -621,7 +624,11 @@ pub(crate) fn check_target(out: &Path, relative: &str) -> Result<(), OutputError
         }
         Err(e) => return Err(at(&path)(e)),
     };
-    Err(OutputError::InTheWay { path, what })
+    Err(OutputError::InTheWay {
+        needs: "a file",
+        path,
+        what,
+    })
 }
 
 /// Removes staging and backup directories that dead runs left beside the
@@ -637,7 +644,14 @@ fn sweep<'p>(out: &Path, paths: impl Iterator<Item = &'p str>) -> Result<(), Out
     for dir in dirs {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(at(&dir)(e)),
         };
         for entry in entries {

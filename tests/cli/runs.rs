@@ -265,6 +265,17 @@ fn a_directory_where_a_file_goes_fails_with_4_and_changes_nothing() {
         .stderr(predicates::str::contains("TS_BI_SERVER.table.tml"))
         .stderr(predicates::str::contains("a directory"));
     assert_eq!(before, tree(&out));
+
+    // A file where a directory of ours goes.
+    std::fs::remove_dir_all(out.join("tml")).unwrap();
+    std::fs::write(out.join("tml"), "mine\n").unwrap();
+    let before = tree(&out);
+    generate(dir.path(), &example(), "out", &[])
+        .code(4)
+        .stderr(predicates::str::contains(
+            "tml is a file, where ts-principals needs a directory",
+        ));
+    assert_eq!(before, tree(&out));
 }
 
 /// A read-only `tml/` fails the run part-way through its moves (data files
