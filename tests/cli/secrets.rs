@@ -184,10 +184,10 @@ fn a_broken_profiles_file_names_the_line_not_the_value() {
     assert!(text.contains("fix or delete the file"), "{text}");
 }
 
+/// A fake cluster and a scratch config with profile `p` for it (password
+/// from `P_PW`).
 #[cfg(unix)]
-#[test]
-fn a_profiles_file_others_can_write_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
+fn profile_p() -> (FakeThoughtSpot, Scratch) {
     let server = FakeThoughtSpot::start(fixtures());
     let scratch = Scratch::new();
     scratch
@@ -197,6 +197,14 @@ fn a_profiles_file_others_can_write_is_refused() {
         .args(["--username", fake::USERNAME, "--password-env", "P_PW"])
         .assert()
         .success();
+    (server, scratch)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_profiles_file_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, scratch) = profile_p();
     let file = scratch.file("config/profiles.toml");
     let chmod = |path: &std::path::Path, mode| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
@@ -247,15 +255,7 @@ fn a_profiles_file_someone_else_owns_is_refused() {
     // Mode 600 and owned by `nobody` was accepted: its owner can change it
     // whatever the mode says. Giving a file away needs root.
     use std::os::unix::fs::chown;
-    let server = FakeThoughtSpot::start(fixtures());
-    let scratch = Scratch::new();
-    scratch
-        .cmd()
-        .args(["config", "create", "--name", "p", "--url"])
-        .arg(server.url())
-        .args(["--username", fake::USERNAME, "--password-env", "P_PW"])
-        .assert()
-        .success();
+    let (server, scratch) = profile_p();
     let file = scratch.file("config/profiles.toml");
     let dir = scratch.file("config");
     let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&dir).unwrap());
