@@ -294,7 +294,7 @@ fn floor(input: &Path) {
 // ---- generate: the whole job ---------------------------------------------
 
 fn generate(input: &Path, out: &Path, cluster_id: Option<&String>) {
-    use ts_principals::{generate, input, output};
+    use ts_principals::{input, output};
     let started = Instant::now();
     let mut lap = started;
     let mut phase = |name: &str| {
@@ -310,13 +310,7 @@ fn generate(input: &Path, out: &Path, cluster_id: Option<&String>) {
     phase("read + parse + model");
     let effective = loaded.principals.effective_memberships().len();
     phase("effective memberships");
-    let generated = generate::generate(
-        &loaded.principals,
-        &loaded.report,
-        loaded.kind,
-        &generate::GenerateOptions::default(),
-    )
-    .expect("generate");
+    let generated = render(&loaded);
     phase("TML");
     output::write(out, &generated, &output::WriteOptions::default()).expect("write");
     phase("CSV + hash + write");
@@ -337,19 +331,24 @@ fn generate(input: &Path, out: &Path, cluster_id: Option<&String>) {
     println!("peak_mib: {:.0}", peak_mib());
 }
 
-// ---- diff: render in memory and compare with a directory ----------------
-
-fn diff(input: &Path, out: &Path, mode: &str) {
-    use ts_principals::{atomic::Wait, diff, generate, input, output};
-    let started = Instant::now();
-    let loaded = input::load(&[input.to_path_buf()], &input::LoadOptions::default()).expect("load");
-    let generated = generate::generate(
+/// Data and TML in memory, with the default options.
+fn render(loaded: &ts_principals::input::Loaded) -> ts_principals::generate::Generated<'_> {
+    ts_principals::generate::generate(
         &loaded.principals,
         &loaded.report,
         loaded.kind,
-        &generate::GenerateOptions::default(),
+        &ts_principals::generate::GenerateOptions::default(),
     )
-    .expect("generate");
+    .expect("generate")
+}
+
+// ---- diff: render in memory and compare with a directory ----------------
+
+fn diff(input: &Path, out: &Path, mode: &str) {
+    use ts_principals::{atomic::Wait, diff, input, output};
+    let started = Instant::now();
+    let loaded = input::load(&[input.to_path_buf()], &input::LoadOptions::default()).expect("load");
+    let generated = render(&loaded);
     let dir = output::open_to_read(out, Wait::Block).expect("open");
     let changes = diff::compare(&dir, &generated).expect("compare");
     let palette = diff::Palette::new(false);

@@ -235,20 +235,6 @@ impl Spool {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Some(file) = &mut self.file {
-            return file.write_all(bytes);
-        }
-        self.memory.extend_from_slice(bytes);
-        if self.memory.len() > self.limit {
-            let mut file = io::BufWriter::new(tempfile::tempfile()?);
-            file.write_all(&self.memory)?;
-            self.memory = Vec::new();
-            self.file = Some(file);
-        }
-        Ok(())
-    }
-
     fn copy_to(self, out: &mut dyn Write) -> io::Result<()> {
         match self.file {
             None => out.write_all(&self.memory),
@@ -257,6 +243,29 @@ impl Spool {
                 file.seek(io::SeekFrom::Start(0))?;
                 io::copy(&mut file, out).map(|_| ())
             }
+        }
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if let Some(file) = &mut self.file {
+            return file.write(bytes);
+        }
+        self.memory.extend_from_slice(bytes);
+        if self.memory.len() > self.limit {
+            let mut file = io::BufWriter::new(tempfile::tempfile()?);
+            file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
         }
     }
 }
@@ -395,15 +404,13 @@ fn render(body: &mut Spool, palette: Palette, tag: Tag, line: &[u8]) -> io::Resu
         Tag::Insert => (b'+', palette.added),
         Tag::Equal => (b' ', Style::new()),
     };
-    let mut text = Vec::with_capacity(line.len() + 48);
-    let _ = write!(text, "{}", style.render());
+    let mut text = Vec::with_capacity(line.len() + 32);
     text.push(sign);
     text.extend_from_slice(line);
     if !line.ends_with(b"\n") {
         text.extend_from_slice(b"\n\\ No newline at end of file\n");
     }
-    let _ = write!(text, "{}", style.render_reset());
-    body.write(&text)
+    paint(body, style, &text)
 }
 
 /// Writes `bytes` in `style` (nothing added when the style is plain).

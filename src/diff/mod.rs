@@ -9,7 +9,6 @@
 //! are "not ours", left out of the diff and counted in `--stat`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +20,8 @@ use lines::{Unified, Window};
 mod lines;
 
 use crate::output::{
-    Compared, FileSet, Hashing, MANIFEST, OnDisk, OutputDir, OutputError, manifest_without_stamp,
+    Compared, FileSet, Hashing, MANIFEST, OnDisk, OutputDir, OutputError, at,
+    manifest_without_stamp,
 };
 
 /// How one file differs.
@@ -50,13 +50,6 @@ impl Changes {
     /// True when nothing differs.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
-    }
-}
-
-fn at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -217,8 +210,8 @@ const BUFFER: usize = 1 << 16;
 
 /// Writes what went to stdout; a closed pipe (`| head`) ends the output
 /// quietly.
-fn emit(w: &mut dyn Write, text: &str) -> Result<bool, OutputError> {
-    match w.write_all(text.as_bytes()) {
+fn emit(w: &mut dyn Write, text: &[u8]) -> Result<bool, OutputError> {
+    match w.write_all(text) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(at(Path::new("standard output"))(e)),
@@ -247,10 +240,6 @@ impl Palette {
             removed: AnsiColor::Red.on_default(),
         }
     }
-}
-
-fn paint(out: &mut String, style: Style, line: &str) {
-    let _ = write!(out, "{}{line}{}", style.render(), style.render_reset());
 }
 
 /// Bounds the search for the smallest diff of one file; beyond it the
@@ -364,12 +353,21 @@ pub fn stat<F: FileSet>(
         .map(|(p, _, _)| p.chars().count())
         .max()
         .unwrap_or(0);
-    let mut text = String::new();
+    // Writing into memory cannot fail.
+    let mut text = Vec::new();
     for (path, added, removed) in &rows {
         let _ = write!(text, " {path:<width$} | {:>6} ", added + removed);
-        paint(&mut text, palette.added, &"+".repeat((*added).min(30)));
-        paint(&mut text, palette.removed, &"-".repeat((*removed).min(30)));
-        text.push('\n');
+        let _ = lines::paint(
+            &mut text,
+            palette.added,
+            "+".repeat((*added).min(30)).as_bytes(),
+        );
+        let _ = lines::paint(
+            &mut text,
+            palette.removed,
+            "-".repeat((*removed).min(30)).as_bytes(),
+        );
+        text.push(b'\n');
     }
     let _ = writeln!(
         text,

@@ -27,17 +27,24 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::OutputError;
+use super::{OutputError, at};
 use crate::atomic::{self, Access};
 
 /// The journal's file name in the output directory.
 pub(super) const JOURNAL: &str = ".ts-principals-journal.json";
 /// Names of staging directories begin with this.
-pub(super) const STAGING_PREFIX: &str = ".ts-principals-staging-";
+const STAGING_PREFIX: &str = ".ts-principals-staging-";
 /// Names of backup directories begin with this.
-pub(super) const BACKUP_PREFIX: &str = ".ts-principals-backup-";
+const BACKUP_PREFIX: &str = ".ts-principals-backup-";
 /// The journal format this build writes and reads.
 const FORMAT: u32 = 1;
+
+/// Whether a directory name is that of a run's staging or backup directory.
+pub(super) fn is_run_dir(name: &[u8]) -> bool {
+    [STAGING_PREFIX, BACKUP_PREFIX]
+        .iter()
+        .any(|prefix| name.starts_with(prefix.as_bytes()))
+}
 
 /// One run's name for its staging and backup directories.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,13 +153,6 @@ impl Faults {
     }
 }
 
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
@@ -160,16 +160,16 @@ fn exists(path: &Path) -> bool {
 fn rename(from: &Path, to: &Path, faults: &mut Faults) -> Result<(), OutputError> {
     faults.check(to)?;
     if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(io_at(parent))?;
+        fs::create_dir_all(parent).map_err(at(parent))?;
     }
     // An error names the user's file, not our staging or backup copy.
     let in_ours = |path: &Path| {
         path.parent()
             .and_then(Path::file_name)
-            .is_some_and(|dir| dir.as_encoded_bytes().starts_with(b".ts-principals-"))
+            .is_some_and(|dir| is_run_dir(dir.as_encoded_bytes()))
     };
     let named = if in_ours(to) { from } else { to };
-    fs::rename(from, to).map_err(io_at(named))
+    fs::rename(from, to).map_err(at(named))
 }
 
 impl Journal {
@@ -200,7 +200,7 @@ impl Journal {
         faults.check(&path)?;
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
-        atomic::write_file(&path, &bytes, Access::Default).map_err(io_at(&path))
+        atomic::write_file(&path, &bytes, Access::Default).map_err(at(&path))
     }
 
     /// Moves the staged files into place as `steps` say. On failure the
@@ -257,7 +257,7 @@ impl Journal {
                             });
                         if moved_in {
                             faults.check(&target)?;
-                            fs::remove_file(&target).map_err(io_at(&target))?;
+                            fs::remove_file(&target).map_err(at(&target))?;
                         }
                     }
                     // The backup, while it exists, is the old file: put it
@@ -283,7 +283,7 @@ impl Journal {
         let path = out.join(JOURNAL);
         if exists(&path) {
             faults.check(&path)?;
-            fs::remove_file(&path).map_err(io_at(&path))?;
+            fs::remove_file(&path).map_err(at(&path))?;
         }
         Ok(())
     }
@@ -296,7 +296,7 @@ pub(super) fn remove_dir(dir: &Path, faults: &mut Faults) -> Result<(), OutputEr
     }
     faults.check(dir)?;
     match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_at(dir)(e)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(dir)(e)),
         _ => Ok(()),
     }
 }
@@ -305,14 +305,14 @@ pub(super) fn remove_dir(dir: &Path, faults: &mut Faults) -> Result<(), OutputEr
 /// died (see [`atomic::write_file`]).
 fn clear_temporaries(out: &Path) -> Result<(), OutputError> {
     let prefix = format!(".{JOURNAL}.");
-    for entry in fs::read_dir(out).map_err(io_at(out))? {
-        let entry = entry.map_err(io_at(out))?;
+    for entry in fs::read_dir(out).map_err(at(out))? {
+        let entry = entry.map_err(at(out))?;
         let name = entry.file_name();
         let name = name.as_encoded_bytes();
         if name.starts_with(prefix.as_bytes()) && name.ends_with(b".tmp") {
             let path = entry.path();
             match fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(at(&path)(e)),
                 _ => {}
             }
         }
@@ -344,7 +344,7 @@ pub(super) fn recover(
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_at(&path)(e)),
+        Err(e) => return Err(at(&path)(e)),
     };
     let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| OutputError::Journal {
         path: path.clone(),

@@ -199,7 +199,8 @@ fn io_hint(error: &io::Error) -> &'static str {
     }
 }
 
-fn at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
+/// Turns an I/O error at `path` into an [`OutputError::Io`] naming it.
+pub(crate) fn at(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     move |source| OutputError::Io {
         path: path.to_path_buf(),
         source,
@@ -658,10 +659,7 @@ fn sweep<'p>(out: &Path, paths: impl Iterator<Item = &'p str>) -> Result<(), Out
             let entry = entry.map_err(at(&dir))?;
             let name = entry.file_name();
             let name = name.as_encoded_bytes();
-            let ours = [journal::STAGING_PREFIX, journal::BACKUP_PREFIX]
-                .iter()
-                .any(|prefix| name.starts_with(prefix.as_bytes()));
-            if ours {
+            if journal::is_run_dir(name) {
                 tracing::debug!(
                     "removing {}, left by a run that died",
                     entry.path().display()
