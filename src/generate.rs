@@ -17,7 +17,7 @@ use crate::input::InputKind;
 use crate::model::{BuildReport, Principals};
 use crate::output::{FileInfo, FileSet};
 use crate::render::{self, RenderError, Templates, TmlSettings};
-use crate::schema::Table;
+use crate::schema::{IdentifierCase, Table, TableDef};
 use crate::sink::{DataOptions, csv};
 
 /// Directory of the data files inside the output directory.
@@ -92,8 +92,39 @@ struct Manifest<'a> {
     counts: &'a Counts,
     repairs: &'a BuildReport,
     files: &'a BTreeMap<String, FileInfo>,
+    database: &'a DatabaseLayout,
     #[serde(skip_serializing_if = "Option::is_none")]
     generated_at: Option<&'a str>,
+}
+
+/// Where and under which names the data is meant to be loaded: what the
+/// TML beside it describes. `load` creates exactly these tables, so the
+/// TML and the database agree by construction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DatabaseLayout {
+    /// The TML's `db`.
+    pub database: String,
+    /// The TML's `schema`.
+    pub schema: String,
+    /// Case of every name below.
+    pub identifier_case: IdentifierCase,
+    /// Every data table, in file order.
+    pub tables: Vec<TableDef>,
+}
+
+impl DatabaseLayout {
+    /// The layout the TML settings describe.
+    pub fn of(tml: &TmlSettings) -> Self {
+        DatabaseLayout {
+            database: tml.database.clone(),
+            schema: tml.schema.clone(),
+            identifier_case: tml.identifier_case,
+            tables: Table::ALL
+                .iter()
+                .map(|t| t.definition(&tml.table_prefix, tml.identifier_case))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -117,6 +148,8 @@ pub struct Generated<'p> {
     stamp: Option<String>,
     /// The TML files by path, in path order.
     tml: Vec<(String, Vec<u8>)>,
+    /// The tables the data is loaded into.
+    pub layout: DatabaseLayout,
     /// What the files hold.
     pub counts: Counts,
 }
@@ -167,6 +200,7 @@ impl FileSet for Generated<'_> {
             counts: &self.counts,
             repairs: self.report,
             files,
+            database: &self.layout,
             generated_at: self.stamp.as_deref(),
         };
         let mut json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
@@ -228,6 +262,7 @@ pub fn generate<'p>(
         data: options.data.clone(),
         stamp: options.stamp.clone(),
         tml,
+        layout: DatabaseLayout::of(&options.tml),
         counts,
     })
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::schema::{IdentifierCase, Target};
+
 /// File name looked for in the current directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "ts-principals.toml";
 
@@ -68,8 +70,24 @@ pub struct TmlConfig {
     pub model_name: String,
     /// `model` or `worksheet`.
     pub format: TmlFormat,
+    /// The database the tables are loaded into; decides the default
+    /// identifier case.
+    pub target: Option<Target>,
+    /// Case of `db_table` and `db_column_name` (and of what `load`
+    /// creates); default from `target`.
+    pub identifier_case: Option<IdentifierCase>,
     /// `[tml.activity]`.
     pub activity: ActivityConfig,
+}
+
+impl TmlConfig {
+    /// The identifier case: as configured, else the target's, else upper
+    /// (Falcon's, and what ThoughtSpot's own tools write for Snowflake).
+    pub fn identifier_case(&self) -> IdentifierCase {
+        self.identifier_case
+            .or(self.target.map(Target::default_case))
+            .unwrap_or_default()
+    }
 }
 
 impl Default for TmlConfig {
@@ -81,6 +99,8 @@ impl Default for TmlConfig {
             table_prefix: "TS_".into(),
             model_name: "TS: Users and Groups".into(),
             format: TmlFormat::Model,
+            target: None,
+            identifier_case: None,
             activity: ActivityConfig::default(),
         }
     }

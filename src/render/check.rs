@@ -104,6 +104,15 @@ pub struct TableColumn {
     db_column_properties: Option<DbColumnProperties>,
 }
 
+impl TableColumn {
+    /// `db_column_properties.data_type`, when given.
+    pub fn data_type(&self) -> Option<&str> {
+        self.db_column_properties
+            .as_ref()
+            .map(|d| d.data_type.as_str())
+    }
+}
+
 /// Column properties; keys beyond these are accepted unchecked, as
 /// ThoughtSpot has many (synonyms, format_pattern, currency_type, …).
 #[derive(Debug, Deserialize)]

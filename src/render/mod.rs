@@ -20,7 +20,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, context};
 use serde::Serialize;
 
 use crate::config::{TmlConfig, TmlFormat};
-use crate::schema::Table;
+use crate::schema::{ColumnType, IdentifierCase, Table};
 pub use check::TmlKind;
 pub use names::file_stem;
 
@@ -145,6 +145,8 @@ pub struct TmlSettings {
     pub model_name: String,
     /// Model or worksheet.
     pub format: TmlFormat,
+    /// Case of every database name (`db_table`, `db_column_name`).
+    pub identifier_case: IdentifierCase,
     /// The activity tables, unless disabled.
     pub activity: Option<ActivityTables>,
 }
@@ -179,6 +181,7 @@ impl TmlSettings {
             table_prefix: tml.table_prefix.clone(),
             model_name: tml.model_name.clone(),
             format: tml.format,
+            identifier_case: tml.identifier_case(),
             activity: tml.activity.enabled.then(|| ActivityTables {
                 bi_server_table: tml.activity.bi_server_table.clone(),
                 bi_server_user_column: tml.activity.bi_server_user_column.clone(),
@@ -295,6 +298,12 @@ pub fn add_filters(env: &mut Environment<'_>) {
     env.add_filter("yaml", yaml_filter);
 }
 
+/// Registers `ident(name)`: a database name in the configured identifier
+/// case, as every `db_column_name` is written.
+fn add_identifier_case(env: &mut Environment<'_>, case: IdentifierCase) {
+    env.add_function("ident", move |name: &str| case.apply(name));
+}
+
 /// `{{ value|yaml }}`: the value as a double-quoted YAML string. Only
 /// strings are accepted, so a template cannot print `none` or a number where
 /// text belongs without saying so (`|string`).
@@ -353,20 +362,28 @@ struct Planned {
     kind: TmlKind,
     object_name: String,
     key: Option<&'static str>,
-    /// Database columns the table must have (the data's CSV columns).
-    db_columns: Vec<String>,
+    /// The database table the TML must name, for table files.
+    db_table: Option<String>,
+    /// Database columns the table must have (the data's columns), with the
+    /// type the data holds.
+    db_columns: Vec<(String, ColumnType)>,
+    /// Only these columns may be described (the principal tables); the
+    /// activity tables hold columns the data does not list yet.
+    exact: bool,
 }
 
 fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
+    let case = settings.identifier_case;
     let mut tables = BTreeMap::new();
     let mut planned = Vec::new();
     for table in Table::ALL {
         let name = table.object_name(&settings.table_prefix);
+        let def = table.definition(&settings.table_prefix, case);
         tables.insert(
             table.name(),
             TableContext {
                 name: name.clone(),
-                db_table: name.clone(),
+                db_table: def.table.clone(),
                 user_column: None,
             },
         );
@@ -375,11 +392,9 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
             kind: TmlKind::Table,
             object_name: name,
             key: Some(table.name()),
-            db_columns: table
-                .columns()
-                .iter()
-                .map(|c| c.to_ascii_uppercase())
-                .collect(),
+            db_table: Some(def.table),
+            db_columns: def.columns.into_iter().map(|c| (c.name, c.ty)).collect(),
+            exact: true,
         });
     }
     if let Some(activity) = &settings.activity {
@@ -395,11 +410,12 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
                 &activity.embrace_stats_user_column,
             ),
         ] {
+            let db_table = case.apply(name);
             tables.insert(
                 key,
                 TableContext {
                     name: name.clone(),
-                    db_table: name.clone(),
+                    db_table: db_table.clone(),
                     user_column: Some(column.clone()),
                 },
             );
@@ -408,7 +424,9 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
                 kind: TmlKind::Table,
                 object_name: name.clone(),
                 key: Some(key),
-                db_columns: vec![column.clone()],
+                db_table: Some(db_table),
+                db_columns: vec![(case.apply(column), ColumnType::Text)],
+                exact: false,
             });
         }
     }
@@ -421,7 +439,9 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
         kind,
         object_name: settings.model_name.clone(),
         key: None,
+        db_table: None,
         db_columns: Vec::new(),
+        exact: false,
     });
     let context = Context {
         connection: settings.connection.as_deref(),
@@ -440,7 +460,8 @@ pub fn render_all(
     settings: &TmlSettings,
     templates: &Templates,
 ) -> Result<Vec<TmlFile>, RenderError> {
-    let env = templates.environment();
+    let mut env = templates.environment();
+    add_identifier_case(&mut env, settings.identifier_case);
     let (context, planned) = plan(settings);
     let base = Value::from(Serde(&context));
     let mut files = Vec::new();
@@ -522,35 +543,36 @@ fn expectations(settings: &TmlSettings, item: &Planned, document: &check::Parsed
     expect(
         "db_table",
         table.db_table.as_deref(),
-        Some(&item.object_name),
+        item.db_table.as_deref(),
     );
     expect(
         "connection",
         table.connection.as_ref().and_then(|c| c.name.as_deref()),
         settings.connection.as_deref(),
     );
-    let found: Vec<&str> = table
-        .columns
-        .iter()
-        .map(|c| c.db_column_name.as_str())
-        .collect();
-    let missing: Vec<&String> = item
-        .db_columns
-        .iter()
-        .filter(|c| !found.contains(&c.as_str()))
-        .collect();
-    if !missing.is_empty() {
-        out.push(format!(
-            "lacks the database column(s) {missing:?} the data has"
-        ));
+    for (db, ty) in &item.db_columns {
+        match table.columns.iter().find(|c| &c.db_column_name == db) {
+            None => out.push(format!(
+                "lacks the database column {db:?} the data has (identifier case {})",
+                settings.identifier_case.as_str()
+            )),
+            Some(column) => {
+                let found = column.data_type();
+                if !found.is_some_and(|t| ty.tml_types().contains(&t)) {
+                    out.push(format!(
+                        "column {:?} ({db}) has data_type {found:?}, but the data holds {}; use {}",
+                        column.name,
+                        ty.sql_name(),
+                        ty.tml_types().join(" or ")
+                    ));
+                }
+            }
+        }
     }
-    if item
-        .key
-        .is_some_and(|k| Table::ALL.iter().any(|t| t.name() == k))
-    {
-        let extra: Vec<&&str> = found
-            .iter()
-            .filter(|c| !item.db_columns.iter().any(|d| d == *c))
+    if item.exact {
+        let extra: Vec<&str> = (table.columns.iter())
+            .map(|c| c.db_column_name.as_str())
+            .filter(|c| !item.db_columns.iter().any(|(d, _)| d == c))
             .collect();
         if !extra.is_empty() {
             out.push(format!(

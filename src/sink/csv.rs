@@ -125,7 +125,7 @@ pub fn write_table(
         if i > 0 {
             header.push(b',');
         }
-        push_field(&mut header, column);
+        push_field(&mut header, column.name);
     }
     header.push(b'\n');
     out.write_all(&header)?;

@@ -297,7 +297,9 @@ fn csv_is_rfc4180_and_reads_back_to_the_same_values() {
     let headers = reader.headers().unwrap().clone();
     assert_eq!(
         headers.iter().collect::<Vec<_>>(),
-        ts_principals::schema::Table::Groups.columns()
+        (ts_principals::schema::Table::Groups.columns().iter())
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1);

@@ -67,7 +67,7 @@ fn the_client_depends_on_the_model_only() {
 
 #[test]
 fn the_config_is_plain_data() {
-    assert_imports_only("config", &["atomic"]);
+    assert_imports_only("config", &["atomic", "schema"]);
 }
 
 #[test]

@@ -74,6 +74,8 @@ database = "2024-01-01"
 schema = "~"
 table_prefix = "NO_🚀_"
 model_name = "on: off\n- a # not a comment\t\"quoted\" 'single' \\ مرحبا"
+# Lower case keeps the configured column name `null` as written.
+identifier_case = "lower"
 [tml.activity]
 bi_server_table = "Off"
 bi_server_user_column = "null"
