@@ -102,6 +102,9 @@ struct Manifest<'a> {
 /// TML and the database agree by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DatabaseLayout {
+    /// The TML's connection; none for Falcon tables.
+    #[serde(default)]
+    pub connection: Option<String>,
     /// The TML's `db`.
     pub database: String,
     /// The TML's `schema`.
@@ -116,6 +119,7 @@ impl DatabaseLayout {
     /// The layout the TML settings describe.
     pub fn of(tml: &TmlSettings) -> Self {
         DatabaseLayout {
+            connection: tml.connection.clone(),
             database: tml.database.clone(),
             schema: tml.schema.clone(),
             identifier_case: tml.identifier_case,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod diff;
 pub mod generate;
 pub mod input;
+pub mod load;
 pub mod model;
 pub mod output;
 mod parallel;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 mod connect;
+mod load;
 mod profiles;
 mod progress;
 mod snapshot_out;
@@ -19,6 +20,8 @@ use crate::config::{self, ProjectConfig, TmlFormat};
 use crate::diff::{self, Palette};
 use crate::generate::{self, GenerateOptions};
 use crate::input::{self, LoadOptions, Loaded};
+use crate::load::SourceError;
+use crate::load::postgres::PgError;
 use crate::output::{self, OutputError};
 use crate::render::Templates;
 
@@ -43,10 +46,11 @@ Examples:
   ts-principals generate --from principals.json --out out
   ts-principals generate --from users.json --from groups.json --config ts-principals.toml
   ts-principals diff --from principals.json --out tml-repo --check
+  ts-principals load --from out --to 'postgres://loader@db.example.com:5432/analytics?sslmode=require'
 
-Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster or network error,
-4 output could not be written (permissions, disk full, a directory in the way, or another run
-writing to it with --no-wait).";
+Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster, database or
+network error, 4 output could not be written (permissions, disk full, a directory in the way,
+another run writing to it with --no-wait, or a database table of the same name that is not ours).";
 
 /// The ts-principals command line.
 #[derive(Debug, Parser)]
@@ -59,7 +63,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
-struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// More log output on stderr (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -121,6 +125,17 @@ enum Command {
     /// be added or be removed (`--stat` for a summary). With --check the exit code
     /// says whether anything differs (1) or not (0), for CI in a TML repository.
     Diff(DiffArgs),
+    /// Load the data of an output directory into PostgreSQL, in one transaction.
+    ///
+    /// Creates the schema (default ts_principals, or tml.schema) and every table whose
+    /// CSV is in OUT/data, with the names, types and primary keys OUT/manifest.json
+    /// records: the names the TML in OUT/tml uses, in its identifier case
+    /// (tml.identifier_case), so ThoughtSpot finds them. Each CSV is streamed with COPY
+    /// into a staging table; all of them are swapped in and committed together, so
+    /// readers never see a half-loaded table and any failure (a bad row, a dropped
+    /// connection, a killed run) leaves the previous data as it was. Tables that exist
+    /// but were not created by ts-principals are never touched.
+    Load(load::LoadArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
     /// Profiles are kept in profiles.toml in your config directory (mode 0600; override
@@ -181,7 +196,7 @@ struct RenderArgs {
 
 /// How to share an output directory with other runs.
 #[derive(Debug, Args)]
-struct LockArgs {
+pub(crate) struct LockArgs {
     /// Fail at once (exit 4) when another ts-principals run is writing to the output
     /// directory, instead of waiting for it to finish.
     #[arg(long)]
@@ -284,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(command) => profiles::run(command),
         Command::Generate(args) => generate(args, &cli.global),
         Command::Diff(args) => diff(args, &cli.global),
+        Command::Load(args) => load::run(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -468,6 +484,16 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
 /// the user can fix in their input, config or command line.
 fn exit_code(error: &anyhow::Error) -> u8 {
     if error.is::<OutputError>() || error.is::<snapshot_out::SnapshotWriteError>() {
+        return 4;
+    }
+    if let Some(error) = error.downcast_ref::<PgError>() {
+        return match error {
+            PgError::Source(SourceError::Output(_)) | PgError::NotOurs { .. } => 4,
+            error if error.is_server() => 3,
+            _ => 2,
+        };
+    }
+    if let Some(SourceError::Output(_)) = error.downcast_ref::<SourceError>() {
         return 4;
     }
     if error.is::<connect::UnusableResponses>() {

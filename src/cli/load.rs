@@ -1,0 +1,243 @@
+//! `load`: the data of an output directory into PostgreSQL (or, with
+//! `--emit-sql`, the SQL that loads it elsewhere).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{GlobalArgs, LockArgs};
+use crate::load::postgres::{self, Environment, Target};
+use crate::load::{Loaded, Progress, Source};
+
+#[derive(Debug, Args)]
+pub(super) struct LoadArgs {
+    /// Output directory written by `generate`: its data/*.csv are loaded into the tables
+    /// its manifest.json records, under the names its TML uses.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    from: PathBuf,
+    /// Where to load: postgres://USER@HOST:PORT/DATABASE?sslmode=MODE. The password comes
+    /// from the URL, PGPASSWORD or ~/.pgpass (PGPASSFILE), and is never printed. sslmode:
+    /// disable, prefer (default), require (encrypted, certificate not checked), verify-ca,
+    /// verify-full (add sslrootcert=/path/ca.pem for a private CA).
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Schema to create the tables in [default: tml.schema when the TML names a
+    /// connection, else ts_principals].
+    #[arg(long, value_name = "NAME")]
+    schema: Option<String>,
+    #[command(flatten)]
+    lock: LockArgs,
+}
+
+pub(super) fn run(args: LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let target = Target::parse(&args.to, &Environment::from_process())?;
+    let source = Source::open(&args.from, args.lock.wait())?;
+    let layout = &source.layout;
+    let schema = match (&args.schema, &layout.connection) {
+        (Some(schema), _) => schema.clone(),
+        (None, Some(_)) if !layout.schema.is_empty() => layout.schema.clone(),
+        _ => postgres::DEFAULT_SCHEMA.to_owned(),
+    };
+    warn_where_the_tml_points_elsewhere(&source, &target, &schema);
+    let progress = LoadProgress::new(global.no_progress || global.quiet > 0);
+    let loaded = postgres::load(
+        &source,
+        &target,
+        &postgres::Options {
+            schema: schema.clone(),
+        },
+        &progress,
+    );
+    progress.clear();
+    let loaded = loaded?;
+    print_summary(&loaded)?;
+    tracing::info!(
+        "loaded {} tables into schema {schema} of {target} in one transaction",
+        loaded.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The TML must name the place the data goes, or ThoughtSpot will not find
+/// it; say so when it does not.
+fn warn_where_the_tml_points_elsewhere(source: &Source, target: &Target, schema: &str) {
+    let layout = &source.layout;
+    let tml = source.dir.join(crate::generate::TML_DIR);
+    match &layout.connection {
+        None => tracing::warn!(
+            "the TML in {} describes Falcon tables (no tml.connection), so ThoughtSpot will not \
+             look for them in PostgreSQL; set tml.connection, tml.database and tml.schema in \
+             ts-principals.toml and run generate again",
+            tml.display()
+        ),
+        Some(connection) => {
+            if layout.schema != schema {
+                tracing::warn!(
+                    "the TML in {} says schema {:?} (connection {connection:?}), but the tables \
+                     are loaded into schema {schema:?}; set tml.schema = {schema:?} and run \
+                     generate again, or load with --schema {:?}",
+                    tml.display(),
+                    layout.schema,
+                    layout.schema
+                );
+            }
+            if layout.database != target.database() {
+                tracing::warn!(
+                    "the TML in {} says database {:?}, but the URL names database {:?}; \
+                     ThoughtSpot looks where the TML says",
+                    tml.display(),
+                    layout.database,
+                    target.database()
+                );
+            }
+        }
+    }
+}
+
+/// `table  rows  seconds  rows/s`, one line per table and a total.
+fn print_summary(loaded: &[Loaded]) -> std::io::Result<()> {
+    let width = (loaded.iter().map(|l| l.table.chars().count()))
+        .max()
+        .unwrap_or(5)
+        .max("total".len());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<width$}  {:>12}  {:>8}  {:>12}",
+        "table", "rows", "seconds", "rows/s"
+    )?;
+    let mut rows = 0;
+    let mut elapsed = Duration::ZERO;
+    for table in loaded {
+        writeln!(
+            out,
+            "{:<width$}  {:>12}  {:>8.2}  {:>12}",
+            table.table,
+            table.rows,
+            table.elapsed.as_secs_f64(),
+            per_second(table.rows, table.elapsed)
+        )?;
+        rows += table.rows;
+        elapsed += table.elapsed;
+    }
+    writeln!(
+        out,
+        "{:<width$}  {:>12}  {:>8.2}  {:>12}",
+        "total",
+        rows,
+        elapsed.as_secs_f64(),
+        per_second(rows, elapsed)
+    )?;
+    out.flush()
+}
+
+fn per_second(rows: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    if seconds < 0.001 {
+        "-".into()
+    } else {
+        format!("{:.0}", rows as f64 / seconds)
+    }
+}
+
+/// How often plain log lines report progress.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// A bar per table on a terminal (rows, rows/s); log lines otherwise.
+struct LoadProgress {
+    bar: Option<ProgressBar>,
+    state: Mutex<(u64, Instant)>,
+}
+
+impl LoadProgress {
+    fn new(off: bool) -> Self {
+        let bar = (!off && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            state: Mutex::new((0, Instant::now())),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for LoadProgress {
+    fn start(&self, table: &str, rows: Option<u64>) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = (0, Instant::now());
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.reset();
+                let template = match rows {
+                    Some(total) => {
+                        bar.set_length(total);
+                        "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}"
+                    }
+                    None => "{spinner} {msg} {human_pos} rows, {per_sec}",
+                };
+                if let Ok(style) = ProgressStyle::with_template(template) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                bar.set_message(table.to_owned());
+            }
+            None => tracing::debug!(
+                "loading {table}{}",
+                rows.map(|r| format!(" ({r} rows)")).unwrap_or_default()
+            ),
+        }
+    }
+
+    fn rows(&self, table: &str, rows: u64) {
+        match &self.bar {
+            Some(bar) => bar.inc(rows),
+            None => {
+                let Ok(mut state) = self.state.lock() else {
+                    return;
+                };
+                state.0 += rows;
+                if state.1.elapsed() >= LOG_EVERY {
+                    state.1 = Instant::now();
+                    tracing::info!("loading {table}: {} rows so far", state.0);
+                }
+            }
+        }
+    }
+
+    fn step(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => {
+                if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+                    bar.set_style(style);
+                }
+                bar.set_message(message.to_owned());
+            }
+            None => tracing::info!("{message}"),
+        }
+    }
+
+    fn finish(&self, table: &str, rows: u64, elapsed: Duration) {
+        let line = format!(
+            "sent {table}: {rows} rows in {:.2} s ({} rows/s)",
+            elapsed.as_secs_f64(),
+            per_second(rows, elapsed)
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => tracing::info!("{line}"),
+        }
+    }
+}

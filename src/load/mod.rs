@@ -1,0 +1,251 @@
+//! `load`: the data of an output directory into the database ThoughtSpot
+//! queries.
+//!
+//! The tables are exactly those the manifest's `database` section records
+//! (names in the identifier case the TML was rendered with, types, primary
+//! keys), so the tables `load` creates are the ones the TML beside the data
+//! describes. [`Source::open`] reads and checks that; the sinks
+//! ([`postgres`]) take it from there.
+
+pub mod postgres;
+mod records;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::atomic::Wait;
+use crate::generate::{DATA_DIR, DatabaseLayout};
+use crate::output::{self, MANIFEST, OutputDir, OutputError};
+use crate::schema::TableDef;
+pub use records::RecordCounter;
+
+/// Bytes read from a data file at a time.
+pub const CHUNK: usize = 1 << 20;
+
+/// Why the data of an output directory cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The output directory could not be opened (see [`OutputError`]).
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// No manifest: not an output directory of ours.
+    #[error(
+        "{dir} holds no {MANIFEST}; load reads what `ts-principals generate --out {dir}` wrote, \
+         so run generate first"
+    )]
+    NoManifest {
+        /// The directory.
+        dir: String,
+    },
+    /// The manifest cannot be read or lacks the database layout.
+    #[error("{path}: {problem}")]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// A data file is missing or unreadable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A data file's header is not the columns the manifest records.
+    #[error(
+        "{path}, line 1: the header is {found:?}, but the manifest records the columns \
+         {expected:?}; regenerate the output with `ts-principals generate` rather than \
+         editing the CSV files"
+    )]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// The header read.
+        found: String,
+        /// The columns expected.
+        expected: String,
+    },
+}
+
+/// One data file to load.
+#[derive(Clone, Debug)]
+pub struct SourceTable {
+    /// The table, as the manifest describes it.
+    pub def: TableDef,
+    /// The CSV file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Data rows, as the manifest counts them.
+    pub rows: Option<u64>,
+}
+
+impl SourceTable {
+    /// Opens the file and checks its header line; the reader is left at the
+    /// start of the header, so COPY … HEADER can skip it.
+    pub fn open(&self) -> Result<BufReader<File>, SourceError> {
+        let at = |source| SourceError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut reader = BufReader::with_capacity(CHUNK, File::open(&self.path).map_err(at)?);
+        let header = first_line(&mut reader).map_err(at)?;
+        let expected = (self.def.columns.iter())
+            .map(|c| c.csv.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        if header != expected {
+            return Err(SourceError::Header {
+                path: self.path.clone(),
+                found: header,
+                expected,
+            });
+        }
+        Ok(reader)
+    }
+}
+
+/// The first line of a buffered file, without consuming it.
+fn first_line(reader: &mut BufReader<File>) -> io::Result<String> {
+    let buffer = reader.fill_buf()?;
+    let end = buffer
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(buffer.len());
+    let line = &buffer[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Ok(String::from_utf8_lossy(line).into_owned())
+}
+
+/// The data of an output directory, checked against its manifest. Holds
+/// the directory's lock, so no `generate` changes the files while they are
+/// read.
+#[derive(Debug)]
+pub struct Source {
+    /// The output directory.
+    pub dir: PathBuf,
+    /// Where the TML says the tables are, and their definitions.
+    pub layout: DatabaseLayout,
+    /// The data files, in manifest order.
+    pub tables: Vec<SourceTable>,
+    _dir: OutputDir,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    tool: Option<String>,
+    database: Option<DatabaseLayout>,
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, ManifestFile>,
+}
+
+#[derive(Deserialize)]
+struct ManifestFile {
+    #[serde(default)]
+    rows: Option<u64>,
+}
+
+impl Source {
+    /// Opens `out` (waiting for, or with `Wait::NoWait` refusing, a run
+    /// writing to it), reads its manifest and finds every data file.
+    pub fn open(out: &Path, wait: Wait) -> Result<Source, SourceError> {
+        let dir = output::open_to_read(out, wait)?;
+        let path = out.join(MANIFEST);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SourceError::NoManifest {
+                    dir: out.display().to_string(),
+                });
+            }
+            Err(source) => return Err(SourceError::Io { path, source }),
+        };
+        let problem = |problem: String| SourceError::Manifest {
+            path: path.clone(),
+            problem,
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| problem(format!("cannot be read: {e}")))?;
+        if manifest.tool.as_deref() != Some(output::TOOL) {
+            return Err(problem(
+                "was not written by ts-principals; load reads the output of \
+                 `ts-principals generate`"
+                    .into(),
+            ));
+        }
+        let layout = manifest.database.ok_or_else(|| {
+            problem(
+                "records no database layout (it was written by an older ts-principals); run \
+                 `ts-principals generate` again with this version"
+                    .into(),
+            )
+        })?;
+        let mut tables = Vec::new();
+        for def in &layout.tables {
+            let relative = format!("{DATA_DIR}/{}", def.file);
+            if def.file.contains(['/', '\\']) || def.file.starts_with('.') {
+                return Err(problem(format!(
+                    "names the data file {:?}, which is not a file of {DATA_DIR}/",
+                    def.file
+                )));
+            }
+            let path = out.join(&relative);
+            let meta = std::fs::metadata(&path).map_err(|source| SourceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            tables.push(SourceTable {
+                def: def.clone(),
+                path,
+                bytes: meta.len(),
+                rows: manifest.files.get(&relative).and_then(|f| f.rows),
+            });
+        }
+        Ok(Source {
+            dir: out.to_path_buf(),
+            layout,
+            tables,
+            _dir: dir,
+        })
+    }
+}
+
+/// What a sink reports while it loads; the command line shows it as
+/// progress bars or log lines.
+pub trait Progress: Sync {
+    /// A table starts; `rows` is what the manifest counts, when known.
+    fn start(&self, table: &str, rows: Option<u64>);
+    /// `rows` more rows of `table` were sent.
+    fn rows(&self, table: &str, rows: u64);
+    /// A step that is not row by row (swapping the tables in, committing).
+    fn step(&self, message: &str);
+    /// A table is loaded.
+    fn finish(&self, table: &str, rows: u64, elapsed: Duration);
+}
+
+/// Progress that goes nowhere.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn rows(&self, _: &str, _: u64) {}
+    fn step(&self, _: &str) {}
+    fn finish(&self, _: &str, _: u64, _: Duration) {}
+}
+
+/// What was loaded into one table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    /// The table as created (e.g. `ts_principals.ts_users`).
+    pub table: String,
+    /// Rows it holds now.
+    pub rows: u64,
+    /// Time spent sending its rows.
+    pub elapsed: Duration,
+}
