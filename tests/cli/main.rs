@@ -9,6 +9,7 @@ mod fake;
 mod fetch;
 mod generate;
 mod layering;
+mod postgres;
 mod runs;
 mod secrets;
 mod snapshots;
