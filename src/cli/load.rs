@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{GlobalArgs, LockArgs};
 use crate::load::postgres::{self, Environment, Target};
+use crate::load::sql::{self, Dialect, EmitOptions};
 use crate::load::{Loaded, Progress, Source};
+use crate::output;
 
 #[derive(Debug, Args)]
 pub(super) struct LoadArgs {
@@ -24,18 +26,57 @@ pub(super) struct LoadArgs {
     /// from the URL, PGPASSWORD or ~/.pgpass (PGPASSFILE), and is never printed. sslmode:
     /// disable, prefer (default), require (encrypted, certificate not checked), verify-ca,
     /// verify-full (add sslrootcert=/path/ca.pem for a private CA).
-    #[arg(long, value_name = "URL")]
-    to: String,
+    #[arg(long, value_name = "URL", required_unless_present = "emit_sql")]
+    to: Option<String>,
     /// Schema to create the tables in [default: tml.schema when the TML names a
     /// connection, else ts_principals].
     #[arg(long, value_name = "NAME")]
     schema: Option<String>,
+    /// Instead of loading, write the SQL that creates the tables and loads the CSV files
+    /// in DIALECT into OUT/sql/DIALECT/ (create_tables.sql, load.sql), with the names and
+    /// case of the TML. Generate with tml.target = DIALECT so the TML uses that
+    /// database's case.
+    #[arg(long, value_name = "DIALECT", value_parser = dialect(), conflicts_with_all = ["to", "schema"])]
+    emit_sql: Option<Dialect>,
+    /// With --emit-sql: where the load statements read the CSV files: the S3 folder
+    /// (redshift), the Cloud Storage folder (bigquery), the volume or cloud path
+    /// (databricks) you upload OUT/data/*.csv to, or a directory on the server
+    /// (postgres; default OUT/data). Snowflake uploads them with PUT instead.
+    #[arg(long, value_name = "URL", requires = "emit_sql")]
+    files_at: Option<String>,
+    /// With --emit-sql redshift: the IAM role COPY uses [default: the cluster's default
+    /// role].
+    #[arg(long, value_name = "ARN", requires = "emit_sql")]
+    iam_role: Option<String>,
     #[command(flatten)]
     lock: LockArgs,
 }
 
+/// `--emit-sql`: the dialects by name.
+fn dialect() -> impl clap::builder::TypedValueParser<Value = Dialect> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Dialect::ALL.map(|d| {
+        PossibleValue::new(d.name()).help(match d {
+            Dialect::Snowflake => "stage, PUT, COPY INTO, one transaction",
+            Dialect::Databricks => "INSERT OVERWRITE from read_files",
+            Dialect::Bigquery => "external tables, one transaction",
+            Dialect::Redshift => "COPY from S3, one transaction",
+            Dialect::Postgres => "server-side COPY, one transaction",
+        })
+    }))
+    .map(|name| {
+        (Dialect::ALL.into_iter())
+            .find(|d| d.name() == name)
+            .unwrap_or(Dialect::Postgres)
+    })
+}
+
 pub(super) fn run(args: LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let target = Target::parse(&args.to, &Environment::from_process())?;
+    if let Some(dialect) = args.emit_sql {
+        return emit_sql(&args, dialect);
+    }
+    let url = args.to.as_deref().unwrap_or_default();
+    let target = Target::parse(url, &Environment::from_process())?;
     let source = Source::open(&args.from, args.lock.wait())?;
     let layout = &source.layout;
     let schema = match (&args.schema, &layout.connection) {
@@ -59,6 +100,55 @@ pub(super) fn run(args: LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
     tracing::info!(
         "loaded {} tables into schema {schema} of {target} in one transaction",
         loaded.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn emit_sql(args: &LoadArgs, dialect: Dialect) -> anyhow::Result<ExitCode> {
+    let source = Source::open(&args.from, args.lock.wait())?;
+    let layout = &source.layout;
+    if layout.connection.is_none() {
+        tracing::warn!(
+            "the TML in {} describes Falcon tables (no tml.connection), so ThoughtSpot will not \
+             look for these tables in {}; set tml.connection, tml.database and tml.schema and \
+             run generate again",
+            source.dir.join(crate::generate::TML_DIR).display(),
+            dialect.name()
+        );
+    }
+    let usual = dialect.target().default_case();
+    if layout.identifier_case != usual {
+        tracing::info!(
+            "names are {} case, as the TML in {} has them; {} stores unquoted names in {} case, \
+             so quote them in your own SQL (or set tml.target = \"{}\" and generate again)",
+            layout.identifier_case.as_str(),
+            source.dir.display(),
+            dialect.name(),
+            usual.as_str(),
+            dialect.name()
+        );
+    }
+    let files = sql::emit(
+        &source,
+        dialect,
+        &EmitOptions {
+            files_at: args.files_at.clone(),
+            iam_role: args.iam_role.clone(),
+        },
+    )?;
+    let dir = args.from.join("sql").join(dialect.name());
+    output::write(
+        &dir,
+        &files,
+        &output::WriteOptions {
+            wait: args.lock.wait(),
+        },
+    )?;
+    tracing::info!(
+        "wrote {}: run {} first, then {}",
+        dir.display(),
+        sql::CREATE_FILE,
+        sql::LOAD_FILE
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -47,6 +47,7 @@ Examples:
   ts-principals generate --from users.json --from groups.json --config ts-principals.toml
   ts-principals diff --from principals.json --out tml-repo --check
   ts-principals load --from out --to 'postgres://loader@db.example.com:5432/analytics?sslmode=require'
+  ts-principals load --from out --emit-sql snowflake
 
 Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster, database or
 network error, 4 output could not be written (permissions, disk full, a directory in the way,
@@ -125,7 +126,8 @@ enum Command {
     /// be added or be removed (`--stat` for a summary). With --check the exit code
     /// says whether anything differs (1) or not (0), for CI in a TML repository.
     Diff(DiffArgs),
-    /// Load the data of an output directory into PostgreSQL, in one transaction.
+    /// Load the data of an output directory into PostgreSQL, in one transaction (or write
+    /// the SQL that loads it into Snowflake, Databricks, BigQuery or Redshift).
     ///
     /// Creates the schema (default ts_principals, or tml.schema) and every table whose
     /// CSV is in OUT/data, with the names, types and primary keys OUT/manifest.json
@@ -134,7 +136,8 @@ enum Command {
     /// into a staging table; all of them are swapped in and committed together, so
     /// readers never see a half-loaded table and any failure (a bad row, a dropped
     /// connection, a killed run) leaves the previous data as it was. Tables that exist
-    /// but were not created by ts-principals are never touched.
+    /// but were not created by ts-principals are never touched. With --emit-sql DIALECT
+    /// it writes OUT/sql/DIALECT/create_tables.sql and load.sql instead.
     Load(load::LoadArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
@@ -495,6 +498,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     if let Some(SourceError::Output(_)) = error.downcast_ref::<SourceError>() {
         return 4;
+    }
+    if error.is::<crate::load::sql::SqlError>() {
+        return 2;
     }
     if error.is::<connect::UnusableResponses>() {
         return 3;

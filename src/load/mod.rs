@@ -5,10 +5,11 @@
 //! (names in the identifier case the TML was rendered with, types, primary
 //! keys), so the tables `load` creates are the ones the TML beside the data
 //! describes. [`Source::open`] reads and checks that; the sinks
-//! ([`postgres`]) take it from there.
+//! ([`postgres`], [`sql`]) take it from there.
 
 pub mod postgres;
 mod records;
+pub mod sql;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -134,7 +135,7 @@ pub struct Source {
     pub layout: DatabaseLayout,
     /// The data files, in manifest order.
     pub tables: Vec<SourceTable>,
-    _dir: OutputDir,
+    _dir: Option<OutputDir>,
 }
 
 #[derive(Deserialize)]
@@ -211,8 +212,19 @@ impl Source {
             dir: out.to_path_buf(),
             layout,
             tables,
-            _dir: dir,
+            _dir: Some(dir),
         })
+    }
+
+    /// A source without a directory lock, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &Path, layout: DatabaseLayout, tables: Vec<SourceTable>) -> Self {
+        Source {
+            dir: dir.to_path_buf(),
+            layout,
+            tables,
+            _dir: None,
+        }
     }
 }
 

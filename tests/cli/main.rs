@@ -2,6 +2,7 @@
 
 mod common;
 mod diff;
+mod emit_sql;
 mod empty;
 mod errors;
 #[path = "../fake_thoughtspot/mod.rs"]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::common::{example, ts_principals};
 
 /// The server's URL, or `None` to skip.
-fn server() -> Option<String> {
+pub fn server() -> Option<String> {
     match std::env::var("TS_PRINCIPALS_TEST_PG") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var_os("CI").is_some() => panic!(
@@ -301,7 +301,11 @@ fn every_name_and_type_in_the_tml_exists_in_the_database_in_both_cases() {
                 checked += 1;
             }
         }
-        assert_eq!(checked, database.len(), "every database column is in the TML");
+        assert_eq!(
+            checked,
+            database.len(),
+            "every database column is in the TML"
+        );
         assert!(checked > 40, "{checked}");
     }
 }
@@ -329,7 +333,10 @@ fn a_bad_row_names_its_record_and_leaves_the_old_data() {
     std::fs::write(&memberships, broken).unwrap();
     let failed = db.load(dir.path(), &out).failure().code(2);
     let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
-    assert!(stderr.contains("group_memberships.csv, record "), "{stderr}");
+    assert!(
+        stderr.contains("group_memberships.csv, record "),
+        "{stderr}"
+    );
     assert!(stderr.contains("zero"), "{stderr}");
     assert!(stderr.contains("old tables are unchanged"), "{stderr}");
     let after: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
@@ -341,7 +348,11 @@ fn a_bad_row_names_its_record_and_leaves_the_old_data() {
 fn inflate_memberships(out: &Path, rows: usize) {
     let path = out.join("data/group_memberships.csv");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    writeln!(file, "cluster_id,org_id,user_guid,group_guid,is_direct,depth").unwrap();
+    writeln!(
+        file,
+        "cluster_id,org_id,user_guid,group_guid,is_direct,depth"
+    )
+    .unwrap();
     for i in 0..rows {
         writeln!(
             file,
@@ -517,7 +528,10 @@ fn a_table_that_is_not_ours_is_left_alone() {
         .unwrap();
     let failed = db.load(dir.path(), &out).failure().code(4);
     let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
-    assert!(stderr.contains("was not created by ts-principals"), "{stderr}");
+    assert!(
+        stderr.contains("was not created by ts-principals"),
+        "{stderr}"
+    );
     assert!(stderr.contains("ts_groups"), "{stderr}");
     assert_eq!(db.tables(), ["ts_groups"]);
     assert_eq!(db.count("ts_groups"), 1);
@@ -555,8 +569,14 @@ fn views_and_grants_on_our_tables_survive_a_reload() {
     let row = db.client.query_one(&query, &[]).unwrap();
     let (in_view, active): (i64, i64) = (row.get(0), row.get(1));
     assert_eq!(in_view, active);
-    assert!(row.get::<_, bool>(2), "the grant on a swapped table is kept");
-    assert!(row.get::<_, bool>(3), "the grant on a refilled table is kept");
+    assert!(
+        row.get::<_, bool>(2),
+        "the grant on a swapped table is kept"
+    );
+    assert!(
+        row.get::<_, bool>(3),
+        "the grant on a refilled table is kept"
+    );
     db.client
         .batch_execute(&format!(
             "DROP VIEW {view}; REVOKE ALL ON ALL TABLES IN SCHEMA \"{}\" FROM {role}; \
@@ -588,8 +608,7 @@ fn hostile_strings_round_trip_exactly() {
         " padded ",
         "=1+1",
     ];
-    let mut principals: Value =
-        serde_json::from_slice(&std::fs::read(example()).unwrap()).unwrap();
+    let mut principals: Value = serde_json::from_slice(&std::fs::read(example()).unwrap()).unwrap();
     let users = principals["users"].as_array_mut().unwrap();
     let mut expected = BTreeMap::new();
     for (user, text) in users.iter_mut().zip(hostile) {
