@@ -154,13 +154,15 @@ fn admin_exec(url: &str, sql: &str) -> anyhow::Result<()> {
 fn write_output(out: &Path, schema: &str, rows: usize) -> anyhow::Result<()> {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/principals.json");
     let loaded = ts_principals::input::load(&[example], &Default::default())?;
-    let mut options = GenerateOptions::default();
-    options.tml = TmlSettings {
-        connection: Some("Bench".into()),
-        database: "postgres".into(),
-        schema: schema.into(),
-        identifier_case: IdentifierCase::Lower,
-        ..TmlSettings::default()
+    let options = GenerateOptions {
+        tml: TmlSettings {
+            connection: Some("Bench".into()),
+            database: "postgres".into(),
+            schema: schema.into(),
+            identifier_case: IdentifierCase::Lower,
+            ..TmlSettings::default()
+        },
+        ..GenerateOptions::default()
     };
     let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
     ts_principals::output::write(out, &generated, &Default::default())?;
