@@ -77,6 +77,17 @@ fn input_render_and_sink_depend_on_the_model_not_on_each_other() {
     assert_imports_only("sink", &["sink", "model", "schema"]);
 }
 
+/// Loading reads an output directory and talks to a database; it knows
+/// nothing of the command line.
+#[test]
+fn load_knows_no_command_line() {
+    let stray: Vec<_> = imports("load")
+        .into_iter()
+        .filter(|(_, module)| ["cli", "clap"].contains(&module.as_str()))
+        .collect();
+    assert!(stray.is_empty(), "src/load reaches too far: {stray:#?}");
+}
+
 #[test]
 fn the_model_depends_on_nothing_but_the_thread_helpers() {
     assert_imports_only("model", &["model", "parallel"]);
