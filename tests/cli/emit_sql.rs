@@ -65,6 +65,31 @@ fn tml_tables(out: &Path) -> BTreeMap<String, Vec<String>> {
     tables
 }
 
+/// `generate --no-activity` of the example into `dir/out`, the TML naming
+/// `database`.`schema` of a `target`.
+fn generate(dir: &Path, database: &str, schema: &str, target: &str) -> std::path::PathBuf {
+    let config = dir.join("ts-principals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tml]\nconnection = \"Warehouse\"\ndatabase = \"{database}\"\n\
+             schema = \"{schema}\"\ntarget = \"{target}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    ts_principals(dir)
+        .args(["generate", "--no-activity", "--from"])
+        .arg(example())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    out
+}
+
 fn unquote(ident: &str) -> String {
     ident.trim_matches(['"', '`']).to_owned()
 }
@@ -73,25 +98,7 @@ fn unquote(ident: &str) -> String {
 fn every_dialect_parses_and_creates_the_tables_the_tml_names() {
     for (name, files_at) in DIALECTS {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("ts-principals.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[tml]\nconnection = \"Warehouse\"\ndatabase = \"analytics\"\n\
-                 schema = \"thoughtspot\"\ntarget = \"{name}\"\n"
-            ),
-        )
-        .unwrap();
-        let out = dir.path().join("out");
-        ts_principals(dir.path())
-            .args(["generate", "--no-activity", "--from"])
-            .arg(example())
-            .arg("--config")
-            .arg(&config)
-            .arg("--out")
-            .arg(&out)
-            .assert()
-            .success();
+        let out = generate(dir.path(), "analytics", "thoughtspot", name);
         let mut load = ts_principals(dir.path());
         load.args(["load", "--emit-sql", name, "--from"]).arg(&out);
         if let Some(files_at) = files_at {
@@ -167,25 +174,7 @@ fn postgres_sql_runs_on_a_real_server() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let config = dir.path().join("ts-principals.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[tml]\nconnection = \"Warehouse\"\ndatabase = \"postgres\"\nschema = \"{schema}\"\n\
-             target = \"postgres\"\n"
-        ),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    ts_principals(dir.path())
-        .args(["generate", "--no-activity", "--from"])
-        .arg(example())
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    let out = generate(dir.path(), "postgres", &schema, "postgres");
     #[cfg(unix)]
     for sub in ["", "data"] {
         use std::os::unix::fs::PermissionsExt;

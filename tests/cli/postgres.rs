@@ -194,6 +194,22 @@ fn generate(dir: &Path, input: &Path, config: &Path, extra: &[&str]) -> PathBuf 
     out
 }
 
+/// A schema of the test's own with the example loaded: the database, the
+/// scratch directory, its config and the output directory.
+fn loaded(test: &str) -> Option<(Db, tempfile::TempDir, PathBuf, PathBuf)> {
+    let db = Db::new(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &db.schema, "lower");
+    let out = generate(dir.path(), &example(), &config, &[]);
+    db.load(dir.path(), &out).success();
+    Some((db, dir, config, out))
+}
+
+/// Every row of every table of `out`, as the database holds them.
+fn contents(db: &mut Db, out: &Path) -> Vec<Vec<Vec<String>>> {
+    layout(out).iter().map(|t| db.rows(t)).collect()
+}
+
 /// Checks that every table of `out` is in the database, row for row.
 fn assert_loaded(db: &mut Db, out: &Path) {
     let tables = layout(out);
@@ -312,15 +328,10 @@ fn every_name_and_type_in_the_tml_exists_in_the_database_in_both_cases() {
 
 #[test]
 fn a_bad_row_names_its_record_and_leaves_the_old_data() {
-    let Some(mut db) = Db::new("badrow") else {
+    let Some((mut db, dir, _, out)) = loaded("badrow") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &db.schema, "lower");
-    let out = generate(dir.path(), &example(), &config, &[]);
-    db.load(dir.path(), &out).success();
-    let tables = layout(&out);
-    let before: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
+    let before = contents(&mut db, &out);
     // Users load first and would be replaced; the bad row comes later.
     let users = out.join("data/users.csv");
     let mut text = std::fs::read_to_string(&users).unwrap();
@@ -339,8 +350,7 @@ fn a_bad_row_names_its_record_and_leaves_the_old_data() {
     );
     assert!(stderr.contains("zero"), "{stderr}");
     assert!(stderr.contains("old tables are unchanged"), "{stderr}");
-    let after: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
-    assert_eq!(before, after);
+    assert_eq!(contents(&mut db, &out), before);
     assert_eq!(db.tables().len(), 7, "no staging table is left");
 }
 
@@ -433,15 +443,10 @@ fn spawn_load(db: &Db, dir: &Path, out: &Path) -> std::process::Child {
 
 #[test]
 fn a_connection_killed_during_copy_leaves_the_old_data() {
-    let Some(mut db) = Db::new("killconn") else {
+    let Some((mut db, dir, _, out)) = loaded("killconn") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &db.schema, "lower");
-    let out = generate(dir.path(), &example(), &config, &[]);
-    db.load(dir.path(), &out).success();
-    let tables = layout(&out);
-    let before: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
+    let before = contents(&mut db, &out);
     inflate_memberships(&out, 1_000_000);
     let child = spawn_load(&db, dir.path(), &out);
     let pid = copying(&mut db, Duration::from_secs(60));
@@ -452,29 +457,22 @@ fn a_connection_killed_during_copy_leaves_the_old_data() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("old tables are unchanged"), "{stderr}");
-    let after: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
-    assert_eq!(before, after);
+    assert_eq!(contents(&mut db, &out), before);
 }
 
 #[cfg(unix)]
 #[test]
 fn a_load_killed_during_copy_leaves_the_old_data_and_the_next_one_works() {
-    let Some(mut db) = Db::new("killrun") else {
+    let Some((mut db, dir, _, out)) = loaded("killrun") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &db.schema, "lower");
-    let out = generate(dir.path(), &example(), &config, &[]);
-    db.load(dir.path(), &out).success();
-    let tables = layout(&out);
-    let before: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
+    let before = contents(&mut db, &out);
     inflate_memberships(&out, 1_000_000);
     let mut child = spawn_load(&db, dir.path(), &out);
     copying(&mut db, Duration::from_secs(60));
     child.kill().unwrap();
     child.wait().unwrap();
-    let after: Vec<_> = tables.iter().map(|t| db.rows(t)).collect();
-    assert_eq!(before, after);
+    assert_eq!(contents(&mut db, &out), before);
     db.load(dir.path(), &out).success();
     assert_eq!(db.count("ts_group_memberships"), 1_000_000);
     assert_eq!(db.tables().len(), 7);
@@ -539,13 +537,9 @@ fn a_table_that_is_not_ours_is_left_alone() {
 
 #[test]
 fn views_and_grants_on_our_tables_survive_a_reload() {
-    let Some(mut db) = Db::new("keep") else {
+    let Some((mut db, dir, config, _)) = loaded("keep") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &db.schema, "lower");
-    let out = generate(dir.path(), &example(), &config, &[]);
-    db.load(dir.path(), &out).success();
     let role = format!("ts_reader_{}", std::process::id());
     let (users, groups) = (db.qualified("ts_users"), db.qualified("ts_groups"));
     let view = db.qualified("active_users");

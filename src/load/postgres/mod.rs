@@ -154,6 +154,24 @@ fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Turns a driver error into a [`PgError::Server`] naming the server and
+/// what was being done.
+#[derive(Clone, Copy)]
+struct Failed<'t>(&'t Target);
+
+impl Failed<'_> {
+    fn at(self, what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> PgError {
+        let target = self.0.to_string();
+        let what = what.into();
+        move |source| PgError::Server {
+            target,
+            what,
+            message: describe(&source),
+            source,
+        }
+    }
+}
+
 /// How to load.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -258,29 +276,21 @@ async fn load_async(
     check_names(source, schema)?;
     progress.step(&format!("connecting to {target}"));
     let mut client = target.connect().await?;
-    let server = |what: String| {
-        let target = target.to_string();
-        move |source: tokio_postgres::Error| PgError::Server {
-            target,
-            what,
-            message: describe(&source),
-            source,
-        }
-    };
-    let tx = client.transaction().await.map_err(server("BEGIN".into()))?;
-    take_turn(&tx, schema, progress, &server).await?;
+    let server = Failed(target);
+    let tx = client.transaction().await.map_err(server.at("BEGIN"))?;
+    take_turn(&tx, schema, progress, server).await?;
     let exists = tx
         .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
         .await
-        .map_err(server(format!("looking up schema {schema}")))?;
+        .map_err(server.at(format!("looking up schema {schema}")))?;
     if exists.is_none() {
         tx.batch_execute(&format!("CREATE SCHEMA {}", quote(schema)))
             .await
-            .map_err(server(format!("CREATE SCHEMA {}", quote(schema))))?;
+            .map_err(server.at(format!("CREATE SCHEMA {}", quote(schema))))?;
     }
     let mut existing = Vec::new();
     for table in &source.tables {
-        existing.push(ours(&tx, schema, &table.def.table, &server).await?);
+        existing.push(ours(&tx, schema, &table.def.table, server).await?);
     }
     let mut loaded = Vec::new();
     for (i, table) in source.tables.iter().enumerate() {
@@ -295,7 +305,7 @@ async fn load_async(
     ));
     let mut report = Vec::new();
     for ((table, (stage, (rows, elapsed))), old) in source.tables.iter().zip(loaded).zip(existing) {
-        swap(&tx, schema, &stage, &table.def, old, &server).await?;
+        swap(&tx, schema, &stage, &table.def, old, server).await?;
         report.push(Loaded {
             table: format!("{}.{}", quote(schema), quote(&table.def.table)),
             rows,
@@ -303,21 +313,17 @@ async fn load_async(
         });
     }
     progress.step("committing");
-    tx.commit().await.map_err(server("COMMIT".into()))?;
+    tx.commit().await.map_err(server.at("COMMIT"))?;
     Ok(report)
 }
 
 /// Waits for any other load into the same schema to finish.
-async fn take_turn<F, E>(
+async fn take_turn(
     tx: &Transaction<'_>,
     schema: &str,
     progress: &dyn Progress,
-    server: &F,
-) -> Result<(), PgError>
-where
-    F: Fn(String) -> E,
-    E: FnOnce(tokio_postgres::Error) -> PgError,
-{
+    server: Failed<'_>,
+) -> Result<(), PgError> {
     let key = format!("ts-principals load {schema}");
     let got: bool = tx
         .query_one(
@@ -325,7 +331,7 @@ where
             &[&key],
         )
         .await
-        .map_err(server("taking the load lock".into()))?
+        .map_err(server.at("taking the load lock"))?
         .get(0);
     if !got {
         progress.step(&format!(
@@ -336,23 +342,19 @@ where
             &[&key],
         )
         .await
-        .map_err(server("waiting for the load lock".into()))?;
+        .map_err(server.at("waiting for the load lock"))?;
     }
     Ok(())
 }
 
 /// The table of that name, when it exists and is ours; an error when it
 /// exists and is not.
-async fn ours<F, E>(
+async fn ours(
     tx: &Transaction<'_>,
     schema: &str,
     table: &str,
-    server: &F,
-) -> Result<Option<Existing>, PgError>
-where
-    F: Fn(String) -> E,
-    E: FnOnce(tokio_postgres::Error) -> PgError,
-{
+    server: Failed<'_>,
+) -> Result<Option<Existing>, PgError> {
     let row = tx
         .query_opt(
             "SELECT c.oid, c.relkind::text, coalesce(obj_description(c.oid, 'pg_class'), ''), \
@@ -362,7 +364,7 @@ where
             &[&schema, &table],
         )
         .await
-        .map_err(server(format!("looking up {schema}.{table}")))?;
+        .map_err(server.at(format!("looking up {schema}.{table}")))?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -391,15 +393,7 @@ async fn stage_table(
     let def = &table.def;
     let file = table.path.display().to_string();
     let qualified = format!("{}.{}", quote(schema), quote(stage));
-    let server = |what: String| {
-        let target = target.to_string();
-        move |source: tokio_postgres::Error| PgError::Server {
-            target,
-            what,
-            message: describe(&source),
-            source,
-        }
-    };
+    let server = Failed(target);
     let comment = format!(
         "{MARK} {} from {}; replaced by every `ts-principals load`, do not edit",
         def.table, def.file
@@ -410,10 +404,7 @@ async fn stage_table(
         literal(&comment)
     ))
     .await
-    .map_err(server(format!(
-        "creating the staging table for {}",
-        def.table
-    )))?;
+    .map_err(server.at(format!("creating the staging table for {}", def.table)))?;
     let mut reader = table.open()?;
     let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
     let copy = format!(
@@ -428,7 +419,7 @@ async fn stage_table(
             record: db.where_().and_then(record_of),
             message: describe(&error),
         },
-        None => server(format!("sending {file}"))(error),
+        None => server.at(format!("sending {file}"))(error),
     };
     let sink = tx.copy_in::<_, Bytes>(&copy).await.map_err(bad_row)?;
     let mut sink = pin!(sink);
@@ -481,18 +472,14 @@ fn record_of(context: &str) -> Option<u64> {
 }
 
 /// Puts the staging table in the place of the table.
-async fn swap<F, E>(
+async fn swap(
     tx: &Transaction<'_>,
     schema: &str,
     stage: &str,
     def: &TableDef,
     old: Option<Existing>,
-    server: &F,
-) -> Result<(), PgError>
-where
-    F: Fn(String) -> E,
-    E: FnOnce(tokio_postgres::Error) -> PgError,
-{
+    server: Failed<'_>,
+) -> Result<(), PgError> {
     let table = format!("{}.{}", quote(schema), quote(&def.table));
     let staged = format!("{}.{}", quote(schema), quote(stage));
     let mut grants = Vec::new();
@@ -511,7 +498,7 @@ where
                  DROP TABLE {staged}"
             ))
             .await
-            .map_err(server(format!(
+            .map_err(server.at(format!(
                 "refilling {table} (used by {})",
                 dependents.join(", ")
             )))?;
@@ -526,7 +513,7 @@ where
                 &[&old.oid],
             )
             .await
-            .map_err(server(format!("reading the grants on {table}")))?
+            .map_err(server.at(format!("reading the grants on {table}")))?
             .iter()
             .map(|row| {
                 let privilege: String = row.get(0);
@@ -540,7 +527,7 @@ where
             .collect();
         tx.batch_execute(&format!("DROP TABLE {table}"))
             .await
-            .map_err(server(format!("dropping the old {table}")))?;
+            .map_err(server.at(format!("dropping the old {table}")))?;
     }
     tx.batch_execute(&format!(
         "ALTER TABLE {staged} RENAME TO {}; ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
@@ -549,12 +536,12 @@ where
         quote(&key_name(&def.table)),
     ))
     .await
-    .map_err(server(format!("renaming the staging table to {table}")))?;
+    .map_err(server.at(format!("renaming the staging table to {table}")))?;
     if let Some(old) = &old {
         let me: String = tx
             .query_one("SELECT current_user::text", &[])
             .await
-            .map_err(server("reading current_user".into()))?
+            .map_err(server.at("reading current_user"))?
             .get(0);
         if old.owner != me {
             tx.batch_execute(&format!(
@@ -562,31 +549,24 @@ where
                 quote(&old.owner)
             ))
             .await
-            .map_err(server(format!(
-                "giving {table} back to its owner {}",
-                old.owner
-            )))?;
+            .map_err(server.at(format!("giving {table} back to its owner {}", old.owner)))?;
         }
     }
     for grant in grants {
         tx.batch_execute(&grant)
             .await
-            .map_err(server(format!("keeping the old grants ({grant})")))?;
+            .map_err(server.at(format!("keeping the old grants ({grant})")))?;
     }
     Ok(())
 }
 
 /// Views (and other rules) and foreign keys of other tables that use the
 /// table, by name.
-async fn dependents<F, E>(
+async fn dependents(
     tx: &Transaction<'_>,
     oid: u32,
-    server: &F,
-) -> Result<Vec<String>, PgError>
-where
-    F: Fn(String) -> E,
-    E: FnOnce(tokio_postgres::Error) -> PgError,
-{
+    server: Failed<'_>,
+) -> Result<Vec<String>, PgError> {
     let rows = tx
         .query(
             "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d \
@@ -598,7 +578,7 @@ where
             &[&oid],
         )
         .await
-        .map_err(server("reading what depends on the table".into()))?;
+        .map_err(server.at("reading what depends on the table"))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
