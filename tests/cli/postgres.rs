@@ -635,3 +635,51 @@ fn hostile_strings_round_trip_exactly() {
     assert_eq!(found, expected);
     assert_loaded(&mut db, &out);
 }
+
+/// The test URL with its password taken out and `sslmode` replaced.
+fn without_password(url: &str, sslmode: &str) -> (String, String) {
+    let mut parsed = url::Url::parse(url).expect("test URL");
+    let password = parsed.password().unwrap_or_default().to_owned();
+    parsed.set_password(None).unwrap();
+    parsed.set_query(Some(&format!("sslmode={sslmode}")));
+    (parsed.to_string(), password)
+}
+
+#[test]
+fn passwords_come_from_the_environment_and_tls_is_verified() {
+    let Some((db, dir, _, out)) = loaded("tls") else {
+        return;
+    };
+    let load = |url: &str, password: Option<&str>| {
+        let mut cmd = ts_principals(dir.path());
+        cmd.args(["load", "--from"])
+            .arg(&out)
+            .args(["--to", url, "--schema", &db.schema])
+            .env_remove("PGPASSWORD")
+            .env("PGPASSFILE", dir.path().join("no-pgpass"));
+        if let Some(password) = password {
+            cmd.env("PGPASSWORD", password);
+        }
+        cmd.assert()
+    };
+    let (plain, password) = without_password(&db.url, "disable");
+    load(&plain, Some(&password)).success();
+    let failed = load(&plain, Some("wrong-password")).failure().code(3);
+    let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
+    assert!(stderr.contains("password"), "{stderr}");
+    assert!(!stderr.contains("wrong-password"), "{stderr}");
+    assert!(!stderr.contains(&password), "{stderr}");
+    let Ok(ca) = std::env::var("TS_PRINCIPALS_TEST_PG_CA") else {
+        eprintln!("*** TLS part skipped: TS_PRINCIPALS_TEST_PG_CA is not set");
+        return;
+    };
+    let (require, _) = without_password(&db.url, "require");
+    load(&require, Some(&password)).success();
+    let (verified, _) = without_password(&db.url, "verify-full");
+    let with_ca = format!("{verified}&sslrootcert={ca}");
+    load(&with_ca, Some(&password)).success();
+    // The test CA is not among the system's roots.
+    let failed = load(&verified, Some(&password)).failure().code(3);
+    let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
+    assert!(stderr.contains("sslrootcert"), "{stderr}");
+}
