@@ -5,8 +5,9 @@
 //! (names in the identifier case the TML was rendered with, types, primary
 //! keys), so the tables `load` creates are the ones the TML beside the data
 //! describes. [`Source::open`] reads and checks that; the sinks
-//! ([`postgres`]) take it from there.
+//! ([`postgres`], [`falcon`]) take it from there.
 
+pub mod falcon;
 pub mod postgres;
 mod records;
 
