@@ -8,7 +8,8 @@
 //! `--data` is a directory of API-shaped files (`v2_orgs_search.json`,
 //! `v2_users_search.json`, `v2_groups_search.json` or `v2_combined.json`,
 //! optionally `v1_user_list.json`) or one v2 export file; `--generate
-//! USERS,GROUPS,ORGS` makes up a cluster of that size instead. The server
+//! USERS,GROUPS,ORGS` makes up a cluster of that size instead; `--falcon`
+//! makes it a Software cluster with Falcon for `load --to falcon`. The server
 //! lives in `tests/fake_thoughtspot`, where the integration tests use it.
 
 #[path = "../tests/fake_thoughtspot/mod.rs"]
@@ -49,6 +50,10 @@ struct Args {
     /// Search responses are gzip bombs inflating to this many MiB.
     #[arg(long, value_name = "MIB")]
     gzip_bomb_mb: Option<usize>,
+    /// Be a ThoughtSpot Software cluster with Falcon: remote TQL and the tsload
+    /// service on this same port (try `load --to falcon --falcon-url URL`).
+    #[arg(long)]
+    falcon: bool,
 }
 
 fn main() {
@@ -78,6 +83,8 @@ fn main() {
         no_v2: args.no_v2,
         endless_body: args.endless_body,
         gzip_bomb: args.gzip_bomb_mb.map(|mb| mb << 20),
+        software: args.falcon,
+        falcon: args.falcon,
         ..fake::Faults::default()
     };
     let (orgs, users, groups) = (data.orgs.len(), data.users.len(), data.groups.len());

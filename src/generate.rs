@@ -103,7 +103,7 @@ struct Manifest<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DatabaseLayout {
     /// The TML's connection; none for Falcon tables.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
     /// The TML's `db`.
     pub database: String,

@@ -1,5 +1,5 @@
-//! `load`: the data of an output directory into PostgreSQL (or, with
-//! `--emit-sql`, the SQL that loads it elsewhere).
+//! `load`: the data of an output directory into PostgreSQL or Falcon (or,
+//! with `--emit-sql`, the SQL that loads it elsewhere).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::falcon::{self, FalconArgs};
 use super::{GlobalArgs, LockArgs};
 use crate::load::postgres::{self, Environment, Target};
 use crate::load::sql::{self, Dialect, EmitOptions};
@@ -25,8 +26,9 @@ pub(super) struct LoadArgs {
     /// Where to load: postgres://USER@HOST:PORT/DATABASE?sslmode=MODE. The password comes
     /// from the URL, PGPASSWORD or ~/.pgpass (PGPASSFILE), and is never printed. sslmode:
     /// disable, prefer (default), require (encrypted, certificate not checked), verify-ca,
-    /// verify-full (add sslrootcert=/path/ca.pem for a private CA).
-    #[arg(long, value_name = "URL", required_unless_present = "emit_sql")]
+    /// verify-full (add sslrootcert=/path/ca.pem for a private CA). Or `falcon`: ThoughtSpot
+    /// Software's own database, with --profile (see the Falcon options).
+    #[arg(long, value_name = "URL|falcon", required_unless_present = "emit_sql")]
     to: Option<String>,
     /// Schema to create the tables in [default: tml.schema when the TML names a
     /// connection, else ts_principals].
@@ -50,6 +52,8 @@ pub(super) struct LoadArgs {
     iam_role: Option<String>,
     #[command(flatten)]
     lock: LockArgs,
+    #[command(flatten)]
+    falcon: FalconArgs,
 }
 
 /// `--emit-sql`: the dialects by name.
@@ -76,6 +80,10 @@ pub(super) fn run(args: LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         return emit_sql(&args, dialect);
     }
     let url = args.to.as_deref().unwrap_or_default();
+    if falcon::chosen(url) {
+        let schema = args.schema.as_deref();
+        return falcon::run(&args.from, schema, args.lock.wait(), &args.falcon, global);
+    }
     let target = Target::parse(url, &Environment::from_process())?;
     let source = Source::open(&args.from, args.lock.wait())?;
     let layout = &source.layout;
@@ -190,7 +198,7 @@ fn warn_where_the_tml_points_elsewhere(source: &Source, target: &Target, schema:
 }
 
 /// `table  rows  seconds  rows/s`, one line per table and a total.
-fn print_summary(loaded: &[Loaded]) -> std::io::Result<()> {
+pub(super) fn print_summary(loaded: &[Loaded]) -> std::io::Result<()> {
     let width = (loaded.iter().map(|l| l.table.chars().count()))
         .max()
         .unwrap_or(5)
@@ -239,13 +247,13 @@ fn per_second(rows: u64, elapsed: Duration) -> String {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A bar per table on a terminal (rows, rows/s); log lines otherwise.
-struct LoadProgress {
+pub(super) struct LoadProgress {
     bar: Option<ProgressBar>,
     state: Mutex<(u64, Instant)>,
 }
 
 impl LoadProgress {
-    fn new(off: bool) -> Self {
+    pub(super) fn new(off: bool) -> Self {
         let bar = (!off && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -257,7 +265,7 @@ impl LoadProgress {
         }
     }
 
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 mod connect;
+mod falcon;
 mod load;
 mod profiles;
 mod progress;
@@ -21,6 +22,7 @@ use crate::diff::{self, Palette};
 use crate::generate::{self, GenerateOptions};
 use crate::input::{self, LoadOptions, Loaded};
 use crate::load::SourceError;
+use crate::load::falcon::FalconError;
 use crate::load::postgres::PgError;
 use crate::output::{self, OutputError};
 use crate::render::Templates;
@@ -48,6 +50,7 @@ Examples:
   ts-principals diff --from principals.json --out tml-repo --check
   ts-principals load --from out --to 'postgres://loader@db.example.com:5432/analytics?sslmode=require'
   ts-principals load --from out --emit-sql snowflake
+  ts-principals load --from out --to falcon --profile prod
 
 Exit codes: 0 ok, 1 differences found (diff), 2 usage or input error, 3 cluster, database or
 network error, 4 output could not be written (permissions, disk full, a directory in the way,
@@ -126,10 +129,10 @@ enum Command {
     /// be added or be removed (`--stat` for a summary). With --check the exit code
     /// says whether anything differs (1) or not (0), for CI in a TML repository.
     Diff(DiffArgs),
-    /// Load the data of an output directory into PostgreSQL, in one transaction (or write
-    /// the SQL that loads it into Snowflake, Databricks, BigQuery or Redshift).
+    /// Load the data of an output directory into PostgreSQL (in one transaction) or Falcon,
+    /// or write the SQL that loads it into Snowflake, Databricks, BigQuery or Redshift.
     ///
-    /// Creates the schema (default ts_principals, or tml.schema) and every table whose
+    /// With --to postgres://…, creates the schema (default ts_principals, or tml.schema) and every table whose
     /// CSV is in OUT/data, with the names, types and primary keys OUT/manifest.json
     /// records: the names the TML in OUT/tml uses, in its identifier case
     /// (tml.identifier_case), so ThoughtSpot finds them. Each CSV is streamed with COPY
@@ -138,6 +141,14 @@ enum Command {
     /// connection, a killed run) leaves the previous data as it was. Tables that exist
     /// but were not created by ts-principals are never touched. With --emit-sql DIALECT
     /// it writes OUT/sql/DIALECT/create_tables.sql and load.sql instead.
+    ///
+    /// With `--to falcon --profile NAME` (ThoughtSpot Software clusters; Cloud has no
+    /// Falcon) the database, schema and tables the manifest records are created through
+    /// remote TQL where missing, and each CSV is streamed into its own tsload load cycle
+    /// (replacing the table's rows). Falcon has no transaction across tables: nothing is
+    /// committed until every upload has succeeded, then the tables are committed one by
+    /// one, and a failure then names the tables already replaced and those left as they
+    /// were. Example: `ts-principals load --from out --to falcon --profile prod`.
     Load(load::LoadArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
@@ -494,6 +505,15 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             PgError::Source(SourceError::Output(_)) | PgError::NotOurs { .. } => 4,
             error if error.is_server() => 3,
             _ => 2,
+        };
+    }
+    if let Some(error) = error.downcast_ref::<FalconError>() {
+        return if error.is_output() {
+            4
+        } else if error.is_cluster() {
+            3
+        } else {
+            2
         };
     }
     if let Some(SourceError::Output(_)) = error.downcast_ref::<SourceError>() {

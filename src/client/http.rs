@@ -31,6 +31,18 @@ pub(crate) enum Body<'a> {
     Form(&'a [(&'static str, &'a SecretString)]),
 }
 
+/// What [`Http::send_once`] adds to a request.
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// More headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// A body sent as it is (e.g. streamed from a file); replaces the
+    /// request's own.
+    pub body: Option<reqwest::Body>,
+    /// A timeout for this request instead of the client's.
+    pub timeout: Option<Duration>,
+}
+
 /// A response that was not retried (any status).
 pub(crate) struct Reply {
     pub status: StatusCode,
@@ -220,7 +232,9 @@ impl Http {
                             let message = server_message(&body, status, &self.scrubber);
                             Failure::Status(status, message, retry_after)
                         }
-                        Err(BodyError::Read(error)) if error.is_timeout() => Failure::Timeout,
+                        Err(BodyError::Read(error)) if error.is_timeout() => {
+                            Failure::Timeout(self.settings.request_timeout)
+                        }
                         Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
                     }
                 }
@@ -231,7 +245,7 @@ impl Http {
                         reason: error_chain(error),
                     });
                 }
-                Err(error) if error.is_timeout() => Failure::Timeout,
+                Err(error) if error.is_timeout() => Failure::Timeout(self.settings.request_timeout),
                 Err(error) if error.is_connect() => {
                     let reason = error_chain(error);
                     match certificate_refusal(&reason) {
@@ -262,6 +276,74 @@ impl Http {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Sends a request exactly once, whatever happens: for requests that
+    /// must not reach the server twice (a data upload, a commit), where a
+    /// retry after a broken connection could apply them twice. `extra`
+    /// adds headers, a streamed body and a longer timeout.
+    pub async fn send_once(
+        &self,
+        request: &Request<'_>,
+        extra: Extra,
+    ) -> Result<Reply, ClientError> {
+        let method = method_name(&request.method);
+        let started = std::time::Instant::now();
+        let mut builder = self.build(request);
+        for (name, value) in &extra.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        if let Some(body) = extra.body {
+            builder = builder.body(body);
+        }
+        let timeout = extra.timeout.unwrap_or(self.settings.request_timeout);
+        builder = builder.timeout(timeout);
+        let failure = match builder.send().await {
+            Ok(response) => {
+                let status = response.status();
+                match self.read_body(response).await {
+                    Ok(body) => {
+                        tracing::debug!(
+                            "{method} {}{} → {} ({} bytes, {:.0?})",
+                            self.base,
+                            request.path,
+                            status.as_u16(),
+                            body.len(),
+                            started.elapsed()
+                        );
+                        return Ok(Reply {
+                            status,
+                            body,
+                            attempts: 1,
+                            scrubber: self.scrubber.clone(),
+                        });
+                    }
+                    Err(BodyError::TooLarge) => {
+                        return Err(ClientError::TooLarge {
+                            method,
+                            url: format!("{}{}", self.base, request.path),
+                            limit_mib: self.settings.max_response_bytes / (1024 * 1024),
+                        });
+                    }
+                    Err(BodyError::Read(error)) if error.is_timeout() => Failure::Timeout(timeout),
+                    Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
+                }
+            }
+            Err(error) if error.is_redirect() => {
+                return Err(ClientError::Redirect {
+                    method,
+                    path: request.path.to_owned(),
+                    reason: error_chain(error),
+                });
+            }
+            Err(error) if error.is_timeout() => Failure::Timeout(timeout),
+            Err(error) if error.is_connect() => {
+                let reason = error_chain(error);
+                Failure::Connect(certificate_refusal(&reason).unwrap_or(reason))
+            }
+            Err(error) => Failure::Body(error_chain(error)),
+        };
+        Err(self.give_up(request, failure, 1))
     }
 
     /// Reads a (decompressed) body as it streams in, stopping at the limit,
@@ -339,10 +421,10 @@ impl Http {
                     advice,
                 }
             }
-            Failure::Timeout => ClientError::Timeout {
+            Failure::Timeout(after) => ClientError::Timeout {
                 method,
                 path,
-                after: self.settings.request_timeout,
+                after,
                 attempts,
             },
             Failure::Body(reason) => ClientError::Body {
@@ -457,7 +539,8 @@ enum BodyError {
 /// Why an attempt failed in a way worth retrying.
 enum Failure {
     Connect(String),
-    Timeout,
+    /// The request took longer than this.
+    Timeout(Duration),
     Body(String),
     Status(StatusCode, String, Option<Duration>),
 }
@@ -466,7 +549,7 @@ impl Failure {
     fn describe(&self) -> String {
         match self {
             Failure::Connect(reason) => format!("cannot connect ({reason})"),
-            Failure::Timeout => "timed out".to_owned(),
+            Failure::Timeout(_) => "timed out".to_owned(),
             Failure::Body(reason) => format!("response broken off ({reason})"),
             Failure::Status(status, message, _) => format!("HTTP {} ({message})", status.as_u16()),
         }

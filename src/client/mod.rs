@@ -12,10 +12,10 @@
 pub mod auth;
 mod error;
 mod fetch;
-mod http;
+pub(crate) mod http;
 mod paging;
-mod v1;
-mod v2;
+pub(crate) mod v1;
+pub(crate) mod v2;
 
 use std::path::PathBuf;
 use std::time::Duration;

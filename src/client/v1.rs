@@ -19,44 +19,12 @@ pub(crate) async fn user_list(
     http: &Http,
     credentials: &Credentials,
 ) -> Result<Bytes, ClientError> {
-    let (Some(username), Some(Secret::Password(password))) =
-        (&credentials.username, &credentials.secret)
-    else {
-        return Err(ClientError::Unsupported(
-            "the REST v1 API (used when the cluster has no v2, or with --api v1) signs in with a \
-             username and password; give THOUGHTSPOT_USERNAME and THOUGHTSPOT_PASSWORD (or a \
-             profile with a password)"
-                .into(),
-        ));
-    };
-    let username = SecretString::from(username.clone());
-    let remember = SecretString::from("true");
-    let fields = [
-        ("username", &username),
-        ("password", password),
-        ("rememberme", &remember),
-    ];
-    let login = Request {
-        method: Method::POST,
-        path: LOGIN_PATH,
-        body: Body::Form(&fields),
-        bearer: None,
-        v1: true,
-    };
-    let reply = http.send(&login).await?;
-    if matches!(reply.status.as_u16(), 401 | 403) {
-        return Err(ClientError::Auth {
-            method: "POST",
-            path: LOGIN_PATH.to_owned(),
-            status: reply.status.as_u16(),
-            message: reply.message(),
-            credential: format!("the password of {} was refused;", credentials.who()),
-            advice: "check THOUGHTSPOT_PASSWORD (or the profile's password source) and that the \
-                     account is active and not locked",
-        });
-    }
-    reply.success(&Method::POST, LOGIN_PATH)?;
-    tracing::debug!("signed in to REST v1 as {}", credentials.who());
+    sign_in(
+        http,
+        credentials,
+        "the REST v1 API (used when the cluster has no v2, or with --api v1)",
+    )
+    .await?;
 
     let list = Request {
         method: Method::GET,
@@ -89,4 +57,51 @@ pub(crate) async fn user_list(
         tracing::debug!("v1 logout failed (ignored): {error}");
     }
     Ok(body)
+}
+
+/// Opens a session (a cookie the client keeps) with the v1 login and a
+/// password; `needed_by` names what needs it, for the message when the
+/// credentials hold no password.
+pub(crate) async fn sign_in(
+    http: &Http,
+    credentials: &Credentials,
+    needed_by: &str,
+) -> Result<(), ClientError> {
+    let (Some(username), Some(Secret::Password(password))) =
+        (&credentials.username, &credentials.secret)
+    else {
+        return Err(ClientError::Unsupported(format!(
+            "{needed_by} signs in with a username and password; give THOUGHTSPOT_USERNAME and \
+             THOUGHTSPOT_PASSWORD (or a profile with a password)"
+        )));
+    };
+    let username = SecretString::from(username.clone());
+    let remember = SecretString::from("true");
+    let fields = [
+        ("username", &username),
+        ("password", password),
+        ("rememberme", &remember),
+    ];
+    let login = Request {
+        method: Method::POST,
+        path: LOGIN_PATH,
+        body: Body::Form(&fields),
+        bearer: None,
+        v1: true,
+    };
+    let reply = http.send(&login).await?;
+    if matches!(reply.status.as_u16(), 401 | 403) {
+        return Err(ClientError::Auth {
+            method: "POST",
+            path: LOGIN_PATH.to_owned(),
+            status: reply.status.as_u16(),
+            message: reply.message(),
+            credential: format!("the password of {} was refused;", credentials.who()),
+            advice: "check THOUGHTSPOT_PASSWORD (or the profile's password source) and that the \
+                     account is active and not locked",
+        });
+    }
+    reply.success(&Method::POST, LOGIN_PATH)?;
+    tracing::debug!("signed in to REST v1 as {}", credentials.who());
+    Ok(())
 }

@@ -28,9 +28,14 @@ pub(crate) struct System {
     /// The cluster's name.
     #[serde(default)]
     pub name: Option<String>,
-    /// The software release, e.g. `10.4.0.cl`.
+    /// The software release, e.g. `10.4.0.cl` (Cloud releases end in
+    /// `.cl`, Software releases in `.sw`).
     #[serde(default)]
     pub release_version: Option<String>,
+    /// The deployment: `SAAS` on ThoughtSpot Cloud (what cs_tools reads
+    /// as "is cloud"); other values are taken for Software.
+    #[serde(default, rename = "type")]
+    pub deployment: Option<String>,
 }
 
 impl System {

@@ -5,8 +5,9 @@
 //! (names in the identifier case the TML was rendered with, types, primary
 //! keys), so the tables `load` creates are the ones the TML beside the data
 //! describes. [`Source::open`] reads and checks that; the sinks
-//! ([`postgres`], [`sql`]) take it from there.
+//! ([`postgres`], [`falcon`], [`sql`]) take it from there.
 
+pub mod falcon;
 pub mod postgres;
 mod records;
 pub mod sql;

@@ -7,6 +7,7 @@ mod empty;
 mod errors;
 #[path = "../fake_thoughtspot/mod.rs"]
 mod fake;
+mod falcon;
 mod fetch;
 mod generate;
 mod layering;

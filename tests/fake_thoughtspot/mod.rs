@@ -8,8 +8,14 @@
 //! endless bodies, gzip bombs, redirects elsewhere and errors that echo
 //! the request.
 //!
-//! Used by `tests/cli/fetch.rs` and `examples/fake_thoughtspot.rs`.
+//! With `Faults::falcon` it is a ThoughtSpot Software cluster with Falcon:
+//! remote TQL and the tsload service (see [`falcon`]).
+//!
+//! Used by `tests/cli/fetch.rs`, `tests/cli/falcon.rs` and
+//! `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
+
+pub mod falcon;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -36,6 +42,8 @@ pub const SECRET_KEY: &str = "fake-secret-key-Kx7";
 pub const CLUSTER_ID: &str = "fake-cluster-0001";
 /// The release it reports.
 pub const RELEASE: &str = "10.4.0.cl";
+/// The release it reports as a Software cluster (`Faults::software`).
+pub const RELEASE_SOFTWARE: &str = "10.1.0.sw";
 
 /// Principals the fake serves.
 #[derive(Clone, Debug, Default)]
@@ -253,6 +261,20 @@ pub struct Faults {
     /// Searches in any other org also list this org's principals that are
     /// not in the org searched (after its own).
     pub leak_org: Option<i64>,
+    /// `system` reports a ThoughtSpot Software cluster (`.sw` release)
+    /// instead of a Cloud one.
+    pub software: bool,
+    /// Serve Falcon: remote TQL and the tsload service (else they answer
+    /// 404, as on ThoughtSpot Cloud).
+    pub falcon: bool,
+    /// Load cycles are handed to the fake node on this port (`node_address`).
+    pub falcon_node: Option<u16>,
+    /// tsload sessions expire (401) after this many uses.
+    pub falcon_session_uses: Option<usize>,
+    /// Every row uploaded into this table is rejected (its load fails).
+    pub falcon_reject: Option<String>,
+    /// Uploads into this table fail with 500.
+    pub falcon_upload_error: Option<String>,
 }
 
 /// One request, as the fake saw it.
@@ -297,6 +319,12 @@ pub struct Shared {
     next_id: AtomicU64,
     /// The last gzip bomb made, by inflated size.
     bomb: Mutex<Option<(usize, Bytes)>>,
+    /// The port this fake listens on.
+    pub port: u16,
+    /// Falcon, shared with the other nodes of the same fake cluster.
+    pub falcon: Arc<Mutex<falcon::FalconStore>>,
+    /// tsload sessions and their uses.
+    tsload_sessions: Mutex<HashMap<String, usize>>,
 }
 
 impl Shared {
@@ -399,6 +427,30 @@ impl FakeThoughtSpot {
 
     /// Serves `data` on 127.0.0.1:`port` (0: a random port) with `faults`.
     pub fn start_on(data: Data, port: u16, faults: Faults) -> Self {
+        Self::start_with(data, port, faults, falcon::new_store())
+    }
+
+    /// Another node of this fake's cluster: its own address and sessions,
+    /// the same data and Falcon, the same faults as now.
+    pub fn start_node(&self) -> Self {
+        let faults = self.state.faults.lock().unwrap().clone();
+        Self::start_with(
+            self.state.data.clone(),
+            0,
+            faults,
+            self.state.falcon.clone(),
+        )
+    }
+
+    fn start_with(
+        data: Data,
+        port: u16,
+        faults: Faults,
+        falcon: Arc<Mutex<falcon::FalconStore>>,
+    ) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Shared {
             data,
             views: Mutex::new(HashMap::new()),
@@ -411,10 +463,10 @@ impl FakeThoughtSpot {
             max_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             bomb: Mutex::new(None),
+            port: addr.port(),
+            falcon,
+            tsload_sessions: Mutex::new(HashMap::new()),
         });
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(state.clone());
         let thread = std::thread::spawn(move || {
@@ -475,6 +527,25 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/callosum/v1/tspublic/v1/session/login", post(v1_login))
         .route("/callosum/v1/tspublic/v1/session/logout", post(v1_logout))
         .route("/callosum/v1/tspublic/v1/user/list", get(v1_user_list))
+        .route(
+            "/ts_dataservice/v1/public/tql/query",
+            post(falcon::tql_query),
+        )
+        .route("/ts_dataservice/v1/public/session", post(falcon::session))
+        .route("/ts_dataservice/v1/public/loads", post(falcon::start))
+        .route(
+            "/ts_dataservice/v1/public/loads/{cycle}",
+            get(falcon::status).post(falcon::upload),
+        )
+        .route(
+            "/ts_dataservice/v1/public/loads/{cycle}/commit",
+            post(falcon::commit),
+        )
+        .route(
+            "/ts_dataservice/v1/public/loads/{cycle}/cancel",
+            post(falcon::cancel),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(|| async { error(StatusCode::NOT_FOUND, 10004, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -656,6 +727,11 @@ fn issue_token(state: &Shared, body: &Bytes) -> Response {
 #[allow(clippy::result_large_err)] // a test server; the error is the reply
 fn authorize(state: &Shared, headers: &HeaderMap) -> Result<i64, Response> {
     let Some(value) = header_text(headers, header::AUTHORIZATION) else {
+        // A session (the v1 login's cookie) counts for the Primary org, as
+        // a cluster's own sessions do.
+        if session_of(state, headers).is_some() {
+            return Ok(0);
+        }
         return Err(error(
             StatusCode::UNAUTHORIZED,
             10000,
@@ -688,13 +764,16 @@ async fn system(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         Some(r) => r,
         None => match authorize(&state, &headers) {
             Err(r) => r,
-            Ok(_) => json_response(&json!({
-                "id": CLUSTER_ID,
-                "name": "Fake ThoughtSpot",
-                "release_version": RELEASE,
-                "time_zone": "UTC",
-                "type": "SAAS",
-            })),
+            Ok(_) => {
+                let software = state.faults.lock().unwrap().software;
+                json_response(&json!({
+                    "id": CLUSTER_ID,
+                    "name": "Fake ThoughtSpot",
+                    "release_version": if software { RELEASE_SOFTWARE } else { RELEASE },
+                    "time_zone": "UTC",
+                    "type": if software { "SOFTWARE" } else { "SAAS" },
+                }))
+            }
         },
     };
     log.status = response.status().as_u16();
@@ -1068,7 +1147,7 @@ async fn v1_login(State(state): State<Arc<Shared>>, headers: HeaderMap, body: By
     );
     let response = if let Some(r) = v1_header_missing(&headers) {
         r
-    } else if state.data.v1.is_none() {
+    } else if state.data.v1.is_none() && !state.faults.lock().unwrap().falcon {
         error(StatusCode::NOT_FOUND, 10004, "no such endpoint")
     } else if form_field(&body, "username").as_deref() == Some(USERNAME)
         && form_field(&body, "password").as_deref() == Some(PASSWORD)
