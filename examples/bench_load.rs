@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
     let target = Target::parse(&url, &Environment::from_process())?;
     let options = pg::Options {
         schema: schema.to_owned(),
+        ..pg::Options::default()
     };
 
     let mut psql_times = Vec::new();
@@ -183,5 +184,18 @@ fn write_output(out: &Path, schema: &str, rows: usize) -> anyhow::Result<()> {
         )?;
     }
     file.flush()?;
+    drop(file);
+    // As generate would have recorded it: load checks the file against it.
+    let bytes = std::fs::read(&path)?;
+    let manifest_path = out.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path)?)?;
+    let entry = &mut manifest["files"]["data/group_memberships.csv"];
+    entry["rows"] = rows.into();
+    entry["bytes"] = bytes.len().into();
+    entry["sha256"] = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes)).into()
+    };
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
     Ok(())
 }

@@ -17,6 +17,19 @@ use crate::load::sql::{self, Dialect, EmitOptions};
 use crate::load::{Loaded, Progress, Source};
 use crate::output;
 
+/// Examples and exit codes, after the options in `load --help`.
+pub(super) const AFTER_HELP: &str = "\
+Examples:
+  ts-principals load --from out --to 'postgres://loader@db.example.com:5432/analytics?sslmode=verify-full'
+  PGPASSWORD=… ts-principals load --from out --to postgres://loader@127.0.0.1/analytics --schema ts_principals
+  ts-principals load --from out --emit-sql snowflake
+  ts-principals load --from out --emit-sql redshift --files-at s3://bucket/ts-principals --iam-role arn:aws:iam::123456789012:role/load
+  ts-principals load --from out --to falcon --profile prod
+
+One of --to and --emit-sql is needed. Exit codes: 0 loaded (or SQL written), 2 bad input (a URL,
+a CSV changed since generate, a bad row), 3 the database or cluster failed (nothing changed),
+4 the output directory is busy or a table of ours by name is not ours.";
+
 #[derive(Debug, Args)]
 pub(super) struct LoadArgs {
     /// Output directory written by `generate`: its data/*.csv are loaded into the tables
@@ -50,6 +63,10 @@ pub(super) struct LoadArgs {
     /// role].
     #[arg(long, value_name = "ARN", requires = "emit_sql")]
     iam_role: Option<String>,
+    /// Seconds the swap may wait for queries holding a table (every new query on it waits
+    /// behind the swap meanwhile); past that the load gives up and changes nothing.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    lock_timeout: u64,
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
@@ -92,13 +109,23 @@ pub(super) fn run(args: LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCod
         (None, Some(_)) if !layout.schema.is_empty() => layout.schema.clone(),
         _ => postgres::DEFAULT_SCHEMA.to_owned(),
     };
+    if schema.trim().is_empty() || schema.starts_with("pg_") {
+        anyhow::bail!(
+            "--schema {schema:?} cannot be used: PostgreSQL reserves names starting with pg_, \
+             and an empty name is no schema; choose another (default ts_principals)"
+        );
+    }
     warn_where_the_tml_points_elsewhere(&source, &target, &schema);
+    warn_about_the_tml(&source);
     let progress = LoadProgress::new(global.no_progress || global.quiet > 0);
     let loaded = postgres::load(
         &source,
         &target,
         &postgres::Options {
             schema: schema.clone(),
+            lock_timeout: Duration::from_secs(args.lock_timeout),
+            wait: args.lock.wait(),
+            connect_timeout: target.connect_timeout().unwrap_or(Duration::from_secs(30)),
         },
         &progress,
     );
@@ -126,15 +153,18 @@ fn emit_sql(args: &LoadArgs, dialect: Dialect) -> anyhow::Result<ExitCode> {
     }
     let usual = dialect.target().default_case();
     if layout.identifier_case != usual {
-        tracing::info!(
-            "names are {} case, as the TML in {} has them; {} stores unquoted names in {} case, \
-             so quote them in your own SQL (or set tml.target = \"{}\" and generate again)",
+        tracing::warn!(
+            "names are {} case, as the TML in {} has them, where tml.target = \"{}\" would give \
+             {} case; the SQL quotes every name, so the tables match the TML either way",
             layout.identifier_case.as_str(),
             source.dir.display(),
             dialect.name(),
-            usual.as_str(),
-            dialect.name()
+            usual.as_str()
         );
+    }
+    warn_about_the_tml(&source);
+    for table in &source.tables {
+        table.verify()?;
     }
     let files = sql::emit(
         &source,
@@ -194,6 +224,63 @@ fn warn_where_the_tml_points_elsewhere(source: &Source, target: &Target, schema:
                 );
             }
         }
+    }
+}
+
+/// Tables the TML in OUT describes that the data does not hold (the
+/// activity tables until activity data is copied), and table TML that no
+/// longer matches the layout (edited by hand): ThoughtSpot's import fails
+/// on a table that does not exist, so say so before it does.
+fn warn_about_the_tml(source: &Source) {
+    use crate::render::{TmlKind, check};
+    let dir = source.dir.join(crate::generate::TML_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        tracing::warn!(
+            "{} is missing; import needs the TML beside the data",
+            dir.display()
+        );
+        return;
+    };
+    let mut missing = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".table.tml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(check::Parsed::Table(table)) = check::parse(TmlKind::Table, &text) else {
+            tracing::warn!("{} is not valid table TML", path.display());
+            continue;
+        };
+        let db_table = table.db_table.clone().unwrap_or_default();
+        match source.tables.iter().find(|t| t.def.table == db_table) {
+            None => missing.push(db_table),
+            Some(loaded) => {
+                let names: Vec<&str> = (table.columns.iter())
+                    .map(|c| c.db_column_name.as_str())
+                    .collect();
+                let ours: Vec<&str> = loaded.def.columns.iter().map(|c| c.name.as_str()).collect();
+                if names != ours {
+                    tracing::warn!(
+                        "{} names the columns {names:?}, but the data loaded has {ours:?}; it \
+                         was edited after generate wrote it",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        tracing::warn!(
+            "the TML in {} also describes {}, which this data does not hold, so they are not \
+             created; importing that TML fails until they exist (generate with --no-activity \
+             to leave the activity tables out)",
+            dir.display(),
+            missing.join(", ")
+        );
     }
 }
 
@@ -279,6 +366,7 @@ impl Progress for LoadProgress {
         }
         match &self.bar {
             Some(bar) => {
+                bar.set_message(table.to_owned());
                 bar.reset();
                 let template = match rows {
                     Some(total) => {

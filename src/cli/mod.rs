@@ -149,6 +149,7 @@ enum Command {
     /// committed until every upload has succeeded, then the tables are committed one by
     /// one, and a failure then names the tables already replaced and those left as they
     /// were. Example: `ts-principals load --from out --to falcon --profile prod`.
+    #[command(after_help = load::AFTER_HELP)]
     Load(load::LoadArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
@@ -502,7 +503,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     if let Some(error) = error.downcast_ref::<PgError>() {
         return match error {
-            PgError::Source(SourceError::Output(_)) | PgError::NotOurs { .. } => 4,
+            PgError::Source(SourceError::Output(_))
+            | PgError::NotOurs { .. }
+            | PgError::Busy { .. } => 4,
             error if error.is_server() => 3,
             _ => 2,
         };

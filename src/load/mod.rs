@@ -34,6 +34,15 @@ pub enum SourceError {
     /// The output directory could not be opened (see [`OutputError`]).
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// `--from` names a file.
+    #[error(
+        "--from {path} is not a directory; it names the output directory `ts-principals \
+         generate --out` wrote"
+    )]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
     /// No manifest: not an output directory of ours.
     #[error(
         "{dir} holds no {MANIFEST}; load reads what `ts-principals generate --out {dir}` wrote, \
@@ -58,6 +67,17 @@ pub enum SourceError {
         path: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// A data file is not what `generate` wrote.
+    #[error(
+        "{path} {problem}, so it was changed after `ts-principals generate` wrote it; nothing \
+         was loaded: run generate again rather than editing the data"
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// How it differs.
+        problem: String,
     },
     /// A data file's header is not the columns the manifest records.
     #[error(
@@ -86,6 +106,8 @@ pub struct SourceTable {
     pub bytes: u64,
     /// Data rows, as the manifest counts them.
     pub rows: Option<u64>,
+    /// SHA-256 of the file, as the manifest records it.
+    pub sha256: Option<String>,
 }
 
 impl SourceTable {
@@ -105,11 +127,81 @@ impl SourceTable {
         if header != expected {
             return Err(SourceError::Header {
                 path: self.path.clone(),
-                found: header,
+                found: header.chars().take(120).collect(),
                 expected,
             });
         }
         Ok(reader)
+    }
+}
+
+impl SourceTable {
+    /// Checks what was read of the file against the manifest: the SHA-256
+    /// and the data rows. An error names the file and what differs.
+    pub fn check(&self, sha256: &str, rows: u64) -> Result<(), SourceError> {
+        let changed = |problem: String| SourceError::Changed {
+            path: self.path.clone(),
+            problem,
+        };
+        if let Some(expected) = self.rows
+            && expected != rows
+        {
+            return Err(changed(format!(
+                "holds {rows} rows where the manifest records {expected}"
+            )));
+        }
+        if let Some(expected) = &self.sha256
+            && !expected.eq_ignore_ascii_case(sha256)
+        {
+            return Err(changed(
+                "differs from what the manifest records (SHA-256)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the whole file and checks it against the manifest, for sinks
+    /// that do not read it themselves (`--emit-sql`).
+    pub fn verify(&self) -> Result<(), SourceError> {
+        use std::io::Read;
+        let mut reader = self.open()?;
+        let mut hash = FileHash::default();
+        let mut counter = RecordCounter::default();
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(SourceError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            };
+            hash.update(&buffer[..n]);
+            counter.feed(&buffer[..n]);
+        }
+        self.check(&hash.finalize_hex(), counter.records_after_header(true))
+    }
+}
+
+/// SHA-256 of a file read in pieces.
+#[derive(Default)]
+pub struct FileHash(sha2::Sha256);
+
+impl FileHash {
+    /// Adds the next piece.
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.0.update(bytes);
+    }
+
+    /// The hash, lower-case hex.
+    pub fn finalize_hex(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.0.finalize())
     }
 }
 
@@ -151,12 +243,19 @@ struct Manifest {
 struct ManifestFile {
     #[serde(default)]
     rows: Option<u64>,
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 impl Source {
     /// Opens `out` (waiting for, or with `Wait::NoWait` refusing, a run
     /// writing to it), reads its manifest and finds every data file.
     pub fn open(out: &Path, wait: Wait) -> Result<Source, SourceError> {
+        if std::fs::metadata(out).is_ok_and(|m| !m.is_dir()) {
+            return Err(SourceError::NotADirectory {
+                path: out.to_path_buf(),
+            });
+        }
         let dir = output::open_to_read(out, wait)?;
         let path = out.join(MANIFEST);
         let bytes = match std::fs::read(&path) {
@@ -207,6 +306,7 @@ impl Source {
                 path,
                 bytes: meta.len(),
                 rows: manifest.files.get(&relative).and_then(|f| f.rows),
+                sha256: manifest.files.get(&relative).and_then(|f| f.sha256.clone()),
             });
         }
         Ok(Source {

@@ -4,6 +4,7 @@
 /// Counts the records of an RFC 4180 stream fed in pieces.
 #[derive(Clone, Debug, Default)]
 pub struct RecordCounter {
+    records: u64,
     in_quotes: bool,
     /// The last byte fed ended a record, or nothing was fed yet.
     at_record_start: bool,
@@ -25,11 +26,19 @@ impl RecordCounter {
             }
         }
         self.in_quotes = in_quotes;
+        self.records += records;
         if let Some(&last) = bytes.last() {
             self.fed = true;
             self.at_record_start = last == b'\n' && !in_quotes;
         }
         records
+    }
+
+    /// Data records counted so far plus a final unterminated one, without
+    /// the header when `header` says the stream starts with one.
+    pub fn records_after_header(&self, header: bool) -> u64 {
+        let total = self.records + self.finish();
+        total.saturating_sub(u64::from(header))
     }
 
     /// Records in a final line without a line end: 1 when the stream did

@@ -100,6 +100,17 @@ impl Dialect {
         }
     }
 
+    /// The longest name the dialect keeps, in bytes, where it is short
+    /// enough to matter.
+    pub fn max_name_bytes(self) -> Option<usize> {
+        match self {
+            Dialect::Postgres => Some(63),
+            Dialect::Redshift => Some(127),
+            Dialect::Snowflake | Dialect::Databricks => Some(255),
+            Dialect::Bigquery => Some(1024),
+        }
+    }
+
     /// A quoted identifier, so the stored case is exactly the given one.
     pub fn quote(self, name: &str) -> Result<String, SqlError> {
         Ok(match self {
@@ -252,6 +263,28 @@ pub fn emit(
     options: &EmitOptions,
 ) -> Result<SqlFiles, SqlError> {
     let layout = &source.layout;
+    check_options(dialect, options)?;
+    if let Some(limit) = dialect.max_name_bytes() {
+        let names = (source.tables.iter())
+            .flat_map(|t| {
+                std::iter::once(&t.def.table).chain(t.def.columns.iter().map(|c| &c.name))
+            })
+            .chain([&layout.schema]);
+        for name in names {
+            // Room for the `_load` and `_pkey` names made from it.
+            if name.len() + 5 > limit {
+                return Err(SqlError::Option {
+                    dialect: dialect.name(),
+                    problem: format!(
+                        "the name {name:?} is {} bytes, and {} keeps only {limit} (less the \
+                         5 of the suffixes added to it); shorten tml.table_prefix or tml.schema",
+                        name.len(),
+                        dialect.name()
+                    ),
+                });
+            }
+        }
+    }
     let q = |name: &str| dialect.quote(name);
     let schema = match dialect {
         Dialect::Redshift | Dialect::Postgres => q(&layout.schema)?,
@@ -275,7 +308,15 @@ pub fn emit(
     create.comment(&format!("{header}\nRun it first, then {LOAD_FILE}."));
     create.sql(format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
     for t in &source.tables {
-        create.sql(create_table(dialect, &table(&t.def.table)?, &t.def)?);
+        let qualified = table(&t.def.table)?;
+        create.sql(create_table(dialect, &qualified, &t.def)?);
+        if dialect == Dialect::Postgres {
+            // Marked as ours, so `load --to postgres://…` may replace them.
+            create.sql(format!(
+                "COMMENT ON TABLE {qualified} IS {}",
+                string(dialect, &super::postgres::table_comment(&t.def))
+            ));
+        }
     }
 
     let mut load = Writer {
@@ -382,7 +423,7 @@ pub fn emit(
                 load.sql(format!("CREATE TEMP TABLE {temp} (LIKE {target})"));
                 load.sql(format!(
                     "COPY {temp} ({columns}) FROM {} IAM_ROLE {role} CSV IGNOREHEADER 1 \
-                     TIMEFORMAT 'YYYY-MM-DD HH:MI:SS' EMPTYASNULL",
+                     TIMEFORMAT 'YYYY-MM-DD HH:MI:SS' EMPTYASNULL NULL AS '\\000'",
                     string(dialect, &at(&files_at, &t.def.file))
                 ));
                 load.sql(format!("DELETE FROM {target}"));
@@ -429,9 +470,15 @@ fn snowflake_load(
     schema: &str,
 ) -> Result<(), SqlError> {
     let dialect = Dialect::Snowflake;
-    let stage = format!("{schema}.{}", dialect.quote("TS_PRINCIPALS_LOAD")?);
+    // One stage per table prefix, so two sets in one schema keep apart.
+    let names: Vec<&str> = source.tables.iter().map(|t| t.def.table.as_str()).collect();
+    let prefix = common_prefix(&names);
+    let stage = format!(
+        "{schema}.{}",
+        dialect.quote(&format!("{prefix}LOAD_STAGE"))?
+    );
     load.comment(&format!(
-        "{header}\nRun with SnowSQL (snowsql -f load.sql): PUT uploads the files from {}. Each \
+        "{header}\nRun with SnowSQL, stopping at the first error: snowsql -o exit_on_error=true -f load.sql\n(without it a failed PUT or COPY would go on and replace tables with empty ones). PUT uploads the files from {}. Each \
          file is copied into a temporary table `<table>_LOAD`, then every table is replaced \
          in one transaction (INSERT OVERWRITE keeps its grants).",
         absolute(data_dir)
@@ -475,6 +522,47 @@ fn snowflake_load(
     Ok(())
 }
 
+/// `--files-at` must be a place the dialect reads from; `--iam-role` is
+/// Redshift's.
+fn check_options(dialect: Dialect, options: &EmitOptions) -> Result<(), SqlError> {
+    let problem = |problem: String| SqlError::Option {
+        dialect: dialect.name(),
+        problem,
+    };
+    if options.iam_role.is_some() && dialect != Dialect::Redshift {
+        return Err(problem("--iam-role is for redshift only".into()));
+    }
+    let Some(at) = options.files_at.as_deref() else {
+        return Ok(());
+    };
+    let fits = match dialect {
+        Dialect::Redshift => at.starts_with("s3://"),
+        Dialect::Bigquery => at.starts_with("gs://"),
+        Dialect::Databricks => {
+            at.starts_with('/')
+                || ["s3://", "s3a://", "gs://", "abfss://", "dbfs:/"]
+                    .iter()
+                    .any(|scheme| at.starts_with(scheme))
+        }
+        Dialect::Postgres => at.starts_with('/'),
+        Dialect::Snowflake => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(problem(format!(
+            "--files-at {at:?} is not a place {} reads files from (expected {})",
+            dialect.name(),
+            match dialect {
+                Dialect::Redshift => "s3://BUCKET/PATH",
+                Dialect::Bigquery => "gs://BUCKET/PATH",
+                Dialect::Databricks => "a /Volumes/… path or s3://, abfss://, gs:// URL",
+                _ => "an absolute directory on the database server",
+            }
+        )))
+    }
+}
+
 fn needed(
     options: &EmitOptions,
     dialect: Dialect,
@@ -486,6 +574,22 @@ fn needed(
         example,
         why,
     })
+}
+
+/// The longest common prefix of the names, at a character boundary.
+fn common_prefix<'a>(names: &[&'a str]) -> &'a str {
+    let Some(first) = names.first() else {
+        return "";
+    };
+    let mut end = first.len();
+    for name in &names[1..] {
+        end = end.min(
+            (first.char_indices().zip(name.chars()))
+                .find(|((_, a), b)| a != b)
+                .map_or(first.len().min(name.len()), |((i, _), _)| i),
+        );
+    }
+    &first[..end]
 }
 
 fn absolute(path: &Path) -> String {
@@ -534,7 +638,11 @@ fn create_table(dialect: Dialect, qualified: &str, def: &TableDef) -> Result<Str
         let key = key.join(", ");
         parts.push(match dialect {
             Dialect::Bigquery => format!("  PRIMARY KEY ({key}) NOT ENFORCED"),
-            Dialect::Databricks | Dialect::Postgres => format!(
+            Dialect::Postgres => format!(
+                "  CONSTRAINT {} PRIMARY KEY ({key})",
+                dialect.quote(&super::postgres::key_name(&def.table))?
+            ),
+            Dialect::Databricks => format!(
                 "  CONSTRAINT {} PRIMARY KEY ({key})",
                 dialect.quote(&format!("{}_pk", def.table))?
             ),
@@ -612,6 +720,7 @@ mod tests {
                 path: Path::new("/data/out/data").join(&def.file),
                 bytes: 0,
                 rows: None,
+                sha256: None,
             })
             .collect();
         Source::for_tests(Path::new("/data/out"), layout, tables)
@@ -672,6 +781,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not used"), "{err}");
+    }
+
+    #[test]
+    fn locations_and_name_lengths_are_checked_before_anything_is_written() {
+        let postgres = Dialect::Postgres;
+        let mut long = source(postgres);
+        long.tables[0].def.table = "t".repeat(60);
+        let err = emit(&long, postgres, &EmitOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("keeps only 63"), "{err}");
+        for (dialect, at) in [
+            (Dialect::Redshift, "gs://b/p"),
+            (Dialect::Bigquery, "s3://b/p"),
+            (Dialect::Databricks, "relative/path"),
+            (Dialect::Postgres, "relative/path"),
+        ] {
+            let options = EmitOptions {
+                files_at: Some(at.into()),
+                iam_role: None,
+            };
+            let err = emit(&source(dialect), dialect, &options)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is not a place"), "{err}");
+        }
+        let options = EmitOptions {
+            iam_role: Some("arn".into()),
+            ..options(Dialect::Bigquery)
+        };
+        let err = emit(&source(Dialect::Bigquery), Dialect::Bigquery, &options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redshift only"), "{err}");
+        assert_eq!(common_prefix(&["TS_USERS", "TS_ORGS"]), "TS_");
+        assert_eq!(common_prefix(&["ÄB", "ÄC"]), "Ä");
     }
 
     #[test]

@@ -332,11 +332,6 @@ fn a_bad_row_names_its_record_and_leaves_the_old_data() {
         return;
     };
     let before = contents(&mut db, &out);
-    // Users load first and would be replaced; the bad row comes later.
-    let users = out.join("data/users.csv");
-    let mut text = std::fs::read_to_string(&users).unwrap();
-    text.push_str("acme-prod,extra-user,extra,,,,,,,\n");
-    std::fs::write(&users, text).unwrap();
     let memberships = out.join("data/group_memberships.csv");
     let text = std::fs::read_to_string(&memberships).unwrap();
     let broken = text.replacen(",true,0\n", ",true,zero\n", 1);
@@ -345,7 +340,7 @@ fn a_bad_row_names_its_record_and_leaves_the_old_data() {
     let failed = db.load(dir.path(), &out).failure().code(2);
     let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("group_memberships.csv, record "),
+        stderr.contains("group_memberships.csv, line 4, column depth: "),
         "{stderr}"
     );
     assert!(stderr.contains("zero"), "{stderr}");
@@ -354,10 +349,33 @@ fn a_bad_row_names_its_record_and_leaves_the_old_data() {
     assert_eq!(db.tables().len(), 7, "no staging table is left");
 }
 
-/// Replaces `data/group_memberships.csv` with `rows` valid rows.
+/// Replaces `data/group_memberships.csv` with `rows` valid rows, and its
+/// entry in the manifest (as generate would have written it).
 fn inflate_memberships(out: &Path, rows: usize) {
     let path = out.join("data/group_memberships.csv");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    write_memberships(&path, rows);
+    let bytes = std::fs::read(&path).unwrap();
+    let manifest_path = out.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let entry = &mut manifest["files"]["data/group_memberships.csv"];
+    entry["rows"] = Value::from(rows);
+    entry["bytes"] = Value::from(bytes.len());
+    entry["sha256"] = Value::from(sha256(&bytes));
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn write_memberships(path: &Path, rows: usize) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(
         file,
         "cluster_id,org_id,user_guid,group_guid,is_direct,depth"
@@ -414,8 +432,9 @@ fn copying(db: &mut Db, timeout: Duration) -> i32 {
             .client
             .query_opt(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'ts-principals' \
-                 AND state = 'active' AND query LIKE 'COPY %' LIMIT 1",
-                &[],
+                 AND state = 'active' AND query LIKE 'COPY \"' || $1 || '\".%group_memberships%' \
+                 LIMIT 1",
+                &[&db.schema],
             )
             .unwrap();
         if let Some(row) = row {
@@ -682,4 +701,55 @@ fn passwords_come_from_the_environment_and_tls_is_verified() {
     let failed = load(&verified, Some(&password)).failure().code(3);
     let stderr = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
     assert!(stderr.contains("sslrootcert"), "{stderr}");
+}
+
+#[test]
+fn row_security_column_grants_and_foreign_keys_survive_a_reload() {
+    let Some((mut db, dir, _, out)) = loaded("security") else {
+        return;
+    };
+    let role = format!("ts_rls_{}", std::process::id());
+    let (orgs, privileges, users) = (
+        db.qualified("ts_orgs"),
+        db.qualified("ts_group_privileges"),
+        db.qualified("ts_users"),
+    );
+    let theirs = db.qualified("their_audit");
+    db.client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role}; \
+             GRANT USAGE ON SCHEMA \"{schema}\" TO {role}; \
+             GRANT SELECT ON {privileges} TO {role}; GRANT SELECT (org_name) ON {orgs} TO {role}; \
+             ALTER TABLE {privileges} ENABLE ROW LEVEL SECURITY; \
+             CREATE POLICY org0 ON {privileges} FOR SELECT TO {role} USING (org_id = 0); \
+             CREATE TABLE {theirs} (cluster_id text, user_guid text, \
+               FOREIGN KEY (cluster_id, user_guid) REFERENCES {users}); \
+             INSERT INTO {theirs} SELECT cluster_id, user_guid FROM {users} LIMIT 3",
+            schema = db.schema
+        ))
+        .unwrap();
+    db.load(dir.path(), &out).success();
+    assert_loaded(&mut db, &out);
+    let row = db
+        .client
+        .query_one(
+            &format!(
+                "SELECT c.relrowsecurity, has_column_privilege('{role}', '{orgs}', 'org_name', 'SELECT'), \
+                 (SELECT count(*) FROM {theirs}) FROM pg_class c WHERE c.oid = '{privileges}'::regclass"
+            ),
+            &[],
+        )
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "row-level security is kept");
+    assert!(row.get::<_, bool>(1), "the column grant is kept");
+    assert_eq!(row.get::<_, i64>(2), 3, "their rows are kept");
+    db.client
+        .batch_execute(&format!(
+            "DROP TABLE {theirs}; DROP POLICY org0 ON {privileges}; \
+             REVOKE ALL ON ALL TABLES IN SCHEMA \"{schema}\" FROM {role}; \
+             REVOKE SELECT (org_name) ON {orgs} FROM {role}; \
+             REVOKE ALL ON SCHEMA \"{schema}\" FROM {role}; DROP ROLE {role}",
+            schema = db.schema
+        ))
+        .unwrap();
 }

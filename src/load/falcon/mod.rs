@@ -315,9 +315,10 @@ async fn load_async(
     let layout = &source.layout;
     let (database, schema) = (layout.database.as_str(), layout.schema.as_str());
     check_names(source)?;
-    // Every file readable and as the manifest says, before anything is sent.
+    // Every file readable and as the manifest records it (header, rows,
+    // SHA-256), before anything is sent.
     for table in &source.tables {
-        table.open()?;
+        table.verify()?;
     }
     let http = Http::new(connection).map_err(|e| FalconError::Setup(e.to_string()))?;
     let tql = tql::Tql {
@@ -352,13 +353,6 @@ async fn load_async(
             Ok(rows) => {
                 let elapsed = started.elapsed();
                 progress.finish(&table.def.table, rows, elapsed);
-                if let Some(expected) = table.rows.filter(|&e| e != rows) {
-                    tracing::warn!(
-                        "{} holds {rows} rows, but the manifest counts {expected}; it was \
-                         changed after `generate` wrote it",
-                        table.path.display()
-                    );
-                }
                 staged.push(Staged {
                     cycle,
                     rows,

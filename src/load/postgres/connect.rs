@@ -117,8 +117,8 @@ impl Target {
     pub fn parse(url: &str, env: &Environment) -> Result<Target, PgError> {
         let parsed = url::Url::parse(url).map_err(|e| {
             invalid(
-                &redact(url),
-                format!("{e} (expected postgres://user@host:5432/database)"),
+                "(not shown: it may hold a password)",
+                format!("is not a URL: {e} (expected postgres://user@host:5432/database)"),
             )
         })?;
         let shown = redact_url(&parsed);
@@ -130,33 +130,78 @@ impl Target {
         }
         let mut ssl = None;
         let mut root_cert = None;
-        let mut rest = parsed.clone();
-        rest.set_query(None);
+        // Parameters are passed on as written (still percent-encoded), so
+        // `options=-c%20x%3D1` reaches the driver unchanged.
+        let mut kept = Vec::new();
+        for raw in parsed
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
         {
-            let mut query = rest.query_pairs_mut();
-            for (key, value) in parsed.query_pairs() {
-                match &*key {
-                    "sslmode" => {
-                        ssl = Some(SslMode::parse(&value).ok_or_else(|| {
-                            invalid(
-                                &shown,
-                                format!(
-                                    "sslmode={value} is not one of disable, prefer, require, \
-                                     verify-ca, verify-full"
-                                ),
-                            )
-                        })?);
-                    }
-                    "sslrootcert" => root_cert = Some(PathBuf::from(&*value)),
-                    _ => {
-                        query.append_pair(&key, &value);
-                    }
+            let (key, value) = raw.split_once('=').unwrap_or((raw, ""));
+            let value: String = url::form_urlencoded::parse(format!("v={value}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            match key {
+                "sslmode" => {
+                    ssl = Some(SslMode::parse(&value).ok_or_else(|| {
+                        invalid(
+                            &shown,
+                            format!(
+                                "sslmode={value} is not one of disable, prefer, require, \
+                                 verify-ca, verify-full"
+                            ),
+                        )
+                    })?);
+                }
+                "sslrootcert" => root_cert = Some(value),
+                "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "gssencmode" | "krbsrvname"
+                | "gsslib" | "requirepeer" | "service" | "passfile" => {
+                    return Err(invalid(
+                        &shown,
+                        format!(
+                            "{key} is not supported by ts-principals (password authentication \
+                             over TLS is; use PGPASSFILE for a password file)"
+                        ),
+                    ));
+                }
+                "user"
+                | "password"
+                | "dbname"
+                | "options"
+                | "application_name"
+                | "host"
+                | "hostaddr"
+                | "port"
+                | "connect_timeout"
+                | "tcp_user_timeout"
+                | "keepalives"
+                | "keepalives_idle"
+                | "keepalives_interval"
+                | "keepalives_retries"
+                | "target_session_attrs"
+                | "channel_binding"
+                | "load_balance_hosts"
+                | "sslnegotiation" => kept.push(raw),
+                _ => {
+                    return Err(invalid(
+                        &shown,
+                        format!(
+                            "has the parameter {key:?}, which is not a libpq connection \
+                             parameter ts-principals knows"
+                        ),
+                    ));
                 }
             }
         }
+        let mut rest = parsed.clone();
+        rest.set_query(None);
         let mut text = rest.to_string();
-        if text.ends_with('?') {
-            text.pop();
+        if !kept.is_empty() {
+            text.push('?');
+            text.push_str(&kept.join("&"));
         }
         let mut config: tokio_postgres::Config = text
             .parse()
@@ -212,7 +257,7 @@ impl Target {
         Ok(Target {
             config,
             ssl,
-            root_cert,
+            root_cert: root_cert.map(PathBuf::from),
             shown,
         })
     }
@@ -220,6 +265,11 @@ impl Target {
     /// The database name.
     pub fn database(&self) -> &str {
         self.config.get_dbname().unwrap_or("")
+    }
+
+    /// `connect_timeout` from the URL, when given.
+    pub fn connect_timeout(&self) -> Option<std::time::Duration> {
+        self.config.get_connect_timeout().copied()
     }
 
     /// The TLS mode.
@@ -274,7 +324,11 @@ impl Target {
                 Arc::new(EncryptOnly(provider.clone()))
             }
             SslMode::VerifyCa | SslMode::VerifyFull => {
-                let strict: Arc<dyn ServerCertVerifier> = match &self.root_cert {
+                let file = self
+                    .root_cert
+                    .as_ref()
+                    .filter(|p| p.as_os_str() != "system");
+                let strict: Arc<dyn ServerCertVerifier> = match file {
                     Some(path) => {
                         let mut roots = rustls::RootCertStore::empty();
                         let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
@@ -332,6 +386,18 @@ fn connect_advice(error: &tokio_postgres::Error, ssl: SslMode) -> String {
     let all = format!("{text} {chain}");
     if all.contains("password authentication failed") || all.contains("no password") {
         "check the user and the password (in the URL, PGPASSWORD or ~/.pgpass)".into()
+    } else if all.contains("password missing") {
+        "the server asks for a password and none was found: put it in the URL, PGPASSWORD or \
+         ~/.pgpass (PGPASSFILE)"
+            .into()
+    } else if all.contains("not valid for name") {
+        "the server's certificate is for another host name: connect with a name it was issued \
+         for, or use sslmode=verify-ca to check the issuer only"
+            .into()
+    } else if all.contains("does not support tls") || all.contains("not support ssl") {
+        "the server has TLS turned off: use sslmode=disable (or prefer), or turn ssl on in the \
+         server's postgresql.conf"
+            .into()
     } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
         match ssl {
             SslMode::VerifyCa | SslMode::VerifyFull => {
@@ -351,20 +417,13 @@ fn connect_advice(error: &tokio_postgres::Error, ssl: SslMode) -> String {
     }
 }
 
-/// `postgres://user:***@host/db`: the URL with its password hidden.
+/// `postgres://user:***@host/db`: the URL with its password hidden; a
+/// text that is not a URL is not shown at all (it may hold a password in a
+/// form this cannot find).
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(parsed) => redact_url(&parsed),
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let credentials = &url[scheme + 3..at];
-                match credentials.split_once(':') {
-                    Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                    None => url.to_owned(),
-                }
-            }
-            _ => url.to_owned(),
-        },
+        Err(_) => "(not shown: it may hold a password)".to_owned(),
     }
 }
 
@@ -372,6 +431,17 @@ fn redact_url(url: &url::Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         let _ = shown.set_password(Some("***"));
+    }
+    if let Some(query) = url.query() {
+        let hidden: Vec<String> = (query.split('&'))
+            .map(|pair| match pair.split_once('=') {
+                Some(("password" | "sslpassword", _)) => {
+                    format!("{}=***", pair.split('=').next().unwrap_or_default())
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.set_query(Some(&hidden.join("&")));
     }
     shown.to_string()
 }
@@ -633,8 +703,35 @@ mod tests {
     }
 
     #[test]
+    fn parameters_pass_through_as_written_and_unknown_ones_are_named() {
+        let target = Target::parse(
+            "postgres://u@h/db?options=-c%20statement_timeout%3D1&sslmode=require&connect_timeout=3",
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(target.config.get_options(), Some("-c statement_timeout=1"));
+        assert_eq!(
+            target.connect_timeout(),
+            Some(std::time::Duration::from_secs(3))
+        );
+        for (url, wanted) in [
+            ("postgres://u@h/db?foo=bar", "\"foo\""),
+            (
+                "postgres://u@h/db?sslcert=/c.pem",
+                "sslcert is not supported",
+            ),
+        ] {
+            let err = Target::parse(url, &env()).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{err}");
+        }
+    }
+
+    #[test]
     fn redact_hides_passwords_even_in_unparsable_urls() {
         assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u:p w@h:x/db"), "postgres://u:***@h:x/db");
+        assert!(!redact("postgres://u:p w@h:x/db").contains("p w"));
+        assert!(!redact("host=h password=secret").contains("secret"));
+        let shown = redact("postgres://u@h/db?sslmode=require&password=secret");
+        assert_eq!(shown, "postgres://u@h/db?sslmode=require&password=***");
     }
 }

@@ -18,13 +18,14 @@
 pub mod connect;
 
 use std::pin::pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::Transaction;
 
 use super::{CHUNK, Loaded, Progress, RecordCounter, Source, SourceError, SourceTable};
+use crate::atomic::Wait;
 use crate::schema::{ColumnType, TableDef};
 pub use connect::{Environment, SslMode, Target};
 
@@ -94,13 +95,33 @@ pub enum PgError {
         /// `schema.table`.
         table: String,
     },
+    /// The server did not answer in time.
+    #[error(
+        "{target} did not complete the connection within {seconds} s; check the host and port \
+         (is it a PostgreSQL server?), or allow longer with connect_timeout=SECONDS in the URL"
+    )]
+    Timeout {
+        /// The server, password hidden.
+        target: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// Another load into the schema is running and `--no-wait` was given.
+    #[error(
+        "another ts-principals load into schema {schema} is running; wait for it to finish, or \
+         leave out --no-wait to wait"
+    )]
+    Busy {
+        /// The schema.
+        schema: String,
+    },
     /// The server refused a row of a data file.
-    #[error("{file}{}: {message}; nothing was loaded (the old tables are unchanged)", record.map(|r| format!(", record {r} (record 1 is the header)")).unwrap_or_default())]
+    #[error("{file}{}: {message}; nothing was loaded (the old tables are unchanged)", record.as_ref().map(|r| format!(", {r}")).unwrap_or_default())]
     BadRow {
         /// The CSV file.
         file: String,
-        /// The record, counting the header as 1.
-        record: Option<u64>,
+        /// The line COPY names (the header is line 1), and the column.
+        record: Option<String>,
         /// The server's message and detail.
         message: String,
     },
@@ -125,7 +146,10 @@ impl PgError {
     /// Whether the server or the network failed (exit 3), rather than the
     /// input or the command line (exit 2).
     pub fn is_server(&self) -> bool {
-        matches!(self, PgError::Connect { .. } | PgError::Server { .. })
+        matches!(
+            self,
+            PgError::Connect { .. } | PgError::Server { .. } | PgError::Timeout { .. }
+        )
     }
 }
 
@@ -137,8 +161,13 @@ fn describe(error: &tokio_postgres::Error) -> String {
             if let Some(detail) = db.detail() {
                 message.push_str(&format!(" ({detail})"));
             }
-            if let Some(hint) = db.hint() {
+            // PostgreSQL's own hint may say CASCADE, which would delete
+            // other people's objects or rows: never pass that on.
+            if let Some(hint) = db.hint().filter(|h| !h.contains("CASCADE")) {
                 message.push_str(&format!("; hint: {hint}"));
+            }
+            if let Some(advice) = advice(db.code()) {
+                message.push_str(&format!("; {advice}"));
             }
             message
         }
@@ -172,17 +201,51 @@ impl Failed<'_> {
     }
 }
 
+/// What to do about a server error, by its SQLSTATE.
+fn advice(code: &tokio_postgres::error::SqlState) -> Option<&'static str> {
+    use tokio_postgres::error::SqlState;
+    Some(if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        "the user needs CREATE on the database (for a new schema) or on the schema, and must \
+         own the tables it replaces; grant those, or load into a schema the user owns (--schema)"
+    } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+        "a long-running query or transaction holds one of the tables, and waiting longer would \
+         block every reader behind it; nothing was changed: try again later, or allow a longer \
+         wait with --lock-timeout"
+    } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
+        "a foreign key of another table refers to rows this load removes; drop or change that \
+         constraint, the rows are still as they were"
+    } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        "the server or the user's session is read-only; load into the primary, with a user \
+         that may write"
+    } else {
+        return None;
+    })
+}
+
 /// How to load.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The schema the tables go into.
     pub schema: String,
+    /// How long the swap may wait for readers holding a table before the
+    /// load gives up (every new reader queues behind the waiting swap).
+    pub lock_timeout: Duration,
+    /// What to do when another load into the schema is running.
+    pub wait: Wait,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
 }
+
+/// Default of [`Options::lock_timeout`].
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             schema: DEFAULT_SCHEMA.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            wait: Wait::Block,
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -213,8 +276,26 @@ pub fn columns_sql(def: &TableDef, key_name: &str) -> String {
     parts.join(", ")
 }
 
+/// The staging table of the `i`th table: `_tsp_new_<i>_<table>`, cut to
+/// fit PostgreSQL's limit (with room for `_pkey`) at a character boundary.
+fn stage_name(i: usize, table: &str) -> String {
+    let mut name = format!("_tsp_new_{i}_{table}");
+    while name.len() + "_pkey".len() > MAX_NAME {
+        name.pop();
+    }
+    name
+}
+
+/// The comment that marks a table as ours (`ts-principals: …`).
+pub fn table_comment(def: &TableDef) -> String {
+    format!(
+        "{MARK} {} from {}; replaced by every `ts-principals load`, do not edit",
+        def.table, def.file
+    )
+}
+
 /// `<table>_pkey`, cut to fit PostgreSQL's limit at a character boundary.
-fn key_name(table: &str) -> String {
+pub fn key_name(table: &str) -> String {
     let mut base = table.to_owned();
     while base.len() + "_pkey".len() > MAX_NAME {
         base.pop();
@@ -222,7 +303,8 @@ fn key_name(table: &str) -> String {
     format!("{base}_pkey")
 }
 
-fn check_names(source: &Source, schema: &str) -> Result<(), PgError> {
+/// Checks that no name is longer than PostgreSQL keeps.
+pub fn check_names(source: &Source, schema: &str) -> Result<(), PgError> {
     let too_long = |what, name: &str| PgError::NameTooLong {
         what,
         name: name.to_owned(),
@@ -275,10 +357,18 @@ async fn load_async(
     let schema = options.schema.as_str();
     check_names(source, schema)?;
     progress.step(&format!("connecting to {target}"));
-    let mut client = target.connect().await?;
+    let mut client = match tokio::time::timeout(options.connect_timeout, target.connect()).await {
+        Ok(client) => client?,
+        Err(_) => {
+            return Err(PgError::Timeout {
+                target: target.to_string(),
+                seconds: options.connect_timeout.as_secs(),
+            });
+        }
+    };
     let server = Failed(target);
     let tx = client.transaction().await.map_err(server.at("BEGIN"))?;
-    take_turn(&tx, schema, progress, server).await?;
+    take_turn(&tx, schema, options.wait, progress, server).await?;
     let exists = tx
         .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
         .await
@@ -294,10 +384,16 @@ async fn load_async(
     }
     let mut loaded = Vec::new();
     for (i, table) in source.tables.iter().enumerate() {
-        let stage = format!("_ts_principals_stage_{i}");
+        let stage = stage_name(i, &table.def.table);
         let rows = stage_table(&tx, schema, &stage, table, target, progress).await?;
         loaded.push((stage, rows));
     }
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}",
+        options.lock_timeout.as_millis()
+    ))
+    .await
+    .map_err(server.at("setting lock_timeout"))?;
     progress.step(&format!(
         "swapping {} tables into {}",
         source.tables.len(),
@@ -312,15 +408,48 @@ async fn load_async(
             elapsed,
         });
     }
+    warn_about_tables_left_behind(&tx, schema, source, server).await?;
     progress.step("committing");
     tx.commit().await.map_err(server.at("COMMIT"))?;
     Ok(report)
+}
+
+/// Tables of ours in the schema that this data no longer has (an older
+/// prefix or identifier case): left alone, and named so they can be dropped.
+async fn warn_about_tables_left_behind(
+    tx: &Transaction<'_>,
+    schema: &str,
+    source: &Source,
+    server: Failed<'_>,
+) -> Result<(), PgError> {
+    let current: Vec<String> = source.tables.iter().map(|t| t.def.table.clone()).collect();
+    let rows = tx
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND NOT (c.relname = ANY($2)) \
+             AND starts_with(coalesce(obj_description(c.oid, 'pg_class'), ''), $3) ORDER BY 1",
+            &[&schema, &current, &MARK],
+        )
+        .await
+        .map_err(server.at("listing the tables of the schema"))?;
+    let stale: Vec<String> = rows.iter().map(|r| quote(&r.get::<_, String>(0))).collect();
+    if !stale.is_empty() {
+        tracing::warn!(
+            "schema {} also holds {}, loaded by ts-principals earlier under other names (another \
+             table prefix or identifier case); they were left as they are: drop them when \
+             nothing uses them",
+            quote(schema),
+            stale.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Waits for any other load into the same schema to finish.
 async fn take_turn(
     tx: &Transaction<'_>,
     schema: &str,
+    wait: Wait,
     progress: &dyn Progress,
     server: Failed<'_>,
 ) -> Result<(), PgError> {
@@ -333,6 +462,11 @@ async fn take_turn(
         .await
         .map_err(server.at("taking the load lock"))?
         .get(0);
+    if !got && wait == Wait::NoWait {
+        return Err(PgError::Busy {
+            schema: schema.to_owned(),
+        });
+    }
     if !got {
         progress.step(&format!(
             "another ts-principals load into schema {schema} is running; waiting for it"
@@ -394,10 +528,7 @@ async fn stage_table(
     let file = table.path.display().to_string();
     let qualified = format!("{}.{}", quote(schema), quote(stage));
     let server = Failed(target);
-    let comment = format!(
-        "{MARK} {} from {}; replaced by every `ts-principals load`, do not edit",
-        def.table, def.file
-    );
+    let comment = table_comment(def);
     tx.batch_execute(&format!(
         "CREATE TABLE {qualified} ({}); COMMENT ON TABLE {qualified} IS {}",
         columns_sql(def, &format!("{stage}_pkey")),
@@ -413,17 +544,23 @@ async fn stage_table(
     );
     progress.start(&def.table, table.rows);
     let started = Instant::now();
+    // Data exceptions (class 22) and constraint violations (class 23) are
+    // the file's fault; anything else (a killed backend, a full disk) is
+    // the server's.
     let bad_row = |error: tokio_postgres::Error| match error.as_db_error() {
-        Some(db) => PgError::BadRow {
-            file: file.clone(),
-            record: db.where_().and_then(record_of),
-            message: describe(&error),
-        },
-        None => server.at(format!("sending {file}"))(error),
+        Some(db) if db.code().code().starts_with("22") || db.code().code().starts_with("23") => {
+            PgError::BadRow {
+                file: file.clone(),
+                record: db.where_().and_then(record_of),
+                message: describe(&error),
+            }
+        }
+        _ => server.at(format!("sending {file}"))(error),
     };
     let sink = tx.copy_in::<_, Bytes>(&copy).await.map_err(bad_row)?;
     let mut sink = pin!(sink);
     let mut counter = RecordCounter::default();
+    let mut hasher = super::FileHash::default();
     let mut header = true;
     let mut buffer = vec![0u8; CHUNK];
     loop {
@@ -440,6 +577,7 @@ async fn stage_table(
                 .into());
             }
         };
+        hasher.update(&buffer[..n]);
         let mut records = counter.feed(&buffer[..n]);
         if header && records > 0 {
             header = false;
@@ -451,24 +589,27 @@ async fn stage_table(
         progress.rows(&def.table, records);
     }
     let rows = sink.as_mut().finish().await.map_err(bad_row)?;
+    // Checked before anything is committed: a file changed since generate
+    // wrote it fails the load (the server's own complaint about a bad row,
+    // above, says more, so it comes first).
+    table.check(&hasher.finalize_hex(), counter.records_after_header(true))?;
     let elapsed = started.elapsed();
-    if let Some(expected) = table.rows
-        && expected != rows
-    {
-        tracing::warn!(
-            "{file} holds {rows} rows, but the manifest counts {expected}; it was changed \
-             after `generate` wrote it"
-        );
-    }
     progress.finish(&def.table, rows, elapsed);
     Ok((rows, elapsed))
 }
 
-/// The record number in a COPY error's context ("COPY t, line 5, column x").
-fn record_of(context: &str) -> Option<u64> {
+/// Where in the file a COPY error's context points: "COPY t, line 5,
+/// column depth: …" gives "line 5, column depth".
+fn record_of(context: &str) -> Option<String> {
     let rest = context.split(", line ").nth(1)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+    let line: u64 = digits.parse().ok()?;
+    let column =
+        (rest.split_once(", column ")).map(|(_, c)| c.split(':').next().unwrap_or(c).to_owned());
+    Some(match column {
+        Some(column) => format!("line {line}, column {column}"),
+        None => format!("line {line}"),
+    })
 }
 
 /// Puts the staging table in the place of the table.
@@ -484,24 +625,18 @@ async fn swap(
     let staged = format!("{}.{}", quote(schema), quote(stage));
     let mut grants = Vec::new();
     if let Some(old) = &old {
-        let dependents = dependents(tx, old.oid, server).await?;
-        if !dependents.is_empty() {
-            // Views and foreign keys point at the table itself: refill it.
+        let keep = what_a_swap_would_lose(tx, old.oid, def, server).await?;
+        if !keep.is_empty() {
+            // Replacing the table would lose what others built on it:
+            // refill it in place instead (foreign keys stay honest and
+            // readers on older snapshots see the old rows).
             tracing::info!(
-                "{table} is used by {}; refilling it in place so they keep working",
-                dependents.join(", ")
+                "{table} has {}; refilling it in place so all of that is kept",
+                keep.join(", ")
             );
-            let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
-            let columns = columns.join(", ");
-            tx.batch_execute(&format!(
-                "TRUNCATE {table}; INSERT INTO {table} ({columns}) SELECT {columns} FROM {staged}; \
-                 DROP TABLE {staged}"
-            ))
-            .await
-            .map_err(server.at(format!(
-                "refilling {table} (used by {})",
-                dependents.join(", ")
-            )))?;
+            tx.batch_execute(&refill_sql(&table, &staged, def))
+                .await
+                .map_err(server.at(format!("refilling {table} (it has {})", keep.join(", "))))?;
             return Ok(());
         }
         grants = tx
@@ -560,26 +695,93 @@ async fn swap(
     Ok(())
 }
 
-/// Views (and other rules) and foreign keys of other tables that use the
-/// table, by name.
-async fn dependents(
+/// Refilling a table in place from its staging table: rows whose key is
+/// gone are deleted, the rest inserted or updated by key, so a foreign key
+/// of someone else's only objects to rows that really go away.
+fn refill_sql(table: &str, staged: &str, def: &TableDef) -> String {
+    let key: Vec<String> = def.key().map(|c| quote(&c.name)).collect();
+    let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    let same_key: Vec<String> = key.iter().map(|k| format!("s.{k} = t.{k}")).collect();
+    let others: Vec<String> = (def.columns.iter())
+        .filter(|c| !c.key)
+        .map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name)))
+        .collect();
+    let on_conflict = if others.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}", others.join(", "))
+    };
+    format!(
+        "DELETE FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {}); \
+         INSERT INTO {table} ({columns}) SELECT {columns} FROM {staged} \
+         ON CONFLICT ({}) {on_conflict}; DROP TABLE {staged}",
+        same_key.join(" AND "),
+        key.join(", "),
+        columns = columns.join(", ")
+    )
+}
+
+/// What dropping the table and renaming the staging table into its place
+/// would lose: objects that depend on it (views, foreign keys, functions,
+/// inheritance children, triggers, policies, indexes, publications), row
+/// security, column grants and comments, storage options, or columns that
+/// are not ours. Empty for a table exactly as we create it.
+async fn what_a_swap_would_lose(
     tx: &Transaction<'_>,
     oid: u32,
+    def: &TableDef,
     server: Failed<'_>,
 ) -> Result<Vec<String>, PgError> {
-    let rows = tx
-        .query(
-            "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d \
-             JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
-             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
-             AND d.refobjid = $1 AND v.oid <> $1 \
-             UNION SELECT DISTINCT conrelid::regclass::text FROM pg_constraint \
-             WHERE confrelid = $1 AND contype = 'f' AND conrelid <> $1 ORDER BY 1",
+    let row = tx
+        .query_one(
+            "SELECT \
+             (SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, 0), ', ') \
+              FROM pg_depend d WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 \
+              AND d.deptype NOT IN ('i') AND NOT (d.classid = 'pg_constraint'::regclass AND \
+              d.objid IN (SELECT oid FROM pg_constraint WHERE conrelid = $1 AND contype = 'p'))), \
+             c.relrowsecurity OR c.relforcerowsecurity, \
+             EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attacl IS NOT NULL), \
+             EXISTS (SELECT 1 FROM pg_description WHERE objoid = $1 AND objsubid > 0), \
+             c.reloptions IS NOT NULL, \
+             EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = $1 OR inhrelid = $1), \
+             (SELECT array_agg(attname::text ORDER BY attnum) \
+              FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped) \
+             FROM pg_class c WHERE c.oid = $1",
             &[&oid],
         )
         .await
-        .map_err(server.at("reading what depends on the table"))?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+        .map_err(server.at("reading what uses the table"))?;
+    let mut keep = Vec::new();
+    if let Some(objects) = row.get::<_, Option<String>>(0) {
+        keep.push(format!("objects that depend on it ({objects})"));
+    }
+    let flags = [
+        (1, "row-level security"),
+        (2, "column grants"),
+        (3, "column comments"),
+        (4, "storage options"),
+        (5, "inheritance"),
+    ];
+    for (i, what) in flags {
+        if row.get::<_, bool>(i) {
+            keep.push(what.to_owned());
+        }
+    }
+    // Columns someone added are kept; ours that changed type or went
+    // missing (an older layout) are put right by the swap.
+    let columns: Vec<String> = row.get::<_, Option<Vec<String>>>(6).unwrap_or_default();
+    let added: Vec<&String> = (columns.iter())
+        .filter(|name| !def.columns.iter().any(|c| &c.name == *name))
+        .collect();
+    if !added.is_empty() {
+        keep.push(format!(
+            "columns of its own ({})",
+            (added.iter().map(|s| s.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(keep)
 }
 
 /// The PostgreSQL type of each column type, for comparing with
@@ -620,10 +822,13 @@ mod tests {
     #[test]
     fn copy_errors_name_the_record() {
         assert_eq!(
-            record_of("COPY _stage_0, line 5, column depth: \"x\""),
-            Some(5)
+            record_of("COPY _stage_0, line 5, column depth: \"x\"").as_deref(),
+            Some("line 5, column depth")
         );
-        assert_eq!(record_of("COPY _stage_0, line 12"), Some(12));
+        assert_eq!(
+            record_of("COPY _stage_0, line 12").as_deref(),
+            Some("line 12")
+        );
         assert_eq!(record_of("something else"), None);
     }
 
