@@ -371,12 +371,18 @@ impl Progress for LoadProgress {
                 let template = match rows {
                     Some(total) => {
                         bar.set_length(total);
-                        "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}"
+                        "{spinner} {msg} [{bar:20}] {human_pos}/{human_len} rows, {rate}, eta {eta}"
                     }
-                    None => "{spinner} {msg} {human_pos} rows, {per_sec}",
+                    None => "{spinner} {msg} {human_pos} rows, {rate}",
                 };
                 if let Ok(style) = ProgressStyle::with_template(template) {
-                    bar.set_style(style.progress_chars("=> "));
+                    let style = style.progress_chars("=> ").with_key(
+                        "rate",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                        },
+                    );
+                    bar.set_style(style);
                 }
                 bar.set_message(table.to_owned());
             }

@@ -287,8 +287,22 @@ impl Source {
                     .into(),
             )
         })?;
-        let mut tables = Vec::new();
+        let mut tables: Vec<SourceTable> = Vec::new();
         for def in &layout.tables {
+            let bad = if def.columns.is_empty() || !def.columns.iter().any(|c| c.key) {
+                Some("has no columns or no key columns")
+            } else if tables.iter().any(|t| t.def.table == def.table) {
+                Some("is listed twice")
+            } else {
+                None
+            };
+            if let Some(bad) = bad {
+                return Err(problem(format!(
+                    "the table {:?} {bad}; the manifest was edited: run `ts-principals \
+                     generate` again",
+                    def.table
+                )));
+            }
             let relative = format!("{DATA_DIR}/{}", def.file);
             if def.file.contains(['/', '\\']) || def.file.starts_with('.') {
                 return Err(problem(format!(
