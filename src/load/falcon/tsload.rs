@@ -691,13 +691,7 @@ impl Tsload {
                 tail: Some(tail),
                 left: total,
             };
-            let request = Request {
-                method: Method::POST,
-                path: &path,
-                body: Body::None,
-                bearer: None,
-                v1: false,
-            };
+            let request = bare(Method::POST, &path);
             let extra = Extra {
                 headers: vec![
                     (
@@ -737,13 +731,7 @@ impl Tsload {
     /// cycle's, on its own time ([`Tsload::wait_done`]).
     pub async fn commit(&self, cycle: &Cycle) -> Result<(), FalconError> {
         let path = format!("{LOADS_PATH}/{}/commit", cycle.cycle_id);
-        let request = Request {
-            method: Method::POST,
-            path: &path,
-            body: Body::None,
-            bearer: None,
-            v1: false,
-        };
+        let request = bare(Method::POST, &path);
         let what = format!(
             "committing the load of {} (cycle {})",
             cycle.table, cycle.cycle_id
@@ -758,13 +746,7 @@ impl Tsload {
     /// or the wait runs out.
     pub async fn wait_done(&self, cycle: &Cycle) -> Result<LoadStatus, FalconError> {
         let path = format!("{LOADS_PATH}/{}", cycle.cycle_id);
-        let request = Request {
-            method: Method::GET,
-            path: &path,
-            body: Body::None,
-            bearer: None,
-            v1: false,
-        };
+        let request = bare(Method::GET, &path);
         let what = format!(
             "reading the status of {} (cycle {})",
             cycle.table, cycle.cycle_id
@@ -811,13 +793,7 @@ impl Tsload {
     /// (the cycle then stays uncommitted, which changes nothing).
     pub async fn cancel(&self, cycle: &Cycle) {
         let path = format!("{LOADS_PATH}/{}/cancel", cycle.cycle_id);
-        let request = Request {
-            method: Method::POST,
-            path: &path,
-            body: Body::None,
-            bearer: None,
-            v1: false,
-        };
+        let request = bare(Method::POST, &path);
         let what = format!(
             "cancelling the load of {} (cycle {})",
             cycle.table, cycle.cycle_id
@@ -826,6 +802,17 @@ impl Tsload {
             Ok(_) => tracing::debug!("cancelled cycle {} ({})", cycle.cycle_id, cycle.table),
             Err(error) => tracing::warn!("{error} (left uncommitted, it changes nothing)"),
         }
+    }
+}
+
+/// A request with no body and the session cookie for authentication.
+fn bare(method: Method, path: &str) -> Request<'_> {
+    Request {
+        method,
+        path,
+        body: Body::None,
+        bearer: None,
+        v1: false,
     }
 }
 
