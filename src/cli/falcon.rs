@@ -101,7 +101,7 @@ pub(super) fn run(
         .into());
     };
     let falcon_url = match &args.falcon_url {
-        Some(url) => url.trim().trim_end_matches('/').to_owned(),
+        Some(url) => falcon::check_falcon_url(url)?,
         None => falcon::default_falcon_url(&resolved.url)?,
     };
     let connection = Connection {
@@ -120,15 +120,15 @@ pub(super) fn run(
     };
     let layout = &source.layout;
     if let Some(name) = &layout.connection {
-        tracing::warn!(
+        return Err(FalconError::Setup(format!(
             "the TML in {} names the connection {name:?}, so ThoughtSpot looks for these tables \
-             in that connection's database, not in Falcon; the tables are loaded into Falcon \
-             {}.{} anyway: leave tml.connection out of ts-principals.toml and run generate again \
-             to point the TML at them",
+             in that connection's database, not in Falcon, and nothing was loaded: leave \
+             tml.connection (and tml.target) out of ts-principals.toml and run generate again \
+             to load into Falcon, or load into that database with --to postgres://… or \
+             --emit-sql",
             source.dir.join(crate::generate::TML_DIR).display(),
-            layout.database,
-            layout.schema
-        );
+        ))
+        .into());
     }
     tracing::info!(
         "loading into Falcon {}.{} on {} (tsload at {falcon_url}) as user {:?}",

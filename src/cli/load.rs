@@ -27,8 +27,9 @@ Examples:
   ts-principals load --from out --to falcon --profile prod
 
 One of --to and --emit-sql is needed. Exit codes: 0 loaded (or SQL written), 2 bad input (a URL,
-a CSV changed since generate, a bad row), 3 the database or cluster failed (nothing changed),
-4 the output directory is busy or a table of ours by name is not ours.";
+a CSV changed since generate, a bad row), 3 the database or cluster failed (PostgreSQL: nothing
+changed; Falcon: the error names the tables already replaced), 4 the output directory is busy or
+a table of ours by name is not ours, 130 a Falcon load stopped by Ctrl-C.";
 
 #[derive(Debug, Args)]
 pub(super) struct LoadArgs {

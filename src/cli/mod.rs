@@ -511,7 +511,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         };
     }
     if let Some(error) = error.downcast_ref::<FalconError>() {
-        return if error.is_output() {
+        return if error.is_interrupted() {
+            130
+        } else if error.is_output() {
             4
         } else if error.is_cluster() {
             3
@@ -581,9 +583,7 @@ fn init_logging(global: &GlobalArgs) {
         .with_ansi(color)
         .event_format(LogFormat)
         .finish()
-        .with(tracing_subscriber::filter::filter_fn(|meta| {
-            !repeats_the_final_error(meta)
-        }))
+        .with(tracing_subscriber::filter::filter_fn(|meta| !hidden(meta)))
         .init();
 }
 
@@ -610,12 +610,15 @@ fn log_directives(
     format!("{rust_log},ts_principals={ours}")
 }
 
-/// The error rustls-platform-verifier logs when a certificate is refused
-/// (`failed to verify TLS certificate: … CaUsedAsEndEntity`): the final
-/// error names the same reason and explains it, so the raw line would only
-/// say it twice. (It is the crate's only error-level log.)
-fn repeats_the_final_error(meta: &tracing::Metadata<'_>) -> bool {
+/// Log lines never shown: the error rustls-platform-verifier logs when a
+/// certificate is refused (`failed to verify TLS certificate: …
+/// CaUsedAsEndEntity`; the final error names the same reason and explains
+/// it, so the raw line would only say it twice; it is the crate's only
+/// error-level log), and cookie_store's, which print session cookies.
+fn hidden(meta: &tracing::Metadata<'_>) -> bool {
     *meta.level() == tracing::Level::ERROR && meta.target().starts_with("rustls_platform_verifier")
+        // cookie_store logs every cookie it stores, session ids included.
+        || meta.target().starts_with("cookie_store")
 }
 
 /// `error: …`, `warning: …`, plain info lines.

@@ -467,7 +467,7 @@ fn a_wrong_password_is_refused_and_never_shown() {
 }
 
 #[test]
-fn tml_of_another_connection_is_warned_about_and_loaded_where_it_says() {
+fn tml_of_another_connection_is_refused_before_anything_is_sent() {
     let server = software();
     let scratch = Scratch::new();
     generate(
@@ -477,18 +477,14 @@ fn tml_of_another_connection_is_warned_about_and_loaded_where_it_says() {
     );
     let out = load(&scratch, &server).output().unwrap();
     let text = output(&out);
-    assert!(out.status.success(), "{text}");
+    assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
         text.contains(
             "names the connection \"Analytics Snowflake\", so ThoughtSpot looks for these tables"
         ),
         "{text}"
     );
-    assert!(
-        (server.state.falcon.lock().unwrap().statements.iter())
-            .any(|s| s == "CREATE SCHEMA \"ANALYTICS\".\"THOUGHTSPOT\";")
-    );
-    assert_holds_the_csv(&scratch, &server, "ANALYTICS", "THOUGHTSPOT");
+    assert!(server.state.falcon.lock().unwrap().statements.is_empty());
 }
 
 #[test]
@@ -532,4 +528,57 @@ fn the_help_teaches_loading_into_falcon() {
                 .and(predicate::str::contains("--falcon-url <URL>"))
                 .and(predicate::str::contains("--falcon-wait <SECS>")),
         );
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupt_during_the_commits_cancels_the_rest_and_says_what_was_replaced() {
+    let server = FakeThoughtSpot::start_on(
+        fixtures(),
+        0,
+        Faults {
+            software: true,
+            falcon: true,
+            falcon_commit_delay: std::time::Duration::from_millis(400),
+            ..Faults::default()
+        },
+    );
+    let scratch = Scratch::new();
+    generate(&scratch, &example(), &[]);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ts-principals"))
+        .current_dir(scratch.path())
+        .env("THOUGHTSPOT_URL", server.url())
+        .env("THOUGHTSPOT_USERNAME", fake::USERNAME)
+        .env("THOUGHTSPOT_PASSWORD", fake::PASSWORD)
+        .env("NO_COLOR", "1")
+        .args(["load", "--from", "out", "--to", "falcon", "--falcon-url"])
+        .arg(server.url())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !(server.state.falcon.lock().unwrap().cycles.values()).any(|c| c.applied) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no commit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = output(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(text.contains("not replaced (previous data kept)"), "{text}");
+    let store = server.state.falcon.lock().unwrap();
+    assert!(
+        store.cycles.values().all(|c| c.stage != Stage::Open),
+        "every cycle not committed is cancelled"
+    );
+    assert!(store.cycles.values().any(|c| c.stage == Stage::Cancelled));
 }

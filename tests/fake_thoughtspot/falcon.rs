@@ -803,6 +803,8 @@ pub async fn commit(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    let delay = state.faults.lock().unwrap().falcon_commit_delay;
+    tokio::time::sleep(delay).await;
     let response = commit_response(&state, &id, &headers);
     finish(
         &state,

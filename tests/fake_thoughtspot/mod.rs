@@ -275,6 +275,8 @@ pub struct Faults {
     pub falcon_reject: Option<String>,
     /// Uploads into this table fail with 500.
     pub falcon_upload_error: Option<String>,
+    /// Each commit is answered this much later (a busy cluster).
+    pub falcon_commit_delay: Duration,
 }
 
 /// One request, as the fake saw it.

@@ -194,6 +194,22 @@ pub enum FalconError {
         /// The last status.
         last: String,
     },
+    /// Ctrl-C or SIGTERM stopped the load.
+    #[error("interrupted (Ctrl-C or SIGTERM)")]
+    Interrupted,
+    /// Falcon wrote fewer rows than were sent.
+    #[error(
+        "Falcon reports {written} rows written into {table}, but {sent} were sent; rows were \
+         dropped (check the table in ThoughtSpot, then load again)"
+    )]
+    Shortfall {
+        /// The table.
+        table: String,
+        /// Rows sent.
+        sent: u64,
+        /// Rows Falcon says it wrote.
+        written: u64,
+    },
     /// A failure after tables were loaded or uploaded: which were replaced.
     #[error("{source}\n  {outcome}")]
     Partial {
@@ -206,6 +222,15 @@ pub enum FalconError {
 }
 
 impl FalconError {
+    /// Whether the load was stopped by Ctrl-C or SIGTERM.
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            FalconError::Partial { source, .. } => source.is_interrupted(),
+            FalconError::Interrupted => true,
+            _ => false,
+        }
+    }
+
     /// Whether the cluster or the network failed (exit 3), rather than the
     /// input or the command line (exit 2).
     pub fn is_cluster(&self) -> bool {
@@ -216,7 +241,9 @@ impl FalconError {
             | FalconError::Tql { .. }
             | FalconError::Malformed { .. }
             | FalconError::Load { .. }
+            | FalconError::Shortfall { .. }
             | FalconError::Timeout { .. } => true,
+            FalconError::Interrupted => false,
             FalconError::Source(_) | FalconError::Setup(_) | FalconError::NoFalcon { .. } => false,
         }
     }
@@ -247,6 +274,35 @@ pub struct Options {
     /// Longest time one table's upload, or Falcon's work on its commit,
     /// may take.
     pub wait: Duration,
+}
+
+/// `--falcon-url`, checked before anything is sent: http(s), a host, no
+/// credentials (the password would be shown in messages), no path beyond
+/// `/`.
+pub fn check_falcon_url(given: &str) -> Result<String, FalconError> {
+    let trimmed = given.trim().trim_end_matches('/');
+    let bad = |problem: &str| {
+        FalconError::Setup(format!(
+            "--falcon-url {problem}; give the tsload service as http(s)://HOST:PORT, e.g. \
+             https://ts.example.com:{}",
+            tsload::DEFAULT_PORT
+        ))
+    };
+    let url = url::Url::parse(trimmed).map_err(|_| bad("is not a URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "holds a user or password (not shown); the profile's credentials are used",
+        ));
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(&format!(
+            "{trimmed:?} is not an http(s) URL with a host"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(bad(&format!("{trimmed:?} has a path or query")));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// The tsload service's default address: the cluster's host on port 8442,
@@ -296,7 +352,63 @@ pub fn load(
         .enable_all()
         .build()
         .map_err(|e| FalconError::Setup(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(load_async(source, connection, options, progress))
+    runtime.block_on(async {
+        let interrupt = Interrupt::listen();
+        load_async(source, connection, options, progress, &interrupt).await
+    })
+}
+
+/// Ctrl-C or SIGTERM, seen while the load runs, so it can stop cleanly:
+/// cancel the cycles not committed and say which tables were replaced.
+#[derive(Clone, Default)]
+struct Interrupt {
+    seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Interrupt {
+    fn listen() -> Self {
+        let interrupt = Interrupt::default();
+        let listener = interrupt.clone();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let terminate = async {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminate = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate => {}
+            }
+            listener
+                .seen
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            listener.notify.notify_waiters();
+        });
+        interrupt
+    }
+
+    /// `work`, unless an interrupt comes first (or came already).
+    async fn or_stop<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, FalconError>>,
+    ) -> Result<T, FalconError> {
+        let notified = self.notify.notified();
+        if self.seen.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(FalconError::Interrupted);
+        }
+        tokio::select! {
+            result = work => result,
+            _ = notified => Err(FalconError::Interrupted),
+        }
+    }
 }
 
 /// A table whose rows wait in their cycle.
@@ -311,6 +423,7 @@ async fn load_async(
     connection: &Connection,
     options: &Options,
     progress: &dyn Progress,
+    interrupt: &Interrupt,
 ) -> Result<Vec<Loaded>, FalconError> {
     let layout = &source.layout;
     let (database, schema) = (layout.database.as_str(), layout.schema.as_str());
@@ -345,11 +458,15 @@ async fn load_async(
     let mut staged: Vec<Staged> = Vec::new();
     for table in &source.tables {
         let started = Instant::now();
-        let cycle = match tsload.start(database, schema, &table.def.table).await {
+        let started_cycle = interrupt.or_stop(tsload.start(database, schema, &table.def.table));
+        let cycle = match started_cycle.await {
             Ok(cycle) => cycle,
             Err(error) => return Err(abandon(&tsload, &staged, None, error, &names).await),
         };
-        match tsload.upload(&cycle, table, progress).await {
+        match interrupt
+            .or_stop(tsload.upload(&cycle, table, progress))
+            .await
+        {
             Ok(rows) => {
                 let elapsed = started.elapsed();
                 progress.finish(&table.def.table, rows, elapsed);
@@ -375,9 +492,22 @@ async fn load_async(
         // A commit refused (or never sent), or rows rejected, changes
         // nothing; a commit sent whose end is unknown may yet change the
         // table.
+        if interrupt.seen.load(std::sync::atomic::Ordering::SeqCst) {
+            // Not committed yet: nothing of this table changes.
+            return Err(stop(&tsload, &staged[i..], FalconError::Interrupted, outcome).await);
+        }
         let (done, certain) = match tsload.commit(cycle).await {
             Ok(()) => {
-                let done = tsload.wait_done(cycle).await;
+                let done = interrupt.or_stop(tsload.wait_done(cycle)).await;
+                let certain = matches!(done, Err(FalconError::Load { .. }));
+                (done, certain)
+            }
+            // A gateway in front may answer for a commit that went through:
+            // ask the cycle how it ended.
+            Err(FalconError::Status {
+                status: 502 | 504, ..
+            }) => {
+                let done = interrupt.or_stop(tsload.wait_done(cycle)).await;
                 let certain = matches!(done, Err(FalconError::Load { .. }));
                 (done, certain)
             }
@@ -395,14 +525,15 @@ async fn load_async(
         match done {
             Ok(status) => {
                 let rows = status.rows_written.unwrap_or(table.rows);
-                if rows != table.rows {
-                    tracing::warn!(
-                        "Falcon reports {rows} rows written into {}, {} were sent",
-                        cycle.table,
-                        table.rows
-                    );
-                }
                 outcome.replaced.push(cycle.table.clone());
+                if rows != table.rows {
+                    let error = FalconError::Shortfall {
+                        table: cycle.table.clone(),
+                        sent: table.rows,
+                        written: rows,
+                    };
+                    return Err(stop(&tsload, &staged[i + 1..], error, outcome).await);
+                }
                 loaded.push(Loaded {
                     table: tql::qualified(database, schema, &cycle.table),
                     rows,
@@ -427,19 +558,29 @@ async fn load_async(
                 } else {
                     outcome.unknown = Some(cycle.table.clone());
                 }
-                let rest = &staged[i + 1..];
-                for later in rest {
-                    tsload.cancel(&later.cycle).await;
-                    outcome.kept.push(later.cycle.table.clone());
-                }
-                return Err(FalconError::Partial {
-                    source: Box::new(error),
-                    outcome,
-                });
+                return Err(stop(&tsload, &staged[i + 1..], error, outcome).await);
             }
         }
     }
     Ok(loaded)
+}
+
+/// Stops during the commits: cancels the cycles not committed (`rest`),
+/// which keep their previous data, and reports what became of each table.
+async fn stop(
+    tsload: &Tsload,
+    rest: &[Staged],
+    error: FalconError,
+    mut outcome: Outcome,
+) -> FalconError {
+    for later in rest {
+        tsload.cancel(&later.cycle).await;
+        outcome.kept.push(later.cycle.table.clone());
+    }
+    FalconError::Partial {
+        source: Box::new(error),
+        outcome,
+    }
 }
 
 /// Cancels every cycle not committed (all of them: the failure came before
@@ -513,6 +654,24 @@ async fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn falcon_urls_are_checked_before_anything_is_sent_and_never_echo_a_password() {
+        assert_eq!(
+            check_falcon_url(" https://ts.example.com:8442/ ").unwrap(),
+            "https://ts.example.com:8442"
+        );
+        for bad in [
+            "http://user:s3cret@ts.example.com:8442",
+            "ftp://ts.example.com",
+            "ts.example.com:8442",
+            "https://ts.example.com:8442/path?x=1",
+        ] {
+            let err = check_falcon_url(bad).unwrap_err().to_string();
+            assert!(err.contains("--falcon-url"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
 
     #[test]
     fn the_default_service_address_is_the_cluster_on_port_8442() {
