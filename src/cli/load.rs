@@ -20,10 +20,10 @@ use crate::output;
 /// Examples and exit codes, after the options in `load --help`.
 pub(super) const AFTER_HELP: &str = "\
 Examples:
-  ts-principals load --from out --to 'postgres://loader@db.example.com:5432/analytics?sslmode=verify-full'
-  PGPASSWORD=… ts-principals load --from out --to postgres://loader@127.0.0.1/analytics --schema ts_principals
+  ts-principals load --from out --to 'postgres://loader@db.example.com/analytics?sslmode=verify-full'
+  PGPASSWORD=… ts-principals load --from out --to postgres://loader@127.0.0.1/analytics
   ts-principals load --from out --emit-sql snowflake
-  ts-principals load --from out --emit-sql redshift --files-at s3://bucket/ts-principals --iam-role arn:aws:iam::123456789012:role/load
+  ts-principals load --from out --emit-sql redshift --files-at s3://bucket/ts-principals
   ts-principals load --from out --to falcon --profile prod
 
 One of --to and --emit-sql is needed. Exit codes: 0 loaded (or SQL written), 2 bad input (a URL,
@@ -96,6 +96,11 @@ fn dialect() -> impl clap::builder::TypedValueParser<Value = Dialect> {
 pub(super) fn run(args: LoadArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if let Some(dialect) = args.emit_sql {
         return emit_sql(&args, dialect);
+    }
+    if args.files_at.is_some() || args.iam_role.is_some() {
+        anyhow::bail!(
+            "--files-at and --iam-role go with --emit-sql; --to loads from OUT/data itself"
+        );
     }
     let url = args.to.as_deref().unwrap_or_default();
     if falcon::chosen(url) {
