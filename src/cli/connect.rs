@@ -74,21 +74,57 @@ pub(super) struct ConnectArgs {
     /// --concurrency N up to N are read at once, so the worst case is N × the cap.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(wide(limits::MAX_RESPONSE_MB)))]
     max_response_mb: Option<u32>,
+    #[command(flatten)]
+    transport: TransportArgs,
+}
+
+/// How requests reach the cluster: TLS trust, timeout, retries. Shared by
+/// every command that talks to a cluster.
+#[derive(Debug, Args)]
+pub(super) struct TransportArgs {
     /// PEM file with the certificate of a private CA to trust (adds to the system's).
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
-    /// Do not verify the cluster's TLS certificate. Unsafe: prefer --ca-cert.
+    /// Do not verify TLS certificates (the cluster's, and for Falcon its nodes'). Unsafe:
+    /// prefer --ca-cert.
     #[arg(long)]
     insecure: bool,
-    /// Seconds allowed for one request, response included.
+    /// Seconds allowed for one request, response included (a Falcon upload gets
+    /// --falcon-wait instead).
     #[arg(long, value_name = "SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
     /// Retries of a request after a transient failure (connection error, timeout,
-    /// 429, 502, 503, 504), with jittered exponential backoff.
+    /// 429, 502, 503, 504), with jittered exponential backoff. A Falcon upload or
+    /// commit is never resent.
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(0..=20))]
     retries: u32,
+}
+
+impl TransportArgs {
+    /// The connection to the cluster at `url` with `credentials`: the
+    /// profile's CA and `insecure` unless the flags say otherwise, and
+    /// `http` with the flags' timeout and retries.
+    pub(super) fn connection(
+        &self,
+        url: String,
+        (profile_ca, profile_insecure): (Option<PathBuf>, bool),
+        credentials: Credentials,
+        http: HttpSettings,
+    ) -> Connection {
+        Connection {
+            url,
+            credentials,
+            ca_cert: self.ca_cert.clone().or(profile_ca),
+            insecure: self.insecure || profile_insecure,
+            http: HttpSettings {
+                request_timeout: Duration::from_secs(self.timeout),
+                retries: self.retries,
+                ..http
+            },
+        }
+    }
 }
 
 /// A config limit as the range clap's integer parsers take.
@@ -111,21 +147,18 @@ pub(super) fn fetch(
         profile::Secret::SecretKey(s) => Secret::SecretKey(s),
         profile::Secret::Password(s) => Secret::Password(s),
     };
-    let connection = Connection {
-        url: resolved.url,
-        credentials: Credentials {
+    let connection = args.transport.connection(
+        resolved.url,
+        (resolved.ca_cert, resolved.insecure),
+        Credentials {
             username: resolved.username,
             secret: Some(secret),
         },
-        ca_cert: args.ca_cert.clone().or(resolved.ca_cert),
-        insecure: args.insecure || resolved.insecure,
-        http: HttpSettings {
-            request_timeout: Duration::from_secs(args.timeout),
-            retries: args.retries,
+        HttpSettings {
             max_response_bytes: u64::from(max_response_mb) << 20,
             ..HttpSettings::default()
         },
-    };
+    );
     let orgs = if !args.orgs.is_empty() {
         OrgSelection::Named(args.orgs.clone())
     } else if args.all_orgs || config.fetch.all_orgs {

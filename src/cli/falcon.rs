@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::GlobalArgs;
+use super::connect::TransportArgs;
 use super::load::{LoadProgress, print_summary};
 use crate::atomic::Wait;
-use crate::client::{Connection, Credentials, HttpSettings, Secret};
+use crate::client::{Credentials, HttpSettings, Secret};
 use crate::config::profile::{self, ProcessSecrets, Store};
 use crate::load::Source;
 use crate::load::falcon::{self, FalconError};
@@ -42,22 +43,8 @@ pub(super) struct FalconArgs {
     #[arg(long, value_name = "SECS", default_value_t = falcon::DEFAULT_WAIT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     falcon_wait: u64,
-    /// PEM file with the certificate of a private CA to trust (adds to the system's).
-    #[arg(long, value_name = "PEM")]
-    ca_cert: Option<std::path::PathBuf>,
-    /// Do not verify TLS certificates (the cluster's and its nodes'). Unsafe: prefer
-    /// --ca-cert.
-    #[arg(long)]
-    insecure: bool,
-    /// Seconds allowed for one request to the cluster (uploads get --falcon-wait).
-    #[arg(long, value_name = "SECS", default_value_t = 120,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    timeout: u64,
-    /// Retries of a request after a transient failure (connection error, 429, 502, 503,
-    /// 504). Uploads and commits are never resent.
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(0..=20))]
-    retries: u32,
+    #[command(flatten)]
+    transport: TransportArgs,
 }
 
 /// Loads `from` into Falcon.
@@ -104,20 +91,15 @@ pub(super) fn run(
         Some(url) => falcon::check_falcon_url(url)?,
         None => falcon::default_falcon_url(&resolved.url)?,
     };
-    let connection = Connection {
-        url: resolved.url.clone(),
-        credentials: Credentials {
+    let connection = args.transport.connection(
+        resolved.url.clone(),
+        (resolved.ca_cert, resolved.insecure),
+        Credentials {
             username: Some(username),
             secret: Some(Secret::Password(password)),
         },
-        ca_cert: args.ca_cert.clone().or(resolved.ca_cert),
-        insecure: args.insecure || resolved.insecure,
-        http: HttpSettings {
-            request_timeout: Duration::from_secs(args.timeout),
-            retries: args.retries,
-            ..HttpSettings::default()
-        },
-    };
+        HttpSettings::default(),
+    );
     let layout = &source.layout;
     if let Some(name) = &layout.connection {
         return Err(FalconError::Setup(format!(

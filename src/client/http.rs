@@ -79,6 +79,45 @@ impl Reply {
     }
 }
 
+/// What a body that broke off while being read means.
+fn read_failure(error: reqwest::Error, timeout: Duration) -> Failure {
+    if error.is_timeout() {
+        Failure::Timeout(timeout)
+    } else {
+        Failure::Body(error_chain(error))
+    }
+}
+
+/// What a request that got no response means, and whether trying again
+/// can help. A redirect off the cluster is an error at once; a refused
+/// certificate is not worth retrying (the same one comes back every time).
+fn send_failure(
+    error: reqwest::Error,
+    method: &'static str,
+    request: &Request<'_>,
+    timeout: Duration,
+) -> Result<(Failure, bool), ClientError> {
+    if error.is_redirect() {
+        return Err(ClientError::Redirect {
+            method,
+            path: request.path.to_owned(),
+            reason: error_chain(error),
+        });
+    }
+    Ok(if error.is_timeout() {
+        (Failure::Timeout(timeout), true)
+    } else if error.is_connect() {
+        let reason = error_chain(error);
+        match certificate_refusal(&reason) {
+            Some(refusal) => (Failure::Connect(refusal), false),
+            None => (Failure::Connect(reason), true),
+        }
+    } else {
+        // Sent, but the connection closed before a whole response came.
+        (Failure::Body(error_chain(error)), true)
+    })
+}
+
 /// The static name of a method, for messages.
 pub(crate) fn method_name(method: &Method) -> &'static str {
     match *method {
@@ -205,13 +244,7 @@ impl Http {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
                     match self.read_body(response).await {
-                        Err(BodyError::TooLarge) => {
-                            return Err(ClientError::TooLarge {
-                                method,
-                                url: format!("{}{}", self.base, request.path),
-                                limit_mib: self.settings.max_response_bytes / (1024 * 1024),
-                            });
-                        }
+                        Err(BodyError::TooLarge) => return Err(self.too_large(method, request)),
                         Ok(body) => {
                             tracing::debug!(
                                 "{method} {} → {} ({} bytes, {:.0?})",
@@ -232,32 +265,19 @@ impl Http {
                             let message = server_message(&body, status, &self.scrubber);
                             Failure::Status(status, message, retry_after)
                         }
-                        Err(BodyError::Read(error)) if error.is_timeout() => {
-                            Failure::Timeout(self.settings.request_timeout)
+                        Err(BodyError::Read(error)) => {
+                            read_failure(error, self.settings.request_timeout)
                         }
-                        Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
                     }
                 }
-                Err(error) if error.is_redirect() => {
-                    return Err(ClientError::Redirect {
-                        method,
-                        path: request.path.to_owned(),
-                        reason: error_chain(error),
-                    });
-                }
-                Err(error) if error.is_timeout() => Failure::Timeout(self.settings.request_timeout),
-                Err(error) if error.is_connect() => {
-                    let reason = error_chain(error);
-                    match certificate_refusal(&reason) {
-                        // Not retried: the same certificate comes back every time.
-                        Some(refusal) => {
-                            return Err(self.give_up(request, Failure::Connect(refusal), attempt));
-                        }
-                        None => Failure::Connect(reason),
+                Err(error) => {
+                    let (failure, retry) =
+                        send_failure(error, method, request, self.settings.request_timeout)?;
+                    if !retry {
+                        return Err(self.give_up(request, failure, attempt));
                     }
+                    failure
                 }
-                // Sent, but the connection closed before a whole response came.
-                Err(error) => Failure::Body(error_chain(error)),
             };
             if last {
                 return Err(self.give_up(request, failure, attempt));
@@ -318,32 +338,22 @@ impl Http {
                             scrubber: self.scrubber.clone(),
                         });
                     }
-                    Err(BodyError::TooLarge) => {
-                        return Err(ClientError::TooLarge {
-                            method,
-                            url: format!("{}{}", self.base, request.path),
-                            limit_mib: self.settings.max_response_bytes / (1024 * 1024),
-                        });
-                    }
-                    Err(BodyError::Read(error)) if error.is_timeout() => Failure::Timeout(timeout),
-                    Err(BodyError::Read(error)) => Failure::Body(error_chain(error)),
+                    Err(BodyError::TooLarge) => return Err(self.too_large(method, request)),
+                    Err(BodyError::Read(error)) => read_failure(error, timeout),
                 }
             }
-            Err(error) if error.is_redirect() => {
-                return Err(ClientError::Redirect {
-                    method,
-                    path: request.path.to_owned(),
-                    reason: error_chain(error),
-                });
-            }
-            Err(error) if error.is_timeout() => Failure::Timeout(timeout),
-            Err(error) if error.is_connect() => {
-                let reason = error_chain(error);
-                Failure::Connect(certificate_refusal(&reason).unwrap_or(reason))
-            }
-            Err(error) => Failure::Body(error_chain(error)),
+            Err(error) => send_failure(error, method, request, timeout)?.0,
         };
         Err(self.give_up(request, failure, 1))
+    }
+
+    /// A body longer than the cap.
+    fn too_large(&self, method: &'static str, request: &Request<'_>) -> ClientError {
+        ClientError::TooLarge {
+            method,
+            url: format!("{}{}", self.base, request.path),
+            limit_mib: self.settings.max_response_bytes / (1024 * 1024),
+        }
     }
 
     /// Reads a (decompressed) body as it streams in, stopping at the limit,
