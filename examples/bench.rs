@@ -338,6 +338,7 @@ fn render(loaded: &ts_principals::input::Loaded) -> ts_principals::generate::Gen
         &loaded.report,
         loaded.kind,
         &ts_principals::generate::GenerateOptions::default(),
+        Default::default(),
     )
     .expect("generate")
 }

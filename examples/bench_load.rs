@@ -165,7 +165,13 @@ fn write_output(out: &Path, schema: &str, rows: usize) -> anyhow::Result<()> {
         },
         ..GenerateOptions::default()
     };
-    let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
+    let generated = generate::generate(
+        &loaded.principals,
+        &loaded.report,
+        loaded.kind,
+        &options,
+        Default::default(),
+    )?;
     ts_principals::output::write(out, &generated, &Default::default())?;
     let path = out.join("data/group_memberships.csv");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);

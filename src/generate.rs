@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -17,6 +18,7 @@ use crate::input::InputKind;
 use crate::model::{BuildReport, Principals};
 use crate::output::{FileInfo, FileSet};
 use crate::render::{self, RenderError, Templates, TmlSettings};
+use crate::schema::activity::{Held, Source};
 use crate::schema::{IdentifierCase, Table, TableDef};
 use crate::sink::{DataOptions, csv};
 
@@ -84,17 +86,30 @@ pub struct Counts {
     pub hierarchy_edges: usize,
 }
 
+/// `manifest.json`: what a run wrote. `activity` rewrites it with the
+/// principal parts (`I`nput, `C`ounts, `R`epairs) as `generate` left them.
 #[derive(Serialize)]
-struct Manifest<'a> {
-    tool: &'static str,
-    version: &'static str,
-    input: ManifestInput<'a>,
-    counts: &'a Counts,
-    repairs: &'a BuildReport,
-    files: &'a BTreeMap<String, FileInfo>,
-    database: &'a DatabaseLayout,
+pub(crate) struct Manifest<'a, I, C, R> {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub input: I,
+    pub counts: C,
+    pub repairs: R,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub activity: &'a Held,
+    pub files: &'a BTreeMap<String, FileInfo>,
+    pub database: &'a DatabaseLayout,
     #[serde(skip_serializing_if = "Option::is_none")]
-    generated_at: Option<&'a str>,
+    pub generated_at: Option<&'a str>,
+}
+
+impl<I: Serialize, C: Serialize, R: Serialize> Manifest<'_, I, C, R> {
+    /// The manifest as written: pretty JSON and a line end.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut json = serde_json::to_vec_pretty(self).unwrap_or_default();
+        json.push(b'\n');
+        json
+    }
 }
 
 /// Where and under which names the data is meant to be loaded: what the
@@ -116,19 +131,32 @@ pub struct DatabaseLayout {
 }
 
 impl DatabaseLayout {
-    /// The layout the TML settings describe.
-    pub fn of(tml: &TmlSettings) -> Self {
+    /// The layout the TML settings describe, with the activity tables of
+    /// the worksheets `held` records.
+    pub fn of(tml: &TmlSettings, held: &Held) -> Self {
+        let principals =
+            (Table::ALL.iter()).map(|t| t.definition(&tml.table_prefix, tml.identifier_case));
+        let activity = (held.iter()).map(|(&source, copied)| {
+            copied.definition(source, &tml.table_prefix, tml.identifier_case)
+        });
         DatabaseLayout {
             connection: tml.connection.clone(),
             database: tml.database.clone(),
             schema: tml.schema.clone(),
             identifier_case: tml.identifier_case,
-            tables: Table::ALL
-                .iter()
-                .map(|t| t.definition(&tml.table_prefix, tml.identifier_case))
-                .collect(),
+            tables: principals.chain(activity).collect(),
         }
     }
+}
+
+/// The activity an output directory already holds (`ts-principals
+/// activity` copied it), carried into a new generation unchanged.
+#[derive(Clone, Debug, Default)]
+pub struct Carried {
+    /// The output directory the files are in.
+    pub dir: PathBuf,
+    /// What its manifest records of each worksheet.
+    pub held: Held,
 }
 
 #[derive(Serialize)]
@@ -152,6 +180,8 @@ pub struct Generated<'p> {
     stamp: Option<String>,
     /// The TML files by path, in path order.
     tml: Vec<(String, Vec<u8>)>,
+    /// Activity files carried over.
+    carried: Carried,
     /// The tables the data is loaded into.
     pub layout: DatabaseLayout,
     /// What the files hold.
@@ -165,6 +195,8 @@ pub enum Content {
     Table(Table),
     /// A TML file already rendered: its index among the TML files.
     Tml(usize),
+    /// An activity file the directory holds, copied as it is.
+    Carried(Source),
 }
 
 impl FileSet for Generated<'_> {
@@ -176,7 +208,13 @@ impl FileSet for Generated<'_> {
             .map(|&t| (format!("{DATA_DIR}/{}.csv", t.name()), Content::Table(t)));
         let tml =
             (self.tml.iter().enumerate()).map(|(i, (path, _))| (path.clone(), Content::Tml(i)));
-        tables.chain(tml).collect()
+        let carried = (self.carried.held.keys()).map(|&source| {
+            (
+                format!("{DATA_DIR}/{}", source.file()),
+                Content::Carried(source),
+            )
+        });
+        tables.chain(tml).chain(carried).collect()
     }
 
     fn write(&self, content: Content, out: &mut dyn Write) -> io::Result<Option<usize>> {
@@ -185,6 +223,10 @@ impl FileSet for Generated<'_> {
                 csv::write_table(table, self.principals, &self.data, out).map(Some)
             }
             Content::Tml(i) => out.write_all(&self.tml[i].1).map(|()| None),
+            Content::Carried(source) => {
+                let path = self.carried.dir.join(DATA_DIR).join(source.file());
+                copy_counting(&path, out).map(Some)
+            }
         }
     }
 
@@ -203,13 +245,12 @@ impl FileSet for Generated<'_> {
             },
             counts: &self.counts,
             repairs: self.report,
+            activity: &self.carried.held,
             files,
             database: &self.layout,
             generated_at: self.stamp.as_deref(),
         };
-        let mut json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        json.push(b'\n');
-        json
+        manifest.to_bytes()
     }
 
     /// `data/<table>.csv` and `tml/<name>.tml`, one level deep.
@@ -239,8 +280,9 @@ pub fn generate<'p>(
     report: &'p BuildReport,
     kind: InputKind,
     options: &GenerateOptions,
+    carried: Carried,
 ) -> Result<Generated<'p>, RenderError> {
-    let tml = render::render_all(&options.tml, &options.templates)?
+    let tml = render::render_all(&options.tml, &options.templates, &carried.held)?
         .into_iter()
         .map(|file| {
             (
@@ -266,7 +308,26 @@ pub fn generate<'p>(
         data: options.data.clone(),
         stamp: options.stamp.clone(),
         tml,
-        layout: DatabaseLayout::of(&options.tml),
+        layout: DatabaseLayout::of(&options.tml, &carried.held),
+        carried,
         counts,
     })
+}
+
+/// Copies the CSV file at `path` into `out`, returning its data rows.
+pub fn copy_counting(path: &std::path::Path, out: &mut dyn Write) -> io::Result<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut counter = crate::load::RecordCounter::default();
+    let mut buffer = vec![0; crate::load::CHUNK];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        counter.feed(&buffer[..n]);
+        out.write_all(&buffer[..n])?;
+    }
+    Ok(counter.records_after_header(true) as usize)
 }

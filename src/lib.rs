@@ -5,6 +5,7 @@
 //! → [`generate`]d in memory → [`output`] on disk, or a [`diff`] against it.
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod atomic;
 pub mod cli;
 pub mod client;

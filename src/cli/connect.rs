@@ -127,6 +127,34 @@ impl TransportArgs {
     }
 }
 
+impl TransportArgs {
+    /// The connection a resolved profile describes, with the flags on top
+    /// and responses capped at `max_response_mb`.
+    pub(super) fn connection_to(
+        &self,
+        resolved: &profile::Resolved,
+        max_response_mb: u32,
+    ) -> Connection {
+        let secret = match &resolved.secret {
+            profile::Secret::Token(s) => Secret::Token(s.clone()),
+            profile::Secret::SecretKey(s) => Secret::SecretKey(s.clone()),
+            profile::Secret::Password(s) => Secret::Password(s.clone()),
+        };
+        self.connection(
+            resolved.url.clone(),
+            (resolved.ca_cert.clone(), resolved.insecure),
+            Credentials {
+                username: resolved.username.clone(),
+                secret: Some(secret),
+            },
+            HttpSettings {
+                max_response_bytes: u64::from(max_response_mb) << 20,
+                ..HttpSettings::default()
+            },
+        )
+    }
+}
+
 /// A config limit as the range clap's integer parsers take.
 fn wide(range: RangeInclusive<u32>) -> RangeInclusive<i64> {
     i64::from(*range.start())..=i64::from(*range.end())
@@ -142,23 +170,7 @@ pub(super) fn fetch(
     let store = Store::locate()?;
     let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
     let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
-    let secret = match resolved.secret {
-        profile::Secret::Token(s) => Secret::Token(s),
-        profile::Secret::SecretKey(s) => Secret::SecretKey(s),
-        profile::Secret::Password(s) => Secret::Password(s),
-    };
-    let connection = args.transport.connection(
-        resolved.url,
-        (resolved.ca_cert, resolved.insecure),
-        Credentials {
-            username: resolved.username,
-            secret: Some(secret),
-        },
-        HttpSettings {
-            max_response_bytes: u64::from(max_response_mb) << 20,
-            ..HttpSettings::default()
-        },
-    );
+    let connection = args.transport.connection_to(&resolved, max_response_mb);
     let orgs = if !args.orgs.is_empty() {
         OrgSelection::Named(args.orgs.clone())
     } else if args.all_orgs || config.fetch.all_orgs {

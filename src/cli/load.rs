@@ -233,8 +233,8 @@ fn warn_where_the_tml_points_elsewhere(source: &Source, target: &Target, schema:
     }
 }
 
-/// Tables the TML in OUT describes that the data does not hold (the
-/// activity tables until activity data is copied), and table TML that no
+/// Tables the TML in OUT describes that the data does not hold (TML
+/// left by an older version or written by hand), and table TML that no
 /// longer matches the layout (edited by hand): ThoughtSpot's import fails
 /// on a table that does not exist, so say so before it does.
 fn warn_about_the_tml(source: &Source) {
@@ -282,8 +282,8 @@ fn warn_about_the_tml(source: &Source) {
         missing.sort();
         tracing::warn!(
             "the TML in {} also describes {}, which this data does not hold, so they are not \
-             created; importing that TML fails until they exist (generate with --no-activity \
-             to leave the activity tables out)",
+             created; importing that TML fails until they exist (run generate again: it \
+             renders only the tables the data holds)",
             dir.display(),
             missing.join(", ")
         );

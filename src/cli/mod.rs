@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+mod activity;
 mod connect;
 mod falcon;
 mod load;
@@ -15,6 +16,7 @@ mod profiles;
 mod progress;
 mod snapshot_out;
 
+use crate::activity::run::{ActivityError, held_in};
 use crate::atomic::Wait;
 use crate::client::ClientError;
 use crate::config::{self, ProjectConfig, TmlFormat};
@@ -24,7 +26,7 @@ use crate::input::{self, LoadOptions, Loaded};
 use crate::load::SourceError;
 use crate::load::falcon::FalconError;
 use crate::load::postgres::PgError;
-use crate::output::{self, OutputError};
+use crate::output::{self, FileSet, OutputError};
 use crate::render::Templates;
 
 const ABOUT: &str =
@@ -151,6 +153,23 @@ enum Command {
     /// were. Example: `ts-principals load --from out --to falcon --profile prod`.
     #[command(after_help = load::AFTER_HELP)]
     Load(load::LoadArgs),
+    /// Copy the rows of TS: BI Server and TS: AI and BI Stats into an output directory,
+    /// incrementally, beside the principals their rows join.
+    ///
+    /// Finds the worksheets by name in the Primary org (POST /api/rest/2.0/metadata/search;
+    /// the AI and BI Stats worksheet under each name it has had, newest first), reads
+    /// their columns from the worksheet itself, and pages POST /api/rest/2.0/searchdata
+    /// with a search naming every column, one time window at a time. A window whose
+    /// search reaches the row cap is split in halves until each part is below it, so
+    /// nothing is cut off silently. The rows are merged into
+    /// OUT/data/activity_bi_server.csv and activity_ai_bi_stats.csv (cluster_id first,
+    /// then the worksheet's columns in snake case; times in UTC), in time order and
+    /// without doubles, and their table TML and the model are rendered into OUT/tml, so
+    /// `load` creates the tables and the model joins them. Without --since it resumes
+    /// after the newest row OUT holds: the data is the state. All or nothing: a failed
+    /// run leaves OUT as it was.
+    #[command(after_help = activity::AFTER_HELP)]
+    Activity(activity::ActivityArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
     /// Profiles are kept in profiles.toml in your config directory (mode 0600; override
@@ -315,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate(args, &cli.global),
         Command::Diff(args) => diff(args, &cli.global),
         Command::Load(args) => load::run(args, &cli.global),
+        Command::Activity(args) => activity::run(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -347,11 +367,36 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stamp = args.stamp.then(crate::model::timestamp_now);
     let (loaded, options) = prepare(&args.render, stamp, global)?;
-    let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
-    let options = output::WriteOptions {
-        wait: args.lock.wait(),
+    let render = |held| {
+        let carried = generate::Carried {
+            dir: args.out.clone(),
+            held,
+        };
+        generate::generate(
+            &loaded.principals,
+            &loaded.report,
+            loaded.kind,
+            &options,
+            carried,
+        )
     };
-    let summary = output::write(&args.out, &generated, &options)?;
+    let summary = if args.out.is_dir() {
+        // The activity OUT holds is read under the lock, so no activity run
+        // changes it between reading and writing.
+        let dir = output::open(
+            &args.out,
+            args.lock.wait(),
+            <generate::Generated<'static> as FileSet>::may_own,
+        )?;
+        let generated = render(held_in(&args.out)?)?;
+        dir.write(&generated)?
+    } else {
+        let generated = render(Default::default())?;
+        let options = output::WriteOptions {
+            wait: args.lock.wait(),
+        };
+        output::write(&args.out, &generated, &options)?
+    };
     for path in &summary.edited {
         let what = if summary.removed.contains(path) {
             "ts-principals no longer writes it, so it was removed with the edit (find it in git \
@@ -379,8 +424,18 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
 fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let color = global.color;
     let (loaded, options) = prepare(&args.render, None, global)?;
-    let generated = generate::generate(&loaded.principals, &loaded.report, loaded.kind, &options)?;
     let dir = output::open_to_read(&args.out, args.lock.wait())?;
+    let carried = generate::Carried {
+        dir: args.out.clone(),
+        held: held_in(&args.out)?,
+    };
+    let generated = generate::generate(
+        &loaded.principals,
+        &loaded.report,
+        loaded.kind,
+        &options,
+        carried,
+    )?;
     // The lock is held until the diff is shown, so no run changes the files
     // being read.
     let shown = diff::compare(&dir, &generated).and_then(|changes| {
@@ -500,6 +555,15 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
 fn exit_code(error: &anyhow::Error) -> u8 {
     if error.is::<OutputError>() || error.is::<snapshot_out::SnapshotWriteError>() {
         return 4;
+    }
+    if let Some(error) = error.downcast_ref::<ActivityError>() {
+        return if error.is_output() {
+            4
+        } else if error.is_cluster() {
+            3
+        } else {
+            2
+        };
     }
     if let Some(error) = error.downcast_ref::<PgError>() {
         return match error {

@@ -36,9 +36,22 @@ pub(crate) struct System {
     /// as "is cloud"); other values are taken for Software.
     #[serde(default, rename = "type")]
     pub deployment: Option<String>,
+    /// The cluster's time zone (an IANA name): the zone of the activity
+    /// worksheets' times on ThoughtSpot Software.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 impl System {
+    /// ThoughtSpot Cloud: `SAAS`, or a `.cl` release.
+    pub fn is_cloud(&self) -> bool {
+        self.deployment.as_deref() == Some("SAAS")
+            || self
+                .release_version
+                .as_deref()
+                .is_some_and(|r| r.ends_with(".cl"))
+    }
+
     /// The id as text (clusters send a string; a number is accepted).
     pub fn id(&self) -> Option<String> {
         match &self.id {

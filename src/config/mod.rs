@@ -106,31 +106,22 @@ impl Default for TmlConfig {
     }
 }
 
-/// `[tml.activity]`: the activity tables joined on the user GUID.
+/// `[tml.activity]`: the activity tables (TS: BI Server, TS: AI and BI
+/// Stats) that `ts-principals activity` copies into the output directory.
+/// Their TML is rendered, and joined in the model, for the worksheets the
+/// directory holds rows of; their names are `table_prefix` +
+/// `ACTIVITY_BI_SERVER` / `ACTIVITY_AI_BI_STATS`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActivityConfig {
-    /// Render the activity tables and join them in the model.
+    /// Render the activity tables the data holds and join them in the
+    /// model; false leaves them out of the TML (their data is kept).
     pub enabled: bool,
-    /// Table holding the rows of the system worksheet TS: BI Server.
-    pub bi_server_table: String,
-    /// Database column of that table holding the user's GUID.
-    pub bi_server_user_column: String,
-    /// Table holding the rows of TS: Embrace Stats Worksheet.
-    pub embrace_stats_table: String,
-    /// Database column of that table holding the user's GUID.
-    pub embrace_stats_user_column: String,
 }
 
 impl Default for ActivityConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            bi_server_table: "TS_BI_SERVER".into(),
-            bi_server_user_column: "USER_ID".into(),
-            embrace_stats_table: "TS_EMBRACE_STATS".into(),
-            embrace_stats_user_column: "USER_ID".into(),
-        }
+        Self { enabled: true }
     }
 }
 
@@ -246,19 +237,7 @@ impl ProjectConfig {
         let tml = &self.tml;
         // Table names appear inside `[TABLE::Column]` references, which
         // brackets and colons would break.
-        let names = [
-            ("tml.table_prefix", &tml.table_prefix, true),
-            (
-                "tml.activity.bi_server_table",
-                &tml.activity.bi_server_table,
-                false,
-            ),
-            (
-                "tml.activity.embrace_stats_table",
-                &tml.activity.embrace_stats_table,
-                false,
-            ),
-        ];
+        let names = [("tml.table_prefix", &tml.table_prefix, true)];
         for (key, value, may_be_empty) in names {
             if !may_be_empty && value.trim().is_empty() {
                 return Err(invalid(key, "must not be empty".into()));
@@ -273,23 +252,6 @@ impl ProjectConfig {
                         "contains {bad:?}; table names are used in ThoughtSpot references like \
                          [TABLE::Column], so they cannot contain brackets, colons or control characters"
                     ),
-                ));
-            }
-        }
-        for (key, value) in [
-            (
-                "tml.activity.bi_server_user_column",
-                &tml.activity.bi_server_user_column,
-            ),
-            (
-                "tml.activity.embrace_stats_user_column",
-                &tml.activity.embrace_stats_user_column,
-            ),
-        ] {
-            if value.trim().is_empty() {
-                return Err(invalid(
-                    key,
-                    "must name the database column holding the user GUID".into(),
                 ));
             }
         }
@@ -374,8 +336,6 @@ mod tests {
             format = "worksheet"
             [tml.activity]
             enabled = false
-            bi_server_table = "TS_BI_SERVER"
-            embrace_stats_table = "TS_EMBRACE_STATS"
             [data]
             timezone = "UTC"
             excel_safe = true

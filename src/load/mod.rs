@@ -289,8 +289,8 @@ impl Source {
         })?;
         let mut tables: Vec<SourceTable> = Vec::new();
         for def in &layout.tables {
-            let bad = if def.columns.is_empty() || !def.columns.iter().any(|c| c.key) {
-                Some("has no columns or no key columns")
+            let bad = if def.columns.is_empty() {
+                Some("has no columns")
             } else if tables.iter().any(|t| t.def.table == def.table) {
                 Some("is listed twice")
             } else {

@@ -713,7 +713,7 @@ mod tests {
             identifier_case: dialect.target().default_case(),
             ..TmlSettings::default()
         };
-        let layout = DatabaseLayout::of(&settings);
+        let layout = DatabaseLayout::of(&settings, &crate::activity::sample_held());
         let tables = (layout.tables.iter())
             .map(|def| SourceTable {
                 def: def.clone(),

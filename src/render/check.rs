@@ -897,7 +897,8 @@ mod tests {
             format,
             ..TmlSettings::default()
         };
-        let files = render_all(&settings, &Templates::builtin()).unwrap();
+        let held = crate::activity::sample_held();
+        let files = render_all(&settings, &Templates::builtin(), &held).unwrap();
         let file = files.iter().find(|f| f.template == template).unwrap();
         assert!(file.text.contains(from), "{template} lacks {from:?}");
         let text = file.text.replacen(from, to, 1);
@@ -905,7 +906,7 @@ mod tests {
         let raw = format!("{{% raw %}}{text}{{% endraw %}}");
         std::fs::write(dir.path().join(template), raw).unwrap();
         let templates = Templates::with_overrides(dir.path()).unwrap();
-        match render_all(&settings, &templates) {
+        match render_all(&settings, &templates, &held) {
             Ok(_) => panic!("{template}: {from:?} → {to:?} passed the checks"),
             Err(e) => e.to_string(),
         }
@@ -1006,10 +1007,10 @@ mod tests {
         (TmlFormat::Model, MODEL, "formula_id: \"formula_Group Members\"",
             "formula_id: \"formula_Nope\"", MODEL_FILE,
             "uses unknown formula \"formula_Nope\""),
-        (TmlFormat::Model, MODEL, "[TS_BI_SERVER::Incident Id]", "[TS_BI::Incident Id]",
+        (TmlFormat::Model, MODEL, "[TS_ACTIVITY_BI_SERVER::Incident Id]", "[TS_BI::Incident Id]",
             MODEL_FILE, "formula \"Actions\" refers to unknown table \"TS_BI\""),
-        (TmlFormat::Model, MODEL, "[TS_BI_SERVER::Incident Id]", "[TS_BI_SERVER::Incident]",
-            MODEL_FILE, "formula \"Actions\" refers to unknown column [TS_BI_SERVER::Incident]"),
+        (TmlFormat::Model, MODEL, "[TS_ACTIVITY_BI_SERVER::Incident Id]", "[TS_ACTIVITY_BI_SERVER::Incident]",
+            MODEL_FILE, "formula \"Actions\" refers to unknown column [TS_ACTIVITY_BI_SERVER::Incident]"),
         (TmlFormat::Worksheet, WORKSHEET, "      - \"TS_GROUPS_to_TS_ORGS\"", "      - \"NOPE\"",
             WORKSHEET_FILE, "table path TS_ORGS_1 uses \"NOPE\", which no table defines"),
         (TmlFormat::Worksheet, WORKSHEET, "- name: \"TS_GROUPS_to_TS_ORGS\"",

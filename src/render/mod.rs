@@ -20,6 +20,7 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, context};
 use serde::Serialize;
 
 use crate::config::{TmlConfig, TmlFormat};
+use crate::schema::activity::{Held, Source};
 use crate::schema::{ColumnType, IdentifierCase, Table};
 pub use check::TmlKind;
 pub use names::file_stem;
@@ -71,12 +72,16 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/group_hierarchy.table.tml.j2"),
     ),
     (
-        "bi_server.table.tml.j2",
-        include_str!("../../templates/bi_server.table.tml.j2"),
+        "_activity.tml.j2",
+        include_str!("../../templates/_activity.tml.j2"),
     ),
     (
-        "embrace_stats.table.tml.j2",
-        include_str!("../../templates/embrace_stats.table.tml.j2"),
+        "activity_bi_server.table.tml.j2",
+        include_str!("../../templates/activity_bi_server.table.tml.j2"),
+    ),
+    (
+        "activity_ai_bi_stats.table.tml.j2",
+        include_str!("../../templates/activity_ai_bi_stats.table.tml.j2"),
     ),
     (
         "model.model.tml.j2",
@@ -147,21 +152,8 @@ pub struct TmlSettings {
     pub format: TmlFormat,
     /// Case of every database name (`db_table`, `db_column_name`).
     pub identifier_case: IdentifierCase,
-    /// The activity tables, unless disabled.
-    pub activity: Option<ActivityTables>,
-}
-
-/// The activity tables joined on the user GUID.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActivityTables {
-    /// Table with TS: BI Server rows.
-    pub bi_server_table: String,
-    /// Its user GUID column.
-    pub bi_server_user_column: String,
-    /// Table with TS: Embrace Stats rows.
-    pub embrace_stats_table: String,
-    /// Its user GUID column.
-    pub embrace_stats_user_column: String,
+    /// Render the activity tables the data holds (`tml.activity.enabled`).
+    pub activity: bool,
 }
 
 impl TmlSettings {
@@ -182,12 +174,7 @@ impl TmlSettings {
             model_name: tml.model_name.clone(),
             format: tml.format,
             identifier_case: tml.identifier_case(),
-            activity: tml.activity.enabled.then(|| ActivityTables {
-                bi_server_table: tml.activity.bi_server_table.clone(),
-                bi_server_user_column: tml.activity.bi_server_user_column.clone(),
-                embrace_stats_table: tml.activity.embrace_stats_table.clone(),
-                embrace_stats_user_column: tml.activity.embrace_stats_user_column.clone(),
-            }),
+            activity: tml.activity.enabled,
         }
     }
 }
@@ -341,9 +328,35 @@ struct TableContext {
     name: String,
     /// Database table name.
     db_table: String,
-    /// For activity tables: the column holding the user GUID.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// For activity tables: the worksheet's columns, the name of the one
+    /// holding the user GUID, and the worksheet's name.
+    #[serde(flatten)]
+    activity: Option<ActivityContext>,
+}
+
+#[derive(Serialize)]
+struct ActivityContext {
+    /// The worksheet the rows come from, as named on the cluster.
+    worksheet: String,
+    /// Its columns (`cluster_id` not included).
+    columns: Vec<ActivityColumnContext>,
+    /// The names of those columns.
+    column_names: Vec<String>,
+    /// The column holding the user's GUID, if the worksheet has one.
     user_column: Option<String>,
+    /// The column that dates a row.
+    time_column: String,
+}
+
+#[derive(Serialize)]
+struct ActivityColumnContext {
+    name: String,
+    /// The data column (snake case), for ident().
+    db: String,
+    /// TML data type.
+    #[serde(rename = "type")]
+    ty: &'static str,
+    measure: bool,
 }
 
 #[derive(Serialize)]
@@ -352,7 +365,6 @@ struct Context<'s> {
     database: &'s str,
     schema: &'s str,
     model_name: &'s str,
-    activity: bool,
     tables: BTreeMap<&'static str, TableContext>,
 }
 
@@ -372,7 +384,7 @@ struct Planned {
     exact: bool,
 }
 
-fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
+fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned>) {
     let case = settings.identifier_case;
     let mut tables = BTreeMap::new();
     let mut planned = Vec::new();
@@ -384,7 +396,7 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
             TableContext {
                 name: name.clone(),
                 db_table: def.table.clone(),
-                user_column: None,
+                activity: None,
             },
         );
         planned.push(Planned {
@@ -397,36 +409,47 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
             exact: true,
         });
     }
-    if let Some(activity) = &settings.activity {
-        for (key, name, column) in [
-            (
-                "bi_server",
-                &activity.bi_server_table,
-                &activity.bi_server_user_column,
-            ),
-            (
-                "embrace_stats",
-                &activity.embrace_stats_table,
-                &activity.embrace_stats_user_column,
-            ),
-        ] {
-            let db_table = case.apply(name);
+    if settings.activity {
+        for (&source, copied) in held {
+            let key = activity_key(source);
+            let name = source.object_name(&settings.table_prefix);
+            let def = copied.definition(source, &settings.table_prefix, case);
+            let columns = (copied.columns.iter())
+                .map(|c| ActivityColumnContext {
+                    name: c.name.clone(),
+                    db: c.csv.clone(),
+                    ty: c.ty.tml_types()[0],
+                    measure: c.measure,
+                })
+                .collect();
+            let user_column = (copied.columns.iter())
+                .find(|c| c.csv == "user_id")
+                .map(|c| c.name.clone());
+            let time_column = (copied.columns.iter())
+                .find(|c| c.csv == copied.time_column)
+                .map_or_else(|| copied.time_column.clone(), |c| c.name.clone());
             tables.insert(
                 key,
                 TableContext {
                     name: name.clone(),
-                    db_table: db_table.clone(),
-                    user_column: Some(column.clone()),
+                    db_table: def.table.clone(),
+                    activity: Some(ActivityContext {
+                        worksheet: copied.worksheet.clone(),
+                        columns,
+                        column_names: copied.columns.iter().map(|c| c.name.clone()).collect(),
+                        user_column,
+                        time_column,
+                    }),
                 },
             );
             planned.push(Planned {
                 template: format!("{key}.table.tml.j2"),
                 kind: TmlKind::Table,
-                object_name: name.clone(),
+                object_name: name,
                 key: Some(key),
-                db_table: Some(db_table),
-                db_columns: vec![(case.apply(column), ColumnType::Text)],
-                exact: false,
+                db_table: Some(def.table),
+                db_columns: def.columns.into_iter().map(|c| (c.name, c.ty)).collect(),
+                exact: true,
             });
         }
     }
@@ -448,21 +471,30 @@ fn plan(settings: &TmlSettings) -> (Context<'_>, Vec<Planned>) {
         database: &settings.database,
         schema: &settings.schema,
         model_name: &settings.model_name,
-        activity: settings.activity.is_some(),
         tables,
     };
     (context, planned)
 }
 
-/// Renders every TML file for `settings`, parses each back and checks the
-/// set. Files come back ordered by file name.
+/// The template key of an activity table (`activity_bi_server`).
+fn activity_key(source: Source) -> &'static str {
+    match source {
+        Source::BiServer => "activity_bi_server",
+        Source::AiBiStats => "activity_ai_bi_stats",
+    }
+}
+
+/// Renders every TML file for `settings` (with the activity tables of the
+/// worksheets `held` records), parses each back and checks the set. Files
+/// come back ordered by file name.
 pub fn render_all(
     settings: &TmlSettings,
     templates: &Templates,
+    held: &Held,
 ) -> Result<Vec<TmlFile>, RenderError> {
     let mut env = templates.environment();
     add_identifier_case(&mut env, settings.identifier_case);
-    let (context, planned) = plan(settings);
+    let (context, planned) = plan(settings, held);
     let base = Value::from(Serde(&context));
     let mut files = Vec::new();
     let mut parsed = Vec::new();
@@ -600,9 +632,28 @@ mod tests {
 
     #[test]
     fn default_settings_render_and_check() {
-        let files = render_all(&TmlSettings::default(), &Templates::builtin()).unwrap();
+        let files =
+            render_all(&TmlSettings::default(), &Templates::builtin(), &Held::new()).unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
+        assert_eq!(names.len(), 8, "{names:?}");
+        let held = crate::activity::sample_held();
+        let files = render_all(&TmlSettings::default(), &Templates::builtin(), &held).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
         assert_eq!(names.len(), 10, "{names:?}");
+        assert!(
+            names.contains(&"TS_ACTIVITY_BI_SERVER.table.tml"),
+            "{names:?}"
+        );
+        let off = TmlSettings {
+            activity: false,
+            ..TmlSettings::default()
+        };
+        assert_eq!(
+            render_all(&off, &Templates::builtin(), &held)
+                .unwrap()
+                .len(),
+            8
+        );
         assert!(
             names.contains(&"TS_ Users and Groups.model.tml"),
             "{names:?}"

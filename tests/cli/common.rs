@@ -111,3 +111,64 @@ pub fn tml_files(out: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// What `ts-principals activity` records in the manifest for a copy of
+/// both worksheets (the older name of the second), as JSON.
+pub fn activity_held() -> serde_json::Value {
+    serde_json::json!({
+        "bi_server": {
+            "worksheet": "TS: BI Server", "worksheet_guid": "bd8a6ce2-5b0c-4f0e-9c7e-1f0b1d0e7a11",
+            "org_id": 0, "time_zone": "UTC", "time_column": "timestamp", "rows": 2,
+            "columns": [
+                {"name": "Incident Id", "csv": "incident_id", "type": "text"},
+                {"name": "Timestamp", "csv": "timestamp", "type": "timestamp"},
+                {"name": "URL", "csv": "url", "type": "text"},
+                {"name": "HTTP Response Code", "csv": "http_response_code", "type": "bigint"},
+                {"name": "Client Type", "csv": "client_type", "type": "text"},
+                {"name": "User Id", "csv": "user_id", "type": "text"},
+                {"name": "User Action", "csv": "user_action", "type": "text"},
+                {"name": "Query Text", "csv": "query_text", "type": "text"},
+                {"name": "Latency (us)", "csv": "latency_us", "type": "bigint", "measure": true},
+                {"name": "Impressions", "csv": "impressions", "type": "double", "measure": true},
+                {"name": "Org Id", "csv": "org_id", "type": "bigint"}
+            ]
+        },
+        "ai_bi_stats": {
+            "worksheet": "TS: Embrace Stats Worksheet", "worksheet_guid": "0c9e1d3a-7a4f-4a52-8d0e-2b6f3c1d9e22",
+            "org_id": 0, "time_zone": "UTC", "time_column": "ts_query_start_time", "rows": 0,
+            "columns": [
+                {"name": "Query ID", "csv": "query_id", "type": "text"},
+                {"name": "TS Query Start Time", "csv": "ts_query_start_time", "type": "timestamp"},
+                {"name": "User ID", "csv": "user_id", "type": "text"},
+                {"name": "Connection", "csv": "connection", "type": "text"},
+                {"name": "Is Billable", "csv": "is_billable", "type": "boolean"},
+                {"name": "Credits", "csv": "credits", "type": "double", "measure": true}
+            ]
+        }
+    })
+}
+
+/// Makes `out` hold a copy of the activity `held` describes, as
+/// `ts-principals activity` leaves it: its manifest section (in a manifest
+/// of its own when `out` has none) and a data file with a header per
+/// worksheet.
+pub fn seed_activity(out: &Path, held: &serde_json::Value) {
+    std::fs::create_dir_all(out.join("data")).unwrap();
+    let manifest = out.join("manifest.json");
+    let mut document: serde_json::Value = std::fs::read(&manifest)
+        .map(|bytes| serde_json::from_slice(&bytes).expect("manifest JSON"))
+        .unwrap_or_else(|_| serde_json::json!({"tool": "ts-principals"}));
+    document["activity"] = held.clone();
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
+    for (key, copied) in held.as_object().expect("held by worksheet") {
+        let columns = copied["columns"].as_array().expect("columns");
+        let header: Vec<&str> = std::iter::once("cluster_id")
+            .chain(columns.iter().map(|c| c["csv"].as_str().expect("csv name")))
+            .collect();
+        std::fs::write(
+            out.join(format!("data/activity_{key}.csv")),
+            format!("{}\n", header.join(",")),
+        )
+        .unwrap();
+    }
+}

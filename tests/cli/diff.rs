@@ -60,19 +60,19 @@ fn added_and_removed_files_are_shown_and_other_files_left_out() {
         "liveboard:\n  name: \"Sales\"\n",
     )
     .unwrap();
-    // Without activity, the activity tables ts-principals wrote go.
-    diff(dir.path(), &["--check", "--no-activity"])
+    // As a worksheet, the model ts-principals wrote goes.
+    diff(dir.path(), &["--check", "--format", "worksheet"])
         .code(1)
         .stdout(contains("--- /dev/null\n+++ b/tml/TS_USERS.table.tml\n"))
         .stdout(contains(
-            "--- a/tml/TS_BI_SERVER.table.tml\n+++ /dev/null\n",
+            "--- a/tml/TS_ Users and Groups.model.tml\n+++ /dev/null\n",
         ))
         .stdout(contains("Sales").not());
-    diff(dir.path(), &["--check", "--stat", "--no-activity"])
+    diff(dir.path(), &["--check", "--stat", "--format", "worksheet"])
         .code(1)
-        .stdout(contains("tml/TS_BI_SERVER.table.tml (removed)"))
+        .stdout(contains("tml/TS_ Users and Groups.model.tml (removed)"))
         .stdout(contains("tml/TS_USERS.table.tml (new)"))
-        .stdout(contains(" 5 files changed,"))
+        .stdout(contains(" 4 files changed,"))
         .stdout(contains(
             "1 file beside ours is not ours and left alone: tml/Sales.liveboard.tml",
         ));
@@ -83,7 +83,7 @@ fn an_empty_or_missing_directory_differs_in_every_file() {
     let dir = tempfile::tempdir().unwrap();
     diff(dir.path(), &["--check", "--stat"])
         .code(1)
-        .stdout(contains(" 18 files changed,"));
+        .stdout(contains(" 16 files changed,"));
     assert!(
         !dir.path().join("out").exists(),
         "diff leaves a missing directory missing"
@@ -105,8 +105,8 @@ fn colour_only_when_asked_or_on_a_terminal() {
 #[test]
 fn the_diff_applies_as_a_patch_and_gives_what_generate_writes() {
     for (old_flags, new_flags) in [
-        (&["--stamp"][..], &["--no-activity"][..]),
-        (&["--no-activity"], &[]),
+        (&["--stamp"][..], &["--format", "worksheet"][..]),
+        (&["--format", "worksheet"], &[]),
     ] {
         let dir = tempfile::tempdir().unwrap();
         // The old side: another input, with a file edited by hand.

@@ -201,7 +201,7 @@ fn config_mistakes_name_the_key() {
         .stderr(contains("model_nmae"));
     std::fs::write(
         dir.path().join("bad.toml"),
-        "[tml.activity]\nbi_server_table = \"[BI]\"\n",
+        "[tml]\ntable_prefix = \"[BI]\"\n",
     )
     .unwrap();
     ts_principals(dir.path())
@@ -209,7 +209,7 @@ fn config_mistakes_name_the_key() {
         .arg(example())
         .assert()
         .code(2)
-        .stderr(contains("`tml.activity.bi_server_table` contains '['"));
+        .stderr(contains("`tml.table_prefix` contains '['"));
 }
 
 #[test]

@@ -106,7 +106,7 @@ fn the_offline_core_knows_no_network_or_command_line() {
         "output",
         "generate.rs",
         "diff",
-        "schema.rs",
+        "schema",
         "atomic.rs",
         "parallel.rs",
     ];

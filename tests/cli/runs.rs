@@ -89,7 +89,7 @@ fn spawn_generate(dir: &Path, input: &Path, out: &str, extra: &[&str]) -> Child 
 fn concurrent_runs_take_turns_and_leave_one_whole_set() {
     let dir = tempfile::tempdir().unwrap();
     let first = ["--cluster-id", "first"];
-    let second = ["--cluster-id", "second", "--no-activity"];
+    let second = ["--cluster-id", "second", "--format", "worksheet"];
     let sets = [
         reference(dir.path(), &example(), "ref-first", &first),
         reference(dir.path(), &example(), "ref-second", &second),
@@ -213,7 +213,7 @@ fn killed_runs_leave_the_old_set_or_the_new_one() {
     std::fs::write(&input, Data::generated(100_000, 10_000, 5).to_export()).unwrap();
     let flags: [&[&str]; 2] = [
         &["--cluster-id", "a"],
-        &["--cluster-id", "b", "--no-activity"],
+        &["--cluster-id", "b", "--format", "worksheet"],
     ];
 
     let started = Instant::now();
@@ -255,14 +255,14 @@ fn killed_runs_leave_the_old_set_or_the_new_one() {
 fn a_directory_where_a_file_goes_fails_with_4_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    generate(dir.path(), &example(), "out", &["--no-activity"]).success();
-    let blocker = out.join("tml/TS_BI_SERVER.table.tml");
+    generate(dir.path(), &example(), "out", &["--format", "worksheet"]).success();
+    let blocker = out.join("tml/TS_ Users and Groups.model.tml");
     std::fs::create_dir(&blocker).unwrap();
     std::fs::write(blocker.join("mine.txt"), "keep\n").unwrap();
     let before = tree(&out);
     generate(dir.path(), &example(), "out", &[])
         .code(4)
-        .stderr(predicates::str::contains("TS_BI_SERVER.table.tml"))
+        .stderr(predicates::str::contains("TS_ Users and Groups.model.tml"))
         .stderr(predicates::str::contains("a directory"));
     assert_eq!(before, tree(&out));
 

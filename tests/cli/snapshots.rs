@@ -5,22 +5,32 @@
 use std::path::PathBuf;
 
 use ts_principals::config::{ProjectConfig, TmlFormat};
-use ts_principals::generate::{GenerateOptions, OutputSet, generate};
+use ts_principals::generate::{Carried, GenerateOptions, OutputSet, generate};
 use ts_principals::input::{self, LoadOptions};
 use ts_principals::render::Templates;
 
 use crate::common::*;
 
 fn render(inputs: &[PathBuf], config: &ProjectConfig) -> OutputSet {
+    render_with(inputs, config, Carried::default())
+}
+
+fn render_with(inputs: &[PathBuf], config: &ProjectConfig, carried: Carried) -> OutputSet {
     let options = LoadOptions {
         fallback_cluster_id: config.data.cluster_id.clone(),
         ..LoadOptions::default()
     };
     let loaded = input::load(inputs, &options).expect("input loads");
     let options = GenerateOptions::from_config(config, Templates::builtin()).expect("valid config");
-    generate(&loaded.principals, &loaded.report, loaded.kind, &options)
-        .expect("renders")
-        .into_output()
+    generate(
+        &loaded.principals,
+        &loaded.report,
+        loaded.kind,
+        &options,
+        carried,
+    )
+    .expect("renders")
+    .into_output()
 }
 
 /// Snapshots the files whose path starts with one of `prefixes`, and the
@@ -114,10 +124,44 @@ fn tml_as_a_worksheet_for_older_clusters() {
     snapshot("tml_worksheet", &output, &["tml/"]);
 }
 
+/// An output directory holding a copy of both activity worksheets, as
+/// `ts-principals activity` leaves it.
+fn activity_copied(dir: &std::path::Path) -> Carried {
+    seed_activity(dir, &activity_held());
+    std::fs::write(
+        dir.join("data/activity_bi_server.csv"),
+        "cluster_id,incident_id,timestamp,url,http_response_code,client_type,user_id,\
+         user_action,query_text,latency_us,impressions,org_id\n\
+         acme-prod,i-1,2026-12-01 13:00:00,/callosum,200,WEB,u-1,answer_view,\"sales, by: region\",120,0.5,0\n\
+         acme-prod,i-2,2026-12-01 13:00:05,/callosum,200,WEB,u-2,pinboard_view,,80,1,0\n",
+    )
+    .unwrap();
+    Carried {
+        dir: dir.to_path_buf(),
+        held: ts_principals::activity::run::held_in(dir).expect("held activity"),
+    }
+}
+
+#[test]
+fn tml_with_activity_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = render_with(&[example()], &example_config(), activity_copied(dir.path()));
+    snapshot(
+        "tml_activity",
+        &output,
+        &["tml/", "manifest.json", "data/activity_"],
+    );
+    let mut config = example_config();
+    config.tml.format = TmlFormat::Worksheet;
+    let output = render_with(&[example()], &config, activity_copied(dir.path()));
+    snapshot("tml_activity_worksheet", &output, &["tml/TS_ Users"]);
+}
+
 #[test]
 fn tml_without_activity_tables() {
+    let dir = tempfile::tempdir().unwrap();
     let mut config = example_config();
     config.tml.activity.enabled = false;
-    let output = render(&[example()], &config);
-    snapshot("tml_no_activity", &output, &["tml/"]);
+    let output = render_with(&[example()], &config, activity_copied(dir.path()));
+    snapshot("tml_no_activity", &output, &["tml/", "data/activity_"]);
 }

@@ -6,8 +6,10 @@ use std::process::Command;
 
 use crate::common::*;
 
-/// Generates the example with `config` (TOML text) into `dir/out`.
-fn generate_with(dir: &Path, config: &str) -> PathBuf {
+/// Generates the example with `config` (TOML text) into `dir/out`, which
+/// holds a copy of the activity `held` describes.
+fn generate_with(dir: &Path, config: &str, held: &serde_json::Value) -> PathBuf {
+    seed_activity(&dir.join("out"), held);
     std::fs::write(dir.join("config.toml"), config).unwrap();
     ts_principals(dir)
         .args(["generate", "--config", "config.toml", "--from"])
@@ -47,7 +49,7 @@ const VARIANTS: &[(&str, &str)] = &[
     ),
     (
         "custom names",
-        "[tml]\ntable_prefix = \"PRINCIPALS_\"\nmodel_name = \"Use cases\"\n[tml.activity]\nbi_server_table = \"BI\"\nbi_server_user_column = \"USER_GUID\"\n",
+        "[tml]\ntable_prefix = \"PRINCIPALS_\"\nmodel_name = \"Use cases\"\n",
     ),
 ];
 
@@ -58,9 +60,11 @@ fn every_variant_passes_thoughtspot_validation() {
     };
     for (name, config) in VARIANTS {
         let dir = tempfile::tempdir().unwrap();
-        let out = generate_with(dir.path(), config);
+        let out = generate_with(dir.path(), config, &activity_held());
         let files = tml_files(&out);
         assert!(files.len() >= 8, "{name}: {files:?}");
+        let with_activity = !config.contains("enabled = false");
+        assert_eq!(files.len() == 10, with_activity, "{name}: {files:?}");
         validate_tml(python, &files);
     }
 }
@@ -76,17 +80,23 @@ table_prefix = "NO_🚀_"
 model_name = "on: off\n- a # not a comment\t\"quoted\" 'single' \\ مرحبا"
 # Lower case keeps the configured column name `null` as written.
 identifier_case = "lower"
-[tml.activity]
-bi_server_table = "Off"
-bi_server_user_column = "null"
-embrace_stats_table = "0x1F"
-embrace_stats_user_column = "1_000"
 "#;
+
+/// Worksheet columns named like YAML 1.1 values, as a cluster may name them.
+fn hostile_held() -> serde_json::Value {
+    let mut held = activity_held();
+    let columns = held["bi_server"]["columns"].as_array_mut().unwrap();
+    columns.push(serde_json::json!({"name": "Off", "csv": "null", "type": "text"}));
+    columns.push(
+        serde_json::json!({"name": "on: yes # 2024-01-01", "csv": "c_1_000", "type": "bigint"}),
+    );
+    held
+}
 
 #[test]
 fn hostile_settings_come_back_as_the_same_strings() {
     let dir = tempfile::tempdir().unwrap();
-    let out = generate_with(dir.path(), HOSTILE);
+    let out = generate_with(dir.path(), HOSTILE, &hostile_held());
     let files = tml_files(&out);
     let Some(python) = python_with_tml() else {
         return;
@@ -101,23 +111,15 @@ fn hostile_settings_come_back_as_the_same_strings() {
             assert_eq!(table["schema"], "~", "{file:?}");
             assert_eq!(table["connection"]["name"], "yes", "{file:?}");
             tables.push(table["name"].as_str().unwrap().to_owned());
-            if table["name"] == "Off" {
-                assert!(
-                    table["columns"]
-                        .as_array()
-                        .unwrap()
+            if table["name"] == "NO_🚀_ACTIVITY_BI_SERVER" {
+                let columns = table["columns"].as_array().unwrap();
+                let named = |name: &str, db: &str| {
+                    columns
                         .iter()
-                        .any(|c| c["db_column_name"] == "null")
-                );
-            }
-            if table["name"] == "0x1F" {
-                assert!(
-                    table["columns"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|c| c["db_column_name"] == "1_000")
-                );
+                        .any(|c| c["name"] == name && c["db_column_name"] == db)
+                };
+                assert!(named("Off", "null"), "{columns:?}");
+                assert!(named("on: yes # 2024-01-01", "c_1_000"), "{columns:?}");
             }
         } else {
             assert_eq!(doc["model"]["name"], model_name, "{file:?}");
@@ -127,7 +129,8 @@ fn hostile_settings_come_back_as_the_same_strings() {
     assert_eq!(
         tables,
         [
-            "0x1F",
+            "NO_🚀_ACTIVITY_AI_BI_STATS",
+            "NO_🚀_ACTIVITY_BI_SERVER",
             "NO_🚀_GROUPS",
             "NO_🚀_GROUP_HIERARCHY",
             "NO_🚀_GROUP_MEMBERSHIPS",
@@ -135,7 +138,6 @@ fn hostile_settings_come_back_as_the_same_strings() {
             "NO_🚀_ORGS",
             "NO_🚀_ORG_MEMBERSHIPS",
             "NO_🚀_USERS",
-            "Off"
         ]
     );
 }

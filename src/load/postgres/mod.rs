@@ -701,6 +701,14 @@ async fn swap(
 fn refill_sql(table: &str, staged: &str, def: &TableDef) -> String {
     let key: Vec<String> = def.key().map(|c| quote(&c.name)).collect();
     let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    if key.is_empty() {
+        // No key (activity tables): every row is replaced.
+        return format!(
+            "DELETE FROM {table}; INSERT INTO {table} ({columns}) SELECT {columns} FROM {staged}; \
+             DROP TABLE {staged}",
+            columns = columns.join(", ")
+        );
+    }
     let same_key: Vec<String> = key.iter().map(|k| format!("s.{k} = t.{k}")).collect();
     let others: Vec<String> = (def.columns.iter())
         .filter(|c| !c.key)

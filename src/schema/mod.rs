@@ -3,6 +3,8 @@
 //! them, so all three read them here, and TML and database agree by
 //! construction.
 
+pub mod activity;
+
 use serde::{Deserialize, Serialize};
 
 /// The data tables, in the order they are written.

@@ -1,0 +1,847 @@
+//! One `activity` run: read what the output directory holds, find the
+//! worksheets on the cluster, read the windows that are new, and write the
+//! merged data, the TML and the manifest back as one set (all or nothing,
+//! as `generate` writes).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::fetch::{self, FetchError, Found, PRIMARY_ORG, WindowReader, WindowRows};
+use super::held::{HeldError, HeldRows, Merged, Order, Row, merge};
+use super::query::Clock;
+use super::response::Reader;
+use super::window::{self, Event, Window, utc_text};
+use super::{Copied, Held, Source, columns};
+use crate::atomic::Wait;
+use crate::client::auth::{Auth, describe};
+use crate::client::http::Http;
+use crate::client::v2::V2;
+use crate::client::{ClientError, Connection};
+use crate::generate::{DATA_DIR, DatabaseLayout, Manifest, TML_DIR, copy_counting};
+use crate::output::{self, FileInfo, FileSet, MANIFEST, OutputDir, OutputError, WriteSummary};
+use crate::render::{self, RenderError, Templates, TmlSettings};
+use crate::schema::Table;
+
+/// How to copy.
+#[derive(Clone, Debug)]
+pub struct ActivityOptions {
+    /// The worksheets to copy.
+    pub sources: Vec<Source>,
+    /// Read from this second (`--since`) instead of resuming.
+    pub since: Option<i64>,
+    /// Read up to this second (`--until`), else up to now.
+    pub until: Option<i64>,
+    /// Seconds re-read before the newest row held.
+    pub overlap: i64,
+    /// Seconds read by a first copy without `--since`.
+    pub first_copy: i64,
+    /// Most rows one search returns (the API's cap).
+    pub row_cap: usize,
+    /// Rows asked for per page.
+    pub page_size: usize,
+    /// Searches in flight at once.
+    pub concurrency: usize,
+    /// Longest window searched at once, in seconds, before any split.
+    pub window: i64,
+    /// What the TML describes (as `generate` was given it).
+    pub tml: TmlSettings,
+    /// The templates (as `generate` was given them).
+    pub templates: Templates,
+    /// Whether to wait for another run holding the directory.
+    pub wait: Wait,
+}
+
+impl Default for ActivityOptions {
+    fn default() -> Self {
+        ActivityOptions {
+            sources: Source::ALL.to_vec(),
+            since: None,
+            until: None,
+            overlap: 3600,
+            first_copy: 30 * 86_400,
+            row_cap: 100_000,
+            page_size: 20_000,
+            concurrency: 4,
+            window: 86_400,
+            tml: TmlSettings::default(),
+            templates: Templates::builtin(),
+            wait: Wait::Block,
+        }
+    }
+}
+
+/// Hears how a copy is going.
+pub trait Progress: Sync {
+    /// A step began.
+    fn step(&self, message: &str);
+    /// A page of `source` arrived with `rows`.
+    fn page(&self, source: Source, rows: usize);
+    /// A window of `source` was read, or split.
+    fn window(&self, source: Source, event: Event);
+}
+
+/// A progress that says nothing.
+impl Progress for () {
+    fn step(&self, _: &str) {}
+    fn page(&self, _: Source, _: usize) {}
+    fn window(&self, _: Source, _: Event) {}
+}
+
+/// What was copied of one worksheet.
+#[derive(Clone, Debug)]
+pub struct Copy {
+    /// Which one.
+    pub source: Source,
+    /// Its name on the cluster.
+    pub worksheet: String,
+    /// Its GUID.
+    pub guid: String,
+    /// The time range read; none when there was nothing to read.
+    pub range: Option<Window>,
+    /// Windows read whole (after splitting).
+    pub windows: usize,
+    /// Windows split because they reached the cap.
+    pub splits: usize,
+    /// Search requests made.
+    pub pages: usize,
+    /// Rows read in the range.
+    pub read: usize,
+    /// Of those, rows already held (the overlap).
+    pub already_held: usize,
+    /// Rows the file holds now.
+    pub rows: usize,
+    /// Time of the newest row held now.
+    pub newest: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Report {
+    /// The cluster.
+    pub cluster_id: String,
+    /// Where the worksheets were read: `org 0 (Primary)`, or the token's org.
+    pub org: String,
+    /// The zone the cluster's times were read in.
+    pub time_zone: String,
+    /// Each worksheet copied.
+    pub copies: Vec<Copy>,
+    /// Worksheets the cluster does not have, with why.
+    pub missing: Vec<(Source, String)>,
+    /// What changed in the output directory.
+    pub written: WriteSummary,
+}
+
+/// Why a copy failed. Nothing in the output directory changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivityError {
+    /// The output directory could not be opened or written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The directory holds no generated principals.
+    #[error(
+        "{dir} holds no {MANIFEST}: activity copies into an output directory of `ts-principals \
+         generate`, beside the principals its rows join; run `ts-principals generate --out {dir}` \
+         first"
+    )]
+    NotGenerated {
+        /// The directory.
+        dir: String,
+    },
+    /// The manifest cannot be read.
+    #[error("{path}: {problem}")]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// The cluster is not the one whose principals the directory holds.
+    #[error(
+        "{dir} holds the principals of cluster {held:?}, but {url} is cluster {cluster:?}; \
+         activity must join the principals of its own cluster: use another --out (or \
+         generate from this cluster first)"
+    )]
+    OtherCluster {
+        /// The directory.
+        dir: String,
+        /// The cluster it holds.
+        held: String,
+        /// The cluster read.
+        cluster: String,
+        /// Its URL.
+        url: String,
+    },
+    /// Signing in or asking the cluster failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A worksheet asked for is not on the cluster.
+    #[error("{0}")]
+    NoWorksheet(String),
+    /// A one-second window holds as many rows as a search returns.
+    #[error(
+        "{worksheet}: the second {window} holds at least {cap} rows, as many as one search \
+         returns (--row-cap), so some could not be read; nothing was written. If the cluster \
+         allows more rows per search, raise --row-cap"
+    )]
+    AtCap {
+        /// The worksheet.
+        worksheet: String,
+        /// The window.
+        window: Window,
+        /// The cap.
+        cap: usize,
+    },
+    /// A search failed.
+    #[error("reading {worksheet} from {url}: {source}")]
+    Fetch {
+        /// The worksheet.
+        worksheet: String,
+        /// The cluster.
+        url: String,
+        /// What failed, with the window.
+        #[source]
+        source: Box<FetchError>,
+    },
+    /// The data held cannot be merged.
+    #[error(transparent)]
+    Held(#[from] HeldError),
+    /// The TML cannot be rendered.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The TML settings are not those the directory was generated with.
+    #[error(
+        "{path} would change: this run's TML settings or templates are not those {dir} was \
+         generated with; give activity the same --config and --templates as generate"
+    )]
+    Settings {
+        /// The file that would change.
+        path: PathBuf,
+        /// The directory.
+        dir: String,
+    },
+    /// Something local failed (the async runtime, the cluster's zone).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl ActivityError {
+    /// The cluster or the network failed (exit 3).
+    pub fn is_cluster(&self) -> bool {
+        match self {
+            ActivityError::Client(e) => {
+                !matches!(e, ClientError::Setup(_) | ClientError::Unsupported(_))
+            }
+            ActivityError::Fetch { .. }
+            | ActivityError::AtCap { .. }
+            | ActivityError::NoWorksheet(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The output directory could not be written or was busy (exit 4).
+    pub fn is_output(&self) -> bool {
+        matches!(self, ActivityError::Output(_))
+    }
+}
+
+/// The manifest as `generate` wrote it, the principal parts kept as text.
+#[derive(Deserialize)]
+struct Prior {
+    tool: Option<String>,
+    input: Box<RawValue>,
+    counts: Box<RawValue>,
+    repairs: Box<RawValue>,
+    #[serde(default)]
+    activity: Held,
+    #[serde(default)]
+    files: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    generated_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PriorInput {
+    cluster_id: String,
+}
+
+/// What an output directory's manifest records of activity, for
+/// `generate` to carry; empty when it has no manifest or no activity.
+pub fn held_in(out: &Path) -> Result<Held, ActivityError> {
+    let path = out.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Held::new()),
+        Err(e) => return Err(OutputError::Io { path, source: e }.into()),
+    };
+    #[derive(Deserialize)]
+    struct Section {
+        #[serde(default)]
+        activity: Held,
+    }
+    let section: Section = serde_json::from_slice(&bytes).map_err(|e| ActivityError::Manifest {
+        path: path.clone(),
+        problem: format!(
+            "its activity section cannot be read ({e}); restore the file (git checkout) or \
+             remove the section to drop the activity copy"
+        ),
+    })?;
+    let mut held = section.activity;
+    held.retain(|source, _| {
+        let file = out.join(DATA_DIR).join(source.file());
+        let present = file.is_file();
+        if !present {
+            tracing::warn!(
+                "{} is gone; its activity is left out (run `ts-principals activity` to copy it again)",
+                file.display()
+            );
+        }
+        present
+    });
+    Ok(held)
+}
+
+fn read_prior(out: &Path) -> Result<(Prior, String), ActivityError> {
+    let path = out.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ActivityError::NotGenerated {
+                dir: out.display().to_string(),
+            });
+        }
+        Err(e) => return Err(OutputError::Io { path, source: e }.into()),
+    };
+    let problem = |problem: String| ActivityError::Manifest {
+        path: path.clone(),
+        problem,
+    };
+    let prior: Prior = serde_json::from_slice(&bytes).map_err(|e| {
+        problem(format!(
+            "cannot be read as the manifest of `ts-principals generate` ({e}); run generate again"
+        ))
+    })?;
+    if prior.tool.as_deref() != Some(output::TOOL) {
+        return Err(problem("was not written by ts-principals".into()));
+    }
+    let input: PriorInput = serde_json::from_str(prior.input.get())
+        .map_err(|e| problem(format!("its input section names no cluster_id ({e})")))?;
+    Ok((prior, input.cluster_id))
+}
+
+/// Copies the activity of the cluster at `connection` into `out`.
+pub fn run(
+    out: &Path,
+    connection: &Connection,
+    options: &ActivityOptions,
+    progress: &dyn Progress,
+) -> Result<Report, ActivityError> {
+    let dir = output::open(out, options.wait, Assembly::may_own)?;
+    let (prior, cluster_id) = read_prior(out)?;
+    // What is held, checked before the cluster is asked anything.
+    let mut newest_held: BTreeMap<Source, (Option<i64>, usize)> = BTreeMap::new();
+    for (&source, copied) in &prior.activity {
+        if !options.sources.contains(&source) {
+            continue;
+        }
+        let path = out.join(DATA_DIR).join(source.file());
+        if !path.is_file() {
+            continue;
+        }
+        progress.step(&format!("reading {}", path.display()));
+        let rows = HeldRows::open(
+            &path,
+            copied,
+            &copied.columns,
+            &copied.time_column,
+            &cluster_id,
+        )?;
+        newest_held.insert(source, rows.scan()?);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ActivityError::Setup(format!("cannot start the async runtime: {e}")))?;
+    let fetched = runtime.block_on(read_cluster(
+        out,
+        connection,
+        options,
+        &cluster_id,
+        &newest_held,
+        progress,
+    ))?;
+    drop(runtime);
+    progress.step("writing");
+    let (assembly, mut copies) = assemble(
+        &dir,
+        prior,
+        cluster_id.clone(),
+        &fetched,
+        &newest_held,
+        options,
+    )?;
+    let written = dir.write(&assembly)?;
+    let merged = assembly
+        .merged
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for copy in &mut copies {
+        if let Some(merged) = merged.get(&copy.source) {
+            copy.rows = merged.rows;
+            copy.already_held = merged.already_held;
+        }
+    }
+    Ok(Report {
+        cluster_id,
+        org: fetched.org,
+        time_zone: fetched.clock.name().to_owned(),
+        copies,
+        missing: fetched.missing,
+        written,
+    })
+}
+
+/// What the cluster gave.
+struct Fetched {
+    org: String,
+    clock: Clock,
+    copies: Vec<(Found, Option<Window>, Vec<Row>, Copy)>,
+    missing: Vec<(Source, String)>,
+}
+
+async fn read_cluster(
+    out: &Path,
+    connection: &Connection,
+    options: &ActivityOptions,
+    cluster_id: &str,
+    newest_held: &BTreeMap<Source, (Option<i64>, usize)>,
+    progress: &dyn Progress,
+) -> Result<Fetched, ActivityError> {
+    let http = Http::new(connection)?;
+    let auth = Auth::new(connection.credentials.clone())?;
+    let api = V2 {
+        http: &http,
+        auth: &auth,
+    };
+    progress.step("signing in");
+    let system = api.system().await?;
+    let cluster = system.id().unwrap_or_default();
+    if cluster != cluster_id {
+        return Err(ActivityError::OtherCluster {
+            dir: out.display().to_string(),
+            held: cluster_id.to_owned(),
+            cluster,
+            url: http.base().to_owned(),
+        });
+    }
+    let clock = fetch::clock(!system.is_cloud(), system.time_zone.as_deref())
+        .map_err(ActivityError::Setup)?;
+    // The system worksheets live in the Primary org; a token made
+    // elsewhere searches in its own org, which may not see them.
+    let (scope, org) = if auth.scopes_tokens() {
+        (Some(PRIMARY_ORG), format!("org {PRIMARY_ORG} (Primary)"))
+    } else {
+        (None, "the bearer token's org".to_owned())
+    };
+    tracing::info!(
+        "cluster {cluster_id} (release {}, times in {}); reading activity in {org}",
+        system.release_version.as_deref().unwrap_or("unknown"),
+        clock.name()
+    );
+    let now = jiff::Timestamp::now().as_second();
+    let end = options.until.unwrap_or(now);
+    let mut fetched = Fetched {
+        org,
+        clock,
+        copies: Vec::new(),
+        missing: Vec::new(),
+    };
+    for &source in &options.sources {
+        progress.step(&format!("looking for {}", source.label()));
+        let found = fetch::find(&api, source, scope)
+            .await
+            .map_err(|e| ActivityError::Fetch {
+                worksheet: source.label().to_owned(),
+                url: http.base().to_owned(),
+                source: Box::new(e),
+            })?;
+        let Some(found) = found else {
+            let mut why = format!(
+                "{} has no {} (looked for {} in {})",
+                http.base(),
+                source.label(),
+                source
+                    .worksheet_names()
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                describe(scope)
+            );
+            if scope.is_none() {
+                why.push_str(
+                    "; the system worksheets live in the Primary org (0): use a bearer token \
+                     issued for org 0, or sign in with a password or secret key",
+                );
+            }
+            fetched.missing.push((source, why));
+            continue;
+        };
+        if !found.others.is_empty() {
+            tracing::warn!(
+                "{} objects are named {:?}; reading {} (the others: {})",
+                found.others.len() + 1,
+                found.name,
+                found.guid,
+                found.others.join(", ")
+            );
+        }
+        let start = match (options.since, newest_held.get(&source)) {
+            (Some(since), _) => since,
+            (None, Some((Some(newest), _))) => newest - options.overlap,
+            (None, _) => end - options.first_copy,
+        };
+        let range = Window::new(start, end);
+        let mut copy = Copy {
+            source,
+            worksheet: found.name.clone(),
+            guid: found.guid.clone(),
+            range,
+            windows: 0,
+            splits: 0,
+            pages: 0,
+            read: 0,
+            already_held: 0,
+            rows: 0,
+            newest: None,
+        };
+        let mut rows = Vec::new();
+        if let Some(range) = range {
+            tracing::info!("{} ({}): reading {range}", found.name, found.guid);
+            let read = read_range(
+                &api,
+                scope,
+                &found,
+                range,
+                cluster_id,
+                &fetched.clock,
+                options,
+                progress,
+            )
+            .await
+            .map_err(|e| match e {
+                ReadError::AtCap(window) => ActivityError::AtCap {
+                    worksheet: found.name.clone(),
+                    window,
+                    cap: options.row_cap,
+                },
+                ReadError::Fetch(source) => ActivityError::Fetch {
+                    worksheet: found.name.clone(),
+                    url: http.base().to_owned(),
+                    source: Box::new(source),
+                },
+            })?;
+            for (_, part) in read {
+                copy.windows += 1;
+                copy.pages += part.pages;
+                if part.outside > 0 {
+                    tracing::debug!(
+                        "{}: {} rows outside their window dropped",
+                        found.name,
+                        part.outside
+                    );
+                }
+                rows.extend(part.rows);
+            }
+            copy.splits = copy
+                .windows
+                .saturating_sub(range.pieces(options.window).len());
+        } else {
+            tracing::info!(
+                "{}: nothing to read (--since is not before --until)",
+                found.name
+            );
+        }
+        Order::new(&found.columns).sort_unique(&mut rows);
+        copy.read = rows.len();
+        fetched.copies.push((found, range, rows, copy));
+    }
+    if fetched.copies.is_empty() {
+        let reasons: Vec<String> = fetched.missing.iter().map(|(_, why)| why.clone()).collect();
+        return Err(ActivityError::NoWorksheet(reasons.join("\n")));
+    }
+    if options.sources.len() == 1
+        && let Some((_, why)) = fetched.missing.first()
+    {
+        return Err(ActivityError::NoWorksheet(why.clone()));
+    }
+    Ok(fetched)
+}
+
+enum ReadError {
+    AtCap(Window),
+    Fetch(FetchError),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_range(
+    api: &V2<'_>,
+    scope: crate::client::auth::Scope,
+    found: &Found,
+    range: Window,
+    cluster_id: &str,
+    clock: &Clock,
+    options: &ActivityOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<(Window, WindowRows)>, ReadError> {
+    let source = found.source;
+    let on_page = move |rows: usize| progress.page(source, rows);
+    let reader = WindowReader {
+        api,
+        scope,
+        found,
+        reader: Reader {
+            columns: &found.columns,
+            time: found.time,
+            cluster_id,
+            clock,
+        },
+        cap: options.row_cap.max(1),
+        page_size: options.page_size,
+        on_page: &on_page,
+    };
+    window::read_all(
+        range.pieces(options.window),
+        options.concurrency,
+        |w| {
+            let reader = &reader;
+            async move {
+                let (w, result) = reader.read(w).await;
+                (w, result.map_err(ReadError::Fetch))
+            }
+        },
+        |rows: &WindowRows| rows.rows.len(),
+        ReadError::AtCap,
+        |event| progress.window(source, event),
+    )
+    .await
+}
+
+/// Where a file of the new set comes from.
+#[derive(Clone, Copy, Debug)]
+enum Content {
+    /// A file the directory holds, copied as it is.
+    Kept(usize),
+    /// A worksheet's held rows merged with the new ones.
+    Merged(Source),
+    /// A rendered TML file.
+    Tml(usize),
+}
+
+struct Merging {
+    /// What was held before, if anything.
+    before: Option<Copied>,
+    /// The worksheet as found now.
+    after: Copied,
+    rows: Vec<Row>,
+}
+
+/// The output directory after a copy: the principals' files as they were,
+/// the activity files merged, the TML rendered again, the manifest updated.
+struct Assembly {
+    out: PathBuf,
+    kept: Vec<String>,
+    merging: BTreeMap<Source, Merging>,
+    tml: Vec<(String, Vec<u8>)>,
+    held: Held,
+    layout: DatabaseLayout,
+    prior: Prior,
+    cluster_id: String,
+    /// What each merge wrote.
+    merged: std::sync::Mutex<BTreeMap<Source, Merged>>,
+}
+
+fn assemble(
+    dir: &OutputDir,
+    prior: Prior,
+    cluster_id: String,
+    fetched: &Fetched,
+    newest_held: &BTreeMap<Source, (Option<i64>, usize)>,
+    options: &ActivityOptions,
+) -> Result<(Assembly, Vec<Copy>), ActivityError> {
+    let out = dir.path().to_path_buf();
+    let mut held = prior.activity.clone();
+    let mut merging = BTreeMap::new();
+    let mut copies = Vec::new();
+    for (found, _range, rows, copy) in &fetched.copies {
+        let source = found.source;
+        let newest_before = newest_held.get(&source).and_then(|(newest, _)| *newest);
+        let newest = newest_before.max(rows.last().map(|r| r.time));
+        let after = Copied {
+            worksheet: found.name.clone(),
+            worksheet_guid: found.guid.clone(),
+            org_id: PRIMARY_ORG,
+            time_zone: fetched.clock.name().to_owned(),
+            time_column: found.columns[found.time].csv.clone(),
+            columns: found.columns.clone(),
+            rows: 0,
+            newest: newest.map(utc_text),
+        };
+        let before = held
+            .get(&source)
+            .filter(|_| newest_held.contains_key(&source))
+            .cloned();
+        // Check the held file against the new columns now, not mid-write.
+        if let Some(before) = &before {
+            HeldRows::open(
+                &out.join(DATA_DIR).join(source.file()),
+                before,
+                &after.columns,
+                &after.time_column,
+                &cluster_id,
+            )?;
+        }
+        held.insert(source, after.clone());
+        let mut copy = copy.clone();
+        copy.newest = after.newest.clone();
+        copies.push(copy);
+        merging.insert(
+            source,
+            Merging {
+                before,
+                after,
+                rows: rows.clone(),
+            },
+        );
+    }
+    let principal_names: Vec<String> = Table::ALL
+        .iter()
+        .map(|t| t.object_name(&options.tml.table_prefix))
+        .collect();
+    let rendered = render::render_all(&options.tml, &options.templates, &held)?;
+    let mut tml = Vec::new();
+    for file in rendered {
+        let relative = format!("{TML_DIR}/{}", file.file_name);
+        let must_match = principal_names.contains(&file.object_name)
+            || !matches!(file.kind, render::TmlKind::Table);
+        if must_match && !prior.files.contains_key(&relative) {
+            return Err(ActivityError::Settings {
+                path: out.join(&relative),
+                dir: out.display().to_string(),
+            });
+        }
+        if principal_names.contains(&file.object_name)
+            && std::fs::read(out.join(&relative)).ok().as_deref() != Some(file.text.as_bytes())
+        {
+            return Err(ActivityError::Settings {
+                path: out.join(&relative),
+                dir: out.display().to_string(),
+            });
+        }
+        tml.push((relative, file.text.into_bytes()));
+    }
+    let kept: Vec<String> = (prior.files.keys())
+        .filter(|path| {
+            path.starts_with(&format!("{DATA_DIR}/"))
+                && !merging
+                    .keys()
+                    .any(|s| **path == format!("{DATA_DIR}/{}", s.file()))
+                && output::is_safe_relative(path)
+                && <Assembly as FileSet>::may_own(path)
+        })
+        .cloned()
+        .collect();
+    let layout = DatabaseLayout::of(&options.tml, &held);
+    Ok((
+        Assembly {
+            out,
+            kept,
+            merging,
+            tml,
+            held,
+            layout,
+            prior,
+            cluster_id,
+            merged: std::sync::Mutex::new(BTreeMap::new()),
+        },
+        copies,
+    ))
+}
+
+impl FileSet for Assembly {
+    type Source = Content;
+
+    fn files(&self) -> BTreeMap<String, Content> {
+        let kept = (self.kept.iter().enumerate()).map(|(i, p)| (p.clone(), Content::Kept(i)));
+        let merged = (self.merging.keys())
+            .map(|&s| (format!("{DATA_DIR}/{}", s.file()), Content::Merged(s)));
+        let tml = (self.tml.iter().enumerate()).map(|(i, (p, _))| (p.clone(), Content::Tml(i)));
+        kept.chain(merged).chain(tml).collect()
+    }
+
+    fn write(&self, content: Content, out: &mut dyn Write) -> io::Result<Option<usize>> {
+        match content {
+            Content::Kept(i) => copy_counting(&self.out.join(&self.kept[i]), out).map(Some),
+            Content::Tml(i) => out.write_all(&self.tml[i].1).map(|()| None),
+            Content::Merged(source) => {
+                let merging = &self.merging[&source];
+                let after = &merging.after;
+                let path = self.out.join(DATA_DIR).join(source.file());
+                let held = match &merging.before {
+                    Some(before) => Some(
+                        HeldRows::open(
+                            &path,
+                            before,
+                            &after.columns,
+                            &after.time_column,
+                            &self.cluster_id,
+                        )
+                        .map_err(|e| io::Error::other(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let header: Vec<&str> = std::iter::once(columns::CLUSTER_ID)
+                    .chain(after.columns.iter().map(|c| c.csv.as_str()))
+                    .collect();
+                let order = Order::new(&after.columns);
+                let merged = merge(&header, held, &merging.rows, &order, out)?;
+                self.merged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(source, merged);
+                Ok(Some(merged.rows))
+            }
+        }
+    }
+
+    fn manifest(&self, files: &BTreeMap<String, FileInfo>) -> Vec<u8> {
+        let mut held = self.held.clone();
+        for (source, copied) in &mut held {
+            let path = format!("{DATA_DIR}/{}", source.file());
+            if let Some(rows) = files.get(&path).and_then(|f| f.rows) {
+                copied.rows = rows;
+            }
+        }
+        Manifest {
+            tool: output::TOOL,
+            version: env!("CARGO_PKG_VERSION"),
+            input: &*self.prior.input,
+            counts: &*self.prior.counts,
+            repairs: &*self.prior.repairs,
+            activity: &held,
+            files,
+            database: &self.layout,
+            generated_at: self.prior.generated_at.as_deref(),
+        }
+        .to_bytes()
+    }
+
+    /// What `generate` may own: the same directory layout.
+    fn may_own(relative: &str) -> bool {
+        <crate::generate::Generated<'static> as FileSet>::may_own(relative)
+    }
+}
