@@ -9,8 +9,11 @@
 //! `v2_users_search.json`, `v2_groups_search.json` or `v2_combined.json`,
 //! optionally `v1_user_list.json`) or one v2 export file; `--generate
 //! USERS,GROUPS,ORGS` makes up a cluster of that size instead; `--falcon`
-//! makes it a Software cluster with Falcon for `load --to falcon`. The server
-//! lives in `tests/fake_thoughtspot`, where the integration tests use it.
+//! makes it a Software cluster with Falcon for `load --to falcon`;
+//! `--activity ROWS` serves the system worksheets of user activity for
+//! `activity` (with `--row-cap`, `--time-zone` and `--old-stats-name` to
+//! make it harder). The server lives in `tests/fake_thoughtspot`, where the
+//! integration tests use it.
 
 #[path = "../tests/fake_thoughtspot/mod.rs"]
 mod fake;
@@ -54,6 +57,24 @@ struct Args {
     /// service on this same port (try `load --to falcon --falcon-url URL`).
     #[arg(long)]
     falcon: bool,
+    /// Serve the activity worksheets: ROWS rows of TS: BI Server and ROWS/4 of
+    /// TS: AI and BI Stats, by the served users (try `activity`).
+    #[arg(long, value_name = "ROWS")]
+    activity: Option<usize>,
+    /// Days the activity rows span, ending now.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    activity_days: i64,
+    /// One searchdata query returns at most N rows in all.
+    #[arg(long, value_name = "N")]
+    row_cap: Option<usize>,
+    /// The cluster's time zone (IANA name, e.g. America/New_York): searchdata
+    /// speaks in its wall-clock time.
+    #[arg(long, value_name = "ZONE")]
+    time_zone: Option<String>,
+    /// Serve the stats worksheet under its older name, TS: Embrace Stats
+    /// Worksheet.
+    #[arg(long)]
+    old_stats_name: bool,
 }
 
 fn main() {
@@ -76,6 +97,23 @@ fn main() {
         }
         (None, None) => unreachable!("clap requires one"),
     };
+    if let Some(zone) = &args.time_zone
+        && let Err(e) = jiff::tz::TimeZone::get(zone)
+    {
+        eprintln!("error: --time-zone {zone}: {e}");
+        std::process::exit(2);
+    }
+    let activity = args.activity.map(|rows| {
+        let span = args.activity_days.max(0) * 86_400;
+        let now = jiff::Timestamp::now().as_second();
+        let stats = if args.old_stats_name {
+            fake::activity::EMBRACE_STATS
+        } else {
+            fake::activity::AI_BI_STATS
+        };
+        let guids = fake::activity::user_guids(&data);
+        fake::activity::ActivitySet::generated(&guids, rows, now - span, span, 1, stats)
+    });
     let faults = fake::Faults {
         latency: Duration::from_millis(args.latency_ms),
         max_page: args.max_page,
@@ -85,16 +123,34 @@ fn main() {
         gzip_bomb: args.gzip_bomb_mb.map(|mb| mb << 20),
         software: args.falcon,
         falcon: args.falcon,
+        row_cap: args.row_cap,
+        time_zone: args.time_zone.clone(),
         ..fake::Faults::default()
     };
     let (orgs, users, groups) = (data.orgs.len(), data.users.len(), data.groups.len());
     let server = fake::FakeThoughtSpot::start_on(data, args.port, faults);
+    let activity_line = match activity {
+        Some(set) => {
+            let rows: Vec<String> = set
+                .worksheets()
+                .map(|ws| format!("{} rows of {}", ws.rows.len(), ws.name))
+                .collect();
+            server.state.set_activity(set);
+            format!(
+                "\x20 ts-principals activity --out out    ({})\n",
+                rows.join(", ")
+            )
+        }
+        None => "\x20 (start with --activity 100000 to try `ts-principals activity --out out`)\n"
+            .to_owned(),
+    };
     println!(
         "fake ThoughtSpot at {} ({orgs} orgs, {users} users, {groups} groups)\n\n\
          Try, in another shell:\n\
          \x20 export THOUGHTSPOT_URL={} THOUGHTSPOT_USERNAME={} THOUGHTSPOT_PASSWORD={}\n\
          \x20 ts-principals fetch -o principals.json\n\
-         \x20 ts-principals generate --from principals.json --out out\n\n\
+         \x20 ts-principals generate --from principals.json --out out\n\
+         {activity_line}\n\
          (or THOUGHTSPOT_SECRET_KEY={}). Ctrl-C stops it.",
         server.url(),
         server.url(),

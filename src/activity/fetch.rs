@@ -283,6 +283,10 @@ impl WindowReader<'_> {
                 return Ok(Outcome::AtCap);
             }
             if page.returned < size {
+                // A search that says it holds more than it gave was cut.
+                if page.available.is_some_and(|a| a > offset) {
+                    return Ok(Outcome::AtCap);
+                }
                 return Ok(Outcome::Rows(got));
             }
         }

@@ -53,6 +53,19 @@ pub struct ActivityOptions {
     pub templates: Templates,
     /// Whether to wait for another run holding the directory.
     pub wait: Wait,
+    /// A database the data is loaded into (`--to`): a copy resumes after
+    /// the newest row it holds when that is newer than the newest in the
+    /// directory.
+    pub database: Option<InDatabase>,
+}
+
+/// Where `load` puts the activity tables.
+#[derive(Clone, Debug)]
+pub struct InDatabase {
+    /// The PostgreSQL server.
+    pub target: crate::load::postgres::Target,
+    /// The schema.
+    pub schema: String,
 }
 
 impl Default for ActivityOptions {
@@ -70,6 +83,7 @@ impl Default for ActivityOptions {
             tml: TmlSettings::default(),
             templates: Templates::builtin(),
             wait: Wait::Block,
+            database: None,
         }
     }
 }
@@ -209,6 +223,9 @@ pub enum ActivityError {
     /// The data held cannot be merged.
     #[error(transparent)]
     Held(#[from] HeldError),
+    /// The database given to resume from cannot be read.
+    #[error(transparent)]
+    Database(#[from] crate::load::postgres::PgError),
     /// The TML cannot be rendered.
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -361,6 +378,38 @@ pub fn run(
         )?;
         newest_held.insert(source, rows.scan()?);
     }
+    let mut resume: BTreeMap<Source, i64> = (newest_held.iter())
+        .filter_map(|(&source, (newest, _))| Some((source, (*newest)?)))
+        .collect();
+    if let Some(database) = &options.database {
+        let case = options.tml.identifier_case;
+        for &source in &options.sources {
+            let table = case.apply(&source.object_name(&options.tml.table_prefix));
+            progress.step(&format!(
+                "reading the newest row of {}.{table}",
+                database.schema
+            ));
+            let columns: Vec<String> = (source.time_columns().iter())
+                .map(|c| case.apply(&columns::snake_case(c)))
+                .collect();
+            let newest = crate::load::postgres::newest(
+                &database.target,
+                &database.schema,
+                &table,
+                &columns,
+            )?;
+            if let Some(newest) = newest {
+                tracing::info!(
+                    "{}.{table} holds {} rows up to {} UTC",
+                    database.schema,
+                    source.label(),
+                    utc_text(newest)
+                );
+                let entry = resume.entry(source).or_insert(newest);
+                *entry = (*entry).max(newest);
+            }
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -371,7 +420,7 @@ pub fn run(
         connection,
         options,
         &cluster_id,
-        &newest_held,
+        &resume,
         progress,
     ))?;
     drop(runtime);
@@ -418,7 +467,7 @@ async fn read_cluster(
     connection: &Connection,
     options: &ActivityOptions,
     cluster_id: &str,
-    newest_held: &BTreeMap<Source, (Option<i64>, usize)>,
+    resume: &BTreeMap<Source, i64>,
     progress: &dyn Progress,
 ) -> Result<Fetched, ActivityError> {
     let http = Http::new(connection)?;
@@ -500,10 +549,10 @@ async fn read_cluster(
                 found.others.join(", ")
             );
         }
-        let start = match (options.since, newest_held.get(&source)) {
+        let start = match (options.since, resume.get(&source)) {
             (Some(since), _) => since,
-            (None, Some((Some(newest), _))) => newest - options.overlap,
-            (None, _) => end - options.first_copy,
+            (None, Some(newest)) => newest - options.overlap,
+            (None, None) => end - options.first_copy,
         };
         let range = Window::new(start, end);
         let mut copy = Copy {

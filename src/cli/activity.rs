@@ -13,12 +13,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::connect::TransportArgs;
 use super::{GlobalArgs, LockArgs, read_config, tml_format};
-use crate::activity::run::{self, ActivityOptions, Progress};
+use crate::activity::run::{self, ActivityOptions, InDatabase, Progress};
 use crate::activity::window::Event;
 use crate::activity::{self, Source};
 use crate::config::TmlFormat;
 use crate::config::profile::{self, ProcessSecrets, Store};
 use crate::generate::GenerateOptions;
+use crate::load::postgres::{self, Environment, Target};
 use crate::render::Templates;
 
 pub(super) const AFTER_HELP: &str = "\
@@ -96,6 +97,15 @@ pub(super) struct ActivityArgs {
     #[arg(long, value_name = "MIB", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     max_response_mb: u32,
+    /// The PostgreSQL database `load --to` fills (postgres://…): resume after the newest
+    /// row it holds when that is newer than OUT's, for an OUT that does not keep the whole
+    /// history (load adds the rows of activity tables to what they hold).
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// Schema of the activity tables with --to, as given to load [default: tml.schema when
+    /// the TML names a connection, else ts_principals].
+    #[arg(long, value_name = "NAME", requires = "to")]
+    schema: Option<String>,
     /// Project config, as given to generate [default: ./ts-principals.toml when present]:
     /// the activity tables' TML is rendered beside the principals' with it.
     #[arg(long, value_name = "FILE")]
@@ -139,6 +149,18 @@ pub(super) fn run(args: ActivityArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         None => Templates::builtin(),
     };
     let generate = GenerateOptions::from_config(&config, templates)?;
+    let database = match &args.to {
+        None => None,
+        Some(url) => {
+            let target = Target::parse(url, &Environment::from_process())?;
+            let schema = match (&args.schema, &config.tml.connection, &config.tml.schema) {
+                (Some(schema), _, _) => schema.clone(),
+                (None, Some(_), Some(schema)) if !schema.is_empty() => schema.clone(),
+                _ => postgres::DEFAULT_SCHEMA.to_owned(),
+            };
+            Some(InDatabase { target, schema })
+        }
+    };
     let options = ActivityOptions {
         sources: match args.source {
             SourceChoice::BiServer => vec![Source::BiServer],
@@ -156,6 +178,7 @@ pub(super) fn run(args: ActivityArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         tml: generate.tml,
         templates: generate.templates,
         wait: args.lock.wait(),
+        database,
     };
     let store = Store::locate()?;
     let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;

@@ -107,15 +107,16 @@ pub struct Copied {
 
 impl Copied {
     /// The table as created in a database: `cluster_id`, then the
-    /// worksheet's columns. It has no primary key: the copy keeps rows
-    /// unique by every attribute column, and texts such as Query Text are
-    /// too long for an index.
+    /// worksheet's columns. It has no primary key (texts such as Query Text
+    /// are too long for an index): a row is told apart by its attribute
+    /// columns, the ones that are not measures.
     pub fn definition(&self, source: Source, prefix: &str, case: IdentifierCase) -> TableDef {
         let cluster = ColumnDef {
             csv: CLUSTER_ID.to_owned(),
             name: case.apply(CLUSTER_ID),
             ty: ColumnType::Text,
             key: false,
+            measure: false,
         };
         TableDef {
             file: source.file(),
@@ -126,6 +127,7 @@ impl Copied {
                     name: case.apply(&c.csv),
                     ty: c.ty,
                     key: false,
+                    measure: c.measure,
                 }))
                 .collect(),
         }

@@ -222,6 +222,7 @@ impl Table {
                     name: case.apply(c.name),
                     ty: c.ty,
                     key: i < key_len,
+                    measure: false,
                 })
                 .collect(),
         }
@@ -318,6 +319,10 @@ pub struct ColumnDef {
     /// Part of the primary key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key: bool,
+    /// A measure of an activity table: not part of what identifies a row
+    /// (tables without a key are told apart by their other columns).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub measure: bool,
 }
 
 /// One table as created in a database, recorded in the manifest so that

@@ -1,5 +1,6 @@
 //! End-to-end tests of ts-principals: one test binary, a module per area.
 
+mod activity;
 mod common;
 mod diff;
 mod emit_sql;

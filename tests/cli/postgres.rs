@@ -267,8 +267,9 @@ fn every_name_and_type_in_the_tml_exists_in_the_database_in_both_cases() {
         };
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), &db.schema, case);
-        // Activity tables are rendered only with activity data to load.
-        let out = generate(dir.path(), &example(), &config, &["--no-activity"]);
+        // With a copy of both activity worksheets, so theirs are checked too.
+        crate::common::seed_activity(&dir.path().join("out"), &crate::common::activity_held());
+        let out = generate(dir.path(), &example(), &config, &[]);
         db.load(dir.path(), &out).success();
         let rows = db
             .client
@@ -322,8 +323,106 @@ fn every_name_and_type_in_the_tml_exists_in_the_database_in_both_cases() {
             database.len(),
             "every database column is in the TML"
         );
-        assert!(checked > 40, "{checked}");
+        assert!(checked > 55, "{checked}");
+        assert!(
+            database
+                .keys()
+                .any(|(t, _)| t.eq_ignore_ascii_case("ts_activity_bi_server"))
+        );
     }
+}
+
+/// The activity of the fake cluster loaded, loaded again with more, and
+/// copied into a fresh directory that resumes from what the database holds:
+/// the database ends with every row once.
+#[test]
+fn activity_rows_are_added_to_what_the_database_holds() {
+    use crate::fake::activity::{self, ActivitySet};
+    use crate::fake::{Data, FakeThoughtSpot, Faults};
+    let Some(mut db) = Db::new("activity") else {
+        return;
+    };
+    let data = Data::generated(30, 6, 1);
+    let users = activity::user_guids(&data);
+    let server = FakeThoughtSpot::start_on(data, 0, Faults::default());
+    let now = jiff::Timestamp::now().as_second();
+    let t0 = now - 5 * 86_400;
+    let all = ActivitySet::generated(&users, 900, t0, 4 * 86_400, 21, "TS: AI and BI Stats");
+    let bi = all.bi_server.clone().unwrap();
+    let cut = t0 + 2 * 86_400;
+    let t = bi.time_column;
+    let mut first = bi.clone();
+    first
+        .rows
+        .retain(|r| r[t].as_i64().is_some_and(|s| s < cut));
+    server.state.set_activity(ActivitySet {
+        bi_server: Some(first.clone()),
+        ai_bi_stats: None,
+    });
+    let scratch = crate::fetch::Scratch::new();
+    let config = config(scratch.path(), &db.schema, "lower");
+    let cli = |args: &[&str]| {
+        scratch
+            .with_password(&server)
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .assert()
+    };
+    cli(&["generate", "--profile", "env", "--out", "out"]).success();
+    cli(&["activity", "--out", "out", "--source", "bi-server"]).success();
+    let out = scratch.file("out");
+    db.load(scratch.path(), &out).success();
+    let table = layout(&out)
+        .into_iter()
+        .find(|t| t.table == "ts_activity_bi_server")
+        .expect("activity table in the layout");
+    let file = std::fs::read(out.join("data/activity_bi_server.csv")).unwrap();
+    assert_eq!(db.rows(&table), records(&file, true));
+    assert_eq!(db.rows(&table).len(), first.rows.len());
+
+    // A fresh directory (a CI job's checkout) resumes from the database.
+    server.state.set_activity(ActivitySet {
+        bi_server: Some(bi.clone()),
+        ai_bi_stats: None,
+    });
+    cli(&["generate", "--profile", "env", "--out", "fresh"]).success();
+    let before = server.state.searchdata_requests();
+    cli(&[
+        "activity",
+        "--out",
+        "fresh",
+        "--source",
+        "bi-server",
+        "--to",
+        &db.url,
+        "--schema",
+        &db.schema,
+    ])
+    .success()
+    .stderr(predicates::str::contains(
+        "ts_activity_bi_server holds TS: BI Server rows up to",
+    ));
+    assert!(server.state.searchdata_requests() > before);
+    let fresh = scratch.file("fresh");
+    let held = records(
+        &std::fs::read(fresh.join("data/activity_bi_server.csv")).unwrap(),
+        true,
+    );
+    assert!(
+        held.len() < bi.rows.len(),
+        "only the rows since the newest loaded"
+    );
+    db.load(scratch.path(), &fresh).success();
+    // Loading the first directory again adds nothing.
+    db.load(scratch.path(), &out).success();
+    let rows = db.rows(&table);
+    assert_eq!(rows.len(), bi.rows.len(), "every row once");
+    let mut union = records(&file, true);
+    union.extend(held);
+    union.sort();
+    union.dedup();
+    assert_eq!(rows, union);
 }
 
 #[test]

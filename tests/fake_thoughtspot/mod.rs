@@ -11,10 +11,15 @@
 //! With `Faults::falcon` it is a ThoughtSpot Software cluster with Falcon:
 //! remote TQL and the tsload service (see [`falcon`]).
 //!
+//! With an [`activity::ActivitySet`] (`Shared::set_activity`) it serves
+//! the system worksheets of user activity: `metadata/search` and
+//! `searchdata` (see [`activity`]).
+//!
 //! Used by `tests/cli/fetch.rs`, `tests/cli/falcon.rs` and
 //! `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
 
+pub mod activity;
 pub mod falcon;
 
 use std::collections::{HashMap, HashSet};
@@ -277,6 +282,17 @@ pub struct Faults {
     pub falcon_upload_error: Option<String>,
     /// Each commit is answered this much later (a busy cluster).
     pub falcon_commit_delay: Duration,
+    /// The org the activity worksheets live in (0, Primary, by default):
+    /// tokens of other orgs find none.
+    pub activity_org: i64,
+    /// One searchdata query returns at most this many rows in all, at any
+    /// offset (`available_data_row_count` says no more).
+    pub row_cap: Option<usize>,
+    /// The cluster's time zone (IANA name): `system` reports it, and
+    /// searchdata's date literals and answers are wall-clock times there.
+    pub time_zone: Option<String>,
+    /// Every searchdata request fails with 500 and this message.
+    pub searchdata_error: Option<String>,
 }
 
 /// One request, as the fake saw it.
@@ -327,6 +343,10 @@ pub struct Shared {
     pub falcon: Arc<Mutex<falcon::FalconStore>>,
     /// tsload sessions and their uses.
     tsload_sessions: Mutex<HashMap<String, usize>>,
+    /// The activity worksheets served (`set_activity`).
+    activity: Mutex<Arc<activity::ActivitySet>>,
+    /// searchdata requests so far.
+    searchdata: AtomicUsize,
 }
 
 impl Shared {
@@ -436,12 +456,14 @@ impl FakeThoughtSpot {
     /// the same data and Falcon, the same faults as now.
     pub fn start_node(&self) -> Self {
         let faults = self.state.faults.lock().unwrap().clone();
-        Self::start_with(
+        let node = Self::start_with(
             self.state.data.clone(),
             0,
             faults,
             self.state.falcon.clone(),
-        )
+        );
+        *node.state.activity.lock().unwrap() = self.state.activity();
+        node
     }
 
     fn start_with(
@@ -468,6 +490,8 @@ impl FakeThoughtSpot {
             port: addr.port(),
             falcon,
             tsload_sessions: Mutex::new(HashMap::new()),
+            activity: Mutex::new(Arc::default()),
+            searchdata: AtomicUsize::new(0),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(state.clone());
@@ -526,6 +550,11 @@ fn router(state: Arc<Shared>) -> Router {
         .route("/api/rest/2.0/orgs/search", post(orgs))
         .route("/api/rest/2.0/users/search", post(users))
         .route("/api/rest/2.0/groups/search", post(groups))
+        .route(
+            "/api/rest/2.0/metadata/search",
+            post(activity::metadata_search),
+        )
+        .route("/api/rest/2.0/searchdata", post(activity::searchdata))
         .route("/callosum/v1/tspublic/v1/session/login", post(v1_login))
         .route("/callosum/v1/tspublic/v1/session/logout", post(v1_logout))
         .route("/callosum/v1/tspublic/v1/user/list", get(v1_user_list))
@@ -767,12 +796,15 @@ async fn system(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         None => match authorize(&state, &headers) {
             Err(r) => r,
             Ok(_) => {
-                let software = state.faults.lock().unwrap().software;
+                let (software, zone) = {
+                    let faults = state.faults.lock().unwrap();
+                    (faults.software, faults.time_zone.clone())
+                };
                 json_response(&json!({
                     "id": CLUSTER_ID,
                     "name": "Fake ThoughtSpot",
                     "release_version": if software { RELEASE_SOFTWARE } else { RELEASE },
-                    "time_zone": "UTC",
+                    "time_zone": zone.as_deref().unwrap_or("UTC"),
                     "type": if software { "SOFTWARE" } else { "SAAS" },
                 }))
             }

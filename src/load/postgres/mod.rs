@@ -624,6 +624,19 @@ async fn swap(
     let table = format!("{}.{}", quote(schema), quote(&def.table));
     let staged = format!("{}.{}", quote(schema), quote(stage));
     let mut grants = Vec::new();
+    if let (Some(_), None) = (&old, def.key().next()) {
+        // An activity table keeps what it holds: rows are added, and a row
+        // already held (the same attribute columns) is left as it is, so a
+        // data directory holding only recent activity loses nothing.
+        tx.batch_execute(&append_sql(&table, &staged, def))
+            .await
+            .map_err(server.at(format!(
+                "adding the new rows of {} to {table} (if its columns changed, drop it to \
+                 load the file whole)",
+                def.file
+            )))?;
+        return Ok(());
+    }
     if let Some(old) = &old {
         let keep = what_a_swap_would_lose(tx, old.oid, def, server).await?;
         if !keep.is_empty() {
@@ -664,11 +677,17 @@ async fn swap(
             .await
             .map_err(server.at(format!("dropping the old {table}")))?;
     }
+    let rename_key = match def.key().next() {
+        Some(_) => format!(
+            "; ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
+            quote(&format!("{stage}_pkey")),
+            quote(&key_name(&def.table)),
+        ),
+        None => String::new(),
+    };
     tx.batch_execute(&format!(
-        "ALTER TABLE {staged} RENAME TO {}; ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
+        "ALTER TABLE {staged} RENAME TO {}{rename_key}",
         quote(&def.table),
-        quote(&format!("{stage}_pkey")),
-        quote(&key_name(&def.table)),
     ))
     .await
     .map_err(server.at(format!("renaming the staging table to {table}")))?;
@@ -695,20 +714,37 @@ async fn swap(
     Ok(())
 }
 
+/// Adding the staging table's rows that `table` does not hold, telling
+/// rows apart by their attribute columns (NULLs equal, as a row's text
+/// shows them), then dropping the staging table.
+fn append_sql(table: &str, staged: &str, def: &TableDef) -> String {
+    let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    let identity = |alias: &str| {
+        let fields: Vec<String> = (def.columns.iter())
+            .filter(|c| !c.measure)
+            .map(|c| format!("{alias}.{}", quote(&c.name)))
+            .collect();
+        format!("ROW({})::text", fields.join(", "))
+    };
+    format!(
+        "INSERT INTO {table} ({columns}) SELECT {selected} FROM {staged} s \
+         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {} = {}); DROP TABLE {staged}",
+        identity("t"),
+        identity("s"),
+        columns = columns.join(", "),
+        selected = (def.columns.iter())
+            .map(|c| format!("s.{}", quote(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
 /// Refilling a table in place from its staging table: rows whose key is
 /// gone are deleted, the rest inserted or updated by key, so a foreign key
 /// of someone else's only objects to rows that really go away.
 fn refill_sql(table: &str, staged: &str, def: &TableDef) -> String {
     let key: Vec<String> = def.key().map(|c| quote(&c.name)).collect();
     let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
-    if key.is_empty() {
-        // No key (activity tables): every row is replaced.
-        return format!(
-            "DELETE FROM {table}; INSERT INTO {table} ({columns}) SELECT {columns} FROM {staged}; \
-             DROP TABLE {staged}",
-            columns = columns.join(", ")
-        );
-    }
     let same_key: Vec<String> = key.iter().map(|k| format!("s.{k} = t.{k}")).collect();
     let others: Vec<String> = (def.columns.iter())
         .filter(|c| !c.key)
@@ -790,6 +826,56 @@ async fn what_a_swap_would_lose(
         ));
     }
     Ok(keep)
+}
+
+/// The newest value (Unix seconds, UTC) in `schema.table` of the first of
+/// the timestamp `columns` it has; none when the table, such a column or a
+/// value is missing. Where an activity copy resumes when the database holds
+/// more than the data directory.
+pub fn newest(
+    target: &Target,
+    schema: &str,
+    table: &str,
+    columns: &[String],
+) -> Result<Option<i64>, PgError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PgError::Tls {
+            target: target.to_string(),
+            problem: format!("cannot start the async runtime: {e}"),
+        })?;
+    runtime.block_on(async {
+        let client = target.connect().await?;
+        let server = Failed(target);
+        let qualified = format!("{}.{}", quote(schema), quote(table));
+        let present: Vec<String> = client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2",
+                &[&schema, &table],
+            )
+            .await
+            .map_err(server.at(format!("looking for {qualified}")))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let Some(column) = columns.iter().find(|c| present.contains(c)) else {
+            return Ok(None);
+        };
+        let newest: Option<i64> = client
+            .query_one(
+                &format!(
+                    "SELECT extract(epoch FROM max({}))::bigint FROM {qualified}",
+                    quote(column)
+                ),
+                &[],
+            )
+            .await
+            .map_err(server.at(format!("reading the newest {column} of {qualified}")))?
+            .get(0);
+        Ok(newest)
+    })
 }
 
 /// The PostgreSQL type of each column type, for comparing with
