@@ -67,8 +67,8 @@ struct Args {
     /// One searchdata query returns at most N rows in all.
     #[arg(long, value_name = "N")]
     row_cap: Option<usize>,
-    /// The cluster's time zone (IANA name, e.g. America/New_York): searchdata
-    /// speaks in its wall-clock time.
+    /// Be a ThoughtSpot Software cluster in this time zone (IANA name, e.g.
+    /// America/New_York): searchdata speaks in its wall-clock time.
     #[arg(long, value_name = "ZONE")]
     time_zone: Option<String>,
     /// Serve the stats worksheet under its older name, TS: Embrace Stats
@@ -121,7 +121,8 @@ fn main() {
         no_v2: args.no_v2,
         endless_body: args.endless_body,
         gzip_bomb: args.gzip_bomb_mb.map(|mb| mb << 20),
-        software: args.falcon,
+        // A zone of its own makes it a Software cluster: Cloud answers in UTC.
+        software: args.falcon || args.time_zone.is_some(),
         falcon: args.falcon,
         row_cap: args.row_cap,
         time_zone: args.time_zone.clone(),
