@@ -111,7 +111,12 @@ fn activity(out: &Path, url: &str, extra: &[&str]) -> Measured {
                         .rev()
                         .take_while(char::is_ascii_digit)
                         .collect();
-                    digits.chars().rev().collect::<String>().parse().unwrap_or(0)
+                    digits
+                        .chars()
+                        .rev()
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(0)
                 })
                 .unwrap_or(0)
         };
@@ -129,20 +134,29 @@ fn activity(out: &Path, url: &str, extra: &[&str]) -> Measured {
 fn main() {
     let rows: usize = arg("--rows").map_or(1_000_000, |r| r.parse().expect("--rows N"));
     let latency_ms: u64 = arg("--latency-ms").map_or(20, |r| r.parse().expect("--latency-ms N"));
-    let concurrency: usize = arg("--concurrency").map_or(4, |r| r.parse().expect("--concurrency N"));
+    let concurrency: usize =
+        arg("--concurrency").map_or(4, |r| r.parse().expect("--concurrency N"));
     let page_size = arg("--page-size").unwrap_or_else(|| "20000".into());
 
     let mut fake = Command::new(release_binary("fake_thoughtspot", true))
-        .args(["--port", "0", "--generate", "2000,200,3", "--activity-days", "30"])
+        .args([
+            "--port",
+            "0",
+            "--generate",
+            "2000,200,3",
+            "--activity-days",
+            "30",
+        ])
         .args(["--activity", &rows.to_string()])
         .args(["--latency-ms", &latency_ms.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the fake");
     let mut first = String::new();
-    BufReader::new(fake.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("the fake's address");
+    let mut lines = BufReader::new(fake.stdout.take().expect("stdout"));
+    lines.read_line(&mut first).expect("the fake's address");
+    // The fake prints more; keep reading so it never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
     let fake = Fake(fake);
     let url = first
         .split_whitespace()
@@ -203,7 +217,10 @@ fn main() {
     let mut day = flags.clone();
     day.extend(["--since", "1d"]);
     let last_day = activity(&out, &url, &day);
-    report(&format!("last day again ({} rows)", last_day.rows), &last_day);
+    report(
+        &format!("last day again ({} rows)", last_day.rows),
+        &last_day,
+    );
     let bytes = std::fs::metadata(out.join("data/activity_bi_server.csv"))
         .map(|m| m.len())
         .unwrap_or(0);

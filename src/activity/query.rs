@@ -46,16 +46,25 @@ impl Clock {
         &self.name
     }
 
-    /// Unix second `second` as the cluster writes a time in a search:
-    /// `'MM/DD/YYYY HH:MM:SS'` on its wall clock.
-    pub fn literal(&self, second: i64) -> String {
-        match jiff::Timestamp::from_second(second) {
-            Ok(t) => t
-                .to_zoned(self.zone.clone())
-                .strftime("'%m/%d/%Y %H:%M:%S'")
-                .to_string(),
-            Err(_) => format!("'{second}'"),
-        }
+    /// The wall-clock bounds of a search for `window`: `'MM/DD/YYYY
+    /// HH:MM:SS'` each. Where the zone's offset changes inside the window
+    /// (a daylight-saving switch), the bounds widen by the change, so the
+    /// wall-clock range covers every second of the window (a repeated hour
+    /// included); rows outside the window are dropped when read.
+    pub fn bounds(&self, window: Window) -> (String, String) {
+        let offset = |second: i64| {
+            jiff::Timestamp::from_second(second)
+                .map(|t| i64::from(self.zone.to_offset(t).seconds()))
+                .unwrap_or(0)
+        };
+        let (first, last) = (offset(window.start), offset(window.end));
+        let (low, high) = (first.min(last), first.max(last));
+        let wall = |second: i64| {
+            jiff::Timestamp::from_second(second)
+                .map(|t| t.strftime("'%m/%d/%Y %H:%M:%S'").to_string())
+                .unwrap_or_else(|_| format!("'{second}'"))
+        };
+        (wall(window.start + low), wall(window.end + high))
     }
 
     /// The Unix second (UTC) of a wall-clock reading on the cluster.
@@ -123,12 +132,8 @@ pub fn search(
             query.push_str(".detailed");
         }
     }
-    query.push_str(&format!(
-        " [{0}] >= {1} [{0}] < {2}",
-        time.name,
-        clock.literal(window.start),
-        clock.literal(window.end)
-    ));
+    let (from, to) = clock.bounds(window);
+    query.push_str(&format!(" [{0}] >= {from} [{0}] < {to}", time.name));
     query
 }
 
@@ -191,5 +196,29 @@ mod tests {
             Some(1_796_130_000)
         );
         assert!(Clock::zone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn bounds_cover_a_repeated_hour() {
+        let new_york = Clock::zone("America/New_York").unwrap();
+        // 2026-11-01 05:30 UTC is 01:30 EDT; an hour later, 01:30 EST:
+        // every wall-clock time of the hour between lies in the bounds.
+        let window = Window::new(1_793_511_000, 1_793_514_600).unwrap();
+        assert_eq!(
+            new_york.bounds(window),
+            (
+                "'11/01/2026 00:30:00'".to_owned(),
+                "'11/01/2026 02:30:00'".to_owned()
+            )
+        );
+        // No switch: the plain wall-clock times.
+        let window = Window::new(1_796_130_000, 1_796_133_600).unwrap();
+        assert_eq!(
+            new_york.bounds(window),
+            (
+                "'12/01/2026 08:00:00'".to_owned(),
+                "'12/01/2026 09:00:00'".to_owned()
+            )
+        );
     }
 }

@@ -279,10 +279,11 @@ where
     F: Fn(&mut fastrand::Rng, i64, String) -> Vec<Value> + Sync,
 {
     const CHUNK: usize = 1 << 15;
-    let mut chunks: Vec<Vec<(i64, String)>> = Vec::new();
+    type Chunk = Vec<(i64, String)>;
+    let mut chunks: Vec<Chunk> = Vec::new();
     let mut pairs = pairs.into_iter();
     loop {
-        let chunk: Vec<(i64, String)> = pairs.by_ref().take(CHUNK).collect();
+        let chunk: Chunk = pairs.by_ref().take(CHUNK).collect();
         if chunk.is_empty() {
             break;
         }
@@ -293,7 +294,7 @@ where
         .clamp(1, 8)
         .min(chunks.len().max(1));
     let mut built: Vec<Vec<Vec<Value>>> = vec![Vec::new(); chunks.len()];
-    let mut work: Vec<Vec<(usize, Vec<(i64, String)>)>> = vec![Vec::new(); threads];
+    let mut work: Vec<Vec<(usize, Chunk)>> = vec![Vec::new(); threads];
     for (i, chunk) in chunks.into_iter().enumerate() {
         work[i % threads].push((i, chunk));
     }
