@@ -268,8 +268,8 @@ impl HeldRows {
         }
     }
 
-    /// The next held row, in the new layout.
-    pub fn next_row(&mut self) -> Result<Option<Row>, HeldError> {
+    /// Reads the next record, checking its cluster and time; its time.
+    fn next_record(&mut self) -> Result<Option<i64>, HeldError> {
         let more = self.reader.read_record(&mut self.record).map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             HeldError::Record {
@@ -290,21 +290,29 @@ impl HeldRows {
             )));
         }
         let text = record.get(self.time_field).unwrap_or("");
-        let Some(time) = parse_utc(text) else {
-            return Err(self.problem(format!("the time {text:?} is not YYYY-MM-DD HH:MM:SS")));
+        match parse_utc(text) {
+            Some(time) => Ok(Some(time)),
+            None => Err(self.problem(format!("the time {text:?} is not YYYY-MM-DD HH:MM:SS"))),
+        }
+    }
+
+    /// The next held row, in the new layout.
+    pub fn next_row(&mut self) -> Result<Option<Row>, HeldError> {
+        let Some(time) = self.next_record()? else {
+            return Ok(None);
         };
         self.line.clear();
         for (i, from) in self.from.iter().enumerate() {
             if i > 0 {
                 self.line.push(b',');
             }
-            if let Some(value) = from.and_then(|f| record.get(f)) {
+            if let Some(value) = from.and_then(|f| self.record.get(f)) {
                 push_field(&mut self.line, value);
             }
         }
         let row = Row {
             time,
-            line: String::from_utf8_lossy(&self.line).into(),
+            line: line_text(&self.line),
         };
         if let Some(previous) = &self.previous
             && self.order.cmp(previous, &row) == Ordering::Greater
@@ -315,15 +323,27 @@ impl HeldRows {
         Ok(Some(row))
     }
 
-    /// Reads every row, returning the newest time and the count.
+    /// Reads every record, returning the newest time and the count. Only
+    /// times are checked for order here (a merge checks whole keys).
     pub fn scan(mut self) -> Result<(Option<i64>, usize), HeldError> {
         let mut count = 0;
-        let mut newest = None;
-        while let Some(row) = self.next_row()? {
+        let mut newest: Option<i64> = None;
+        while let Some(time) = self.next_record()? {
+            if newest.is_some_and(|n| n > time) {
+                return Err(self.problem("the rows are out of order".into()));
+            }
             count += 1;
-            newest = Some(row.time);
+            newest = Some(time);
         }
         Ok((newest, count))
+    }
+}
+
+/// A line built by [`push_field`] from text, as text.
+pub fn line_text(line: &[u8]) -> Box<str> {
+    match std::str::from_utf8(line) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(line).into(),
     }
 }
 

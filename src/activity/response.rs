@@ -16,18 +16,129 @@ use crate::schema::ColumnType;
 use crate::sink::csv::push_field;
 
 #[derive(Deserialize)]
-struct Body {
-    contents: Vec<Contents>,
+struct Body<'a> {
+    #[serde(borrow)]
+    contents: Vec<Contents<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Contents {
+struct Contents<'a> {
     #[serde(default)]
     column_names: Vec<String>,
-    #[serde(default)]
-    data_rows: Vec<Vec<Value>>,
+    #[serde(default, borrow)]
+    data_rows: Vec<Vec<Raw<'a>>>,
     #[serde(default)]
     available_data_row_count: Option<u64>,
+}
+
+/// A cell as the response holds it, text borrowed from the response where
+/// it can be: reading a page allocates little beyond the rows it makes.
+#[derive(Debug)]
+enum Raw<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(Cow<'a, str>),
+    /// `{"v": {"s": 1733000000}}`, how searches return date-times.
+    Seconds(i64),
+    /// Anything else (an array, another object), kept to be named.
+    Other(Value),
+}
+
+impl std::fmt::Display for Raw<'_> {
+    /// As JSON, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Raw::Null => f.write_str("null"),
+            Raw::Bool(b) => write!(f, "{b}"),
+            Raw::Int(i) => write!(f, "{i}"),
+            Raw::Float(x) => write!(f, "{x}"),
+            Raw::Text(t) => write!(f, "{}", Value::String(t.to_string())),
+            Raw::Seconds(s) => write!(f, "{{\"v\":{{\"s\":{s}}}}}"),
+            Raw::Other(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawVisitor {
+    type Value = Raw<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a cell")
+    }
+    fn visit_unit<E>(self) -> Result<Raw<'de>, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_none<E>(self) -> Result<Raw<'de>, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Raw<'de>, E> {
+        Ok(Raw::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Raw<'de>, E> {
+        Ok(Raw::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Raw<'de>, E> {
+        Ok(match i64::try_from(u) {
+            Ok(i) => Raw::Int(i),
+            Err(_) => Raw::Float(u as f64),
+        })
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Raw<'de>, E> {
+        Ok(Raw::Float(x))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Raw<'de>, E> {
+        Ok(Raw::Text(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Raw<'de>, E> {
+        Ok(Raw::Text(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Raw<'de>, E> {
+        Ok(Raw::Text(Cow::Owned(s)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Raw<'de>, A::Error> {
+        let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Raw::Other(value))
+    }
+    /// `{"v": {"s": n}}` (or `{"v": n}`) without building a map; any
+    /// other object is kept whole, to be named in a message.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Raw<'de>, A::Error> {
+        let mut seconds = None;
+        let mut other = serde_json::Map::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match map.next_value::<Raw<'de>>()? {
+                Raw::Seconds(s) | Raw::Int(s) if key == "v" || key == "s" => seconds = Some(s),
+                value => {
+                    other.insert(key.into_owned(), raw_to_value(value));
+                }
+            }
+        }
+        Ok(match seconds {
+            Some(s) if other.is_empty() => Raw::Seconds(s),
+            _ => Raw::Other(Value::Object(other)),
+        })
+    }
+}
+
+fn raw_to_value(raw: Raw<'_>) -> Value {
+    match raw {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(b),
+        Raw::Int(i) => Value::from(i),
+        Raw::Float(x) => Value::from(x),
+        Raw::Text(t) => Value::String(t.into_owned()),
+        Raw::Seconds(s) => serde_json::json!({"v": {"s": s}}),
+        Raw::Other(v) => v,
+    }
 }
 
 /// One page, read.
@@ -99,7 +210,7 @@ impl Reader<'_> {
             push_field(&mut line, self.cluster_id);
             let mut time = None;
             for (i, (column, &index)) in self.columns.iter().zip(&at).enumerate() {
-                let cell = cells.get(index).unwrap_or(&Value::Null);
+                let cell = cells.get(index).unwrap_or(&Raw::Null);
                 let value = self.cell(column, cell).map_err(|problem| {
                     format!("row {row_number}, column {:?}: {problem}", column.name)
                 })?;
@@ -114,7 +225,7 @@ impl Reader<'_> {
             match time {
                 Some(time) if window.contains(time) => page.rows.push(Row {
                     time,
-                    line: String::from_utf8_lossy(&line).into(),
+                    line: super::held::line_text(&line),
                 }),
                 _ => page.outside += 1,
             }
@@ -124,63 +235,53 @@ impl Reader<'_> {
 
     /// One cell as data text (none for null), with its Unix second for a
     /// time.
-    fn cell<'v>(&self, column: &ActivityColumn, cell: &'v Value) -> Result<Cell<'v>, String> {
+    fn cell<'v>(&self, column: &ActivityColumn, cell: &'v Raw<'_>) -> Result<Cell<'v>, String> {
         let wrong = || format!("{cell} is not a {}", column.ty.sql_name());
         let value = match (column.ty, cell) {
-            (_, Value::Null) => return Ok(None),
+            (_, Raw::Null) => return Ok(None),
             (ColumnType::Timestamp, cell) => {
-                let second = match seconds_of(cell) {
-                    Some(Seconds::Number(s)) => self.clock.from_seconds(s),
-                    Some(Seconds::Text(t)) => self.clock.from_text(t),
-                    None => None,
+                let second = match cell {
+                    Raw::Seconds(s) | Raw::Int(s) => self.clock.from_seconds(*s),
+                    Raw::Float(x) if x.is_finite() => self.clock.from_seconds(x.floor() as i64),
+                    Raw::Text(t) => match t.trim().parse::<i64>() {
+                        Ok(s) => self.clock.from_seconds(s),
+                        Err(_) => self.clock.from_text(t),
+                    },
+                    _ => None,
                 }
                 .ok_or_else(wrong)?;
                 return Ok(Some((Cow::Owned(utc_text(second)), Some(second))));
             }
-            (ColumnType::Bigint, Value::Number(n)) => match n.as_i64() {
-                Some(i) => Cow::Owned(i.to_string()),
-                None => match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => {
-                        Cow::Owned((f as i64).to_string())
-                    }
-                    _ => return Err(wrong()),
-                },
-            },
-            (ColumnType::Bigint, Value::String(s)) => match s.trim().parse::<i64>() {
+            (ColumnType::Bigint, Raw::Int(i)) => Cow::Owned(i.to_string()),
+            (ColumnType::Bigint, Raw::Float(x)) if x.fract() == 0.0 && x.abs() < 9.0e18 => {
+                Cow::Owned((*x as i64).to_string())
+            }
+            (ColumnType::Bigint, Raw::Text(s)) => match s.trim().parse::<i64>() {
                 Ok(i) => Cow::Owned(i.to_string()),
                 Err(_) if s.trim().is_empty() => return Ok(None),
                 Err(_) => return Err(wrong()),
             },
-            (ColumnType::Double, Value::Number(n)) => match n.as_f64() {
-                Some(f) if f.is_finite() => Cow::Owned(f.to_string()),
-                _ => return Err(wrong()),
-            },
-            (ColumnType::Double, Value::String(s)) => match s.trim().parse::<f64>() {
-                Ok(f) if f.is_finite() => Cow::Owned(f.to_string()),
+            (ColumnType::Double, Raw::Int(i)) => Cow::Owned((*i as f64).to_string()),
+            (ColumnType::Double, Raw::Float(x)) if x.is_finite() => Cow::Owned(x.to_string()),
+            (ColumnType::Double, Raw::Text(s)) => match s.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() => Cow::Owned(x.to_string()),
                 Err(_) if s.trim().is_empty() => return Ok(None),
                 _ => return Err(wrong()),
             },
-            (ColumnType::Boolean, Value::Bool(b)) => {
-                Cow::Borrowed(if *b { "true" } else { "false" })
-            }
-            (ColumnType::Boolean, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str()
-            {
+            (ColumnType::Boolean, Raw::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            (ColumnType::Boolean, Raw::Text(s)) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "t" | "yes" | "1" => Cow::Borrowed("true"),
                 "false" | "f" | "no" | "0" => Cow::Borrowed("false"),
                 "" => return Ok(None),
                 _ => return Err(wrong()),
             },
-            (ColumnType::Boolean, Value::Number(n)) => match n.as_i64() {
-                Some(1) => Cow::Borrowed("true"),
-                Some(0) => Cow::Borrowed("false"),
-                _ => return Err(wrong()),
-            },
-            (ColumnType::Text, Value::String(s)) if s.contains('\0') => {
-                Cow::Owned(s.replace('\0', ""))
-            }
-            (ColumnType::Text, Value::String(s)) => Cow::Borrowed(s.as_str()),
-            (ColumnType::Text, Value::Number(n)) => Cow::Owned(n.to_string()),
-            (ColumnType::Text, Value::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            (ColumnType::Boolean, Raw::Int(1)) => Cow::Borrowed("true"),
+            (ColumnType::Boolean, Raw::Int(0)) => Cow::Borrowed("false"),
+            (ColumnType::Text, Raw::Text(s)) if s.contains('\0') => Cow::Owned(s.replace('\0', "")),
+            (ColumnType::Text, Raw::Text(s)) => Cow::Borrowed(s.as_ref()),
+            (ColumnType::Text, Raw::Int(i)) => Cow::Owned(i.to_string()),
+            (ColumnType::Text, Raw::Float(x)) => Cow::Owned(x.to_string()),
+            (ColumnType::Text, Raw::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
             (ColumnType::Text, other) => Cow::Owned(other.to_string()),
             _ => return Err(wrong()),
         };
@@ -190,38 +291,6 @@ impl Reader<'_> {
 
 /// A cell as data text (none for null), with its Unix second for a time.
 type Cell<'v> = Option<(Cow<'v, str>, Option<i64>)>;
-
-enum Seconds<'v> {
-    Number(i64),
-    Text(&'v str),
-}
-
-/// A time cell: `{"v": {"s": 1733000000}}` (what searches return for
-/// date-times), a number of seconds, or text.
-fn seconds_of(cell: &Value) -> Option<Seconds<'_>> {
-    match cell {
-        Value::Object(map) => {
-            let inner = map.get("v")?;
-            match inner {
-                Value::Object(v) => seconds_of(v.get("s")?),
-                other => seconds_of(other),
-            }
-        }
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.floor() as i64)
-            })
-            .map(Seconds::Number),
-        Value::String(s) => match s.trim().parse::<i64>() {
-            Ok(n) => Some(Seconds::Number(n)),
-            Err(_) => Some(Seconds::Text(s)),
-        },
-        _ => None,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -840,6 +840,21 @@ impl FileSet for Assembly {
                 let merging = &self.merging[&source];
                 let after = &merging.after;
                 let path = self.out.join(DATA_DIR).join(source.file());
+                let unchanged =
+                    (merging.before.as_ref()).is_some_and(|before| before.columns == after.columns);
+                if merging.rows.is_empty() && unchanged {
+                    // Nothing read: the file stays as it is, unparsed.
+                    let rows = copy_counting(&path, out)?;
+                    let merged = Merged {
+                        rows,
+                        ..Merged::default()
+                    };
+                    self.merged
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(source, merged);
+                    return Ok(Some(rows));
+                }
                 let held = match &merging.before {
                     Some(before) => Some(
                         HeldRows::open(
