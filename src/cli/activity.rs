@@ -1,17 +1,15 @@
 //! `activity`: copy the rows of the activity worksheets into an output
 //! directory, beside the principals.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::connect::TransportArgs;
+use super::progress::Spinner;
 use super::{GlobalArgs, LockArgs, read_config, tml_format};
 use crate::activity::run::{self, ActivityOptions, InDatabase, Progress};
 use crate::activity::window::Event;
@@ -232,37 +230,23 @@ pub(super) fn run(args: ActivityArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// How often plain log lines report progress.
-const LOG_EVERY: Duration = Duration::from_secs(5);
-
-/// A spinner with rows and windows on a terminal; a log line every few
-/// seconds otherwise.
+/// Rows and windows so far, on a spinner or in log lines.
 struct ActivityProgress {
-    bar: Option<ProgressBar>,
+    spinner: Spinner,
     rows: AtomicUsize,
     requests: AtomicUsize,
     windows: AtomicUsize,
     splits: AtomicUsize,
-    last_log: Mutex<Instant>,
 }
 
 impl ActivityProgress {
     fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
         ActivityProgress {
-            bar,
+            spinner: Spinner::new(quiet),
             rows: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             windows: AtomicUsize::new(0),
             splits: AtomicUsize::new(0),
-            last_log: Mutex::new(Instant::now()),
         }
     }
 
@@ -276,40 +260,21 @@ impl ActivityProgress {
         )
     }
 
-    fn show(&self, source: Source) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{}: {}", source.label(), self.summary())),
-            None => {
-                let Ok(mut last) = self.last_log.lock() else {
-                    return;
-                };
-                if last.elapsed() >= LOG_EVERY {
-                    *last = Instant::now();
-                    tracing::info!("{}: {} so far", source.label(), self.summary());
-                }
-            }
-        }
-    }
-
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.spinner.finish();
     }
 }
 
 impl Progress for ActivityProgress {
     fn step(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.set_message(message.to_owned()),
-            None => tracing::debug!("{message}"),
-        }
+        self.spinner.step(message);
     }
 
     fn page(&self, source: Source, rows: usize) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.show(source);
+        self.spinner
+            .update(|| format!("{}: {}", source.label(), self.summary()));
     }
 
     fn window(&self, source: Source, event: Event) {
@@ -323,6 +288,7 @@ impl Progress for ActivityProgress {
                 self.splits.fetch_add(1, Ordering::Relaxed)
             }
         };
-        self.show(source);
+        self.spinner
+            .update(|| format!("{}: {}", source.label(), self.summary()));
     }
 }

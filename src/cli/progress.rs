@@ -1,4 +1,4 @@
-//! Progress of a fetch: a spinner with counts on a terminal, a log line
+//! Progress on long work: a spinner with counts on a terminal, a log line
 //! every few seconds otherwise.
 
 use std::io::IsTerminal;
@@ -13,15 +13,13 @@ use crate::client::Progress;
 /// How often plain log lines report progress.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
-pub(super) struct FetchProgress {
+/// A spinner when stderr is a terminal, else throttled log lines.
+pub(super) struct Spinner {
     bar: Option<ProgressBar>,
-    users: AtomicUsize,
-    groups: AtomicUsize,
-    pages: AtomicUsize,
     last_log: Mutex<Instant>,
 }
 
-impl FetchProgress {
+impl Spinner {
     /// A spinner when stderr is a terminal and progress is not turned off.
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
@@ -34,10 +32,57 @@ impl FetchProgress {
         });
         Self {
             bar,
+            last_log: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A step began: shown on the spinner, or logged at debug level.
+    pub fn step(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_owned()),
+            None => tracing::debug!("{message}"),
+        }
+    }
+
+    /// Counts changed: shown on the spinner, or logged every few seconds
+    /// (`message` is made only when it is shown).
+    pub fn update(&self, message: impl FnOnce() -> String) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message()),
+            None => {
+                let Ok(mut last) = self.last_log.lock() else {
+                    return;
+                };
+                if last.elapsed() >= LOG_EVERY {
+                    *last = Instant::now();
+                    tracing::info!("{} so far", message());
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub(super) struct FetchProgress {
+    spinner: Spinner,
+    users: AtomicUsize,
+    groups: AtomicUsize,
+    pages: AtomicUsize,
+}
+
+impl FetchProgress {
+    /// A spinner when stderr is a terminal and progress is not turned off.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            spinner: Spinner::new(quiet),
             users: AtomicUsize::new(0),
             groups: AtomicUsize::new(0),
             pages: AtomicUsize::new(0),
-            last_log: Mutex::new(Instant::now()),
         }
     }
 
@@ -53,18 +98,13 @@ impl FetchProgress {
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.spinner.finish();
     }
 }
 
 impl Progress for FetchProgress {
     fn step(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.set_message(message.to_owned()),
-            None => tracing::debug!("{message}"),
-        }
+        self.spinner.step(message);
     }
 
     fn page(&self, kind: &'static str, rows: usize) {
@@ -75,17 +115,7 @@ impl Progress for FetchProgress {
         };
         counter.fetch_add(rows, Ordering::Relaxed);
         self.pages.fetch_add(1, Ordering::Relaxed);
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("fetching: {}", self.summary())),
-            None => {
-                let Ok(mut last) = self.last_log.lock() else {
-                    return;
-                };
-                if last.elapsed() >= LOG_EVERY {
-                    *last = Instant::now();
-                    tracing::info!("fetching: {} so far", self.summary());
-                }
-            }
-        }
+        self.spinner
+            .update(|| format!("fetching: {}", self.summary()));
     }
 }
