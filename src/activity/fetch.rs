@@ -203,8 +203,9 @@ pub(crate) struct WindowReader<'a> {
     pub scope: Scope,
     /// The worksheet.
     pub found: &'a Found,
-    /// Turning pages into rows.
-    pub reader: Reader<'a>,
+    /// Turning pages into rows (on the blocking pool, so reading one page
+    /// overlaps fetching the next).
+    pub reader: std::sync::Arc<Reader>,
     /// Most rows one search returns.
     pub cap: usize,
     /// Rows asked for per page.
@@ -237,7 +238,7 @@ impl WindowReader<'_> {
             columns,
             &columns[self.found.time],
             window,
-            self.reader.clock,
+            &self.reader.clock,
         );
         let mut got = WindowRows::default();
         let mut offset: u64 = 0;
@@ -265,13 +266,14 @@ impl WindowReader<'_> {
                 .success(&Method::POST, SEARCHDATA_PATH)
                 .map_err(|e| in_window(e, &what()))?;
             got.pages += 1;
-            let page =
-                self.reader
-                    .page(&body, window, offset)
-                    .map_err(|problem| FetchError::Answer {
-                        what: what(),
-                        problem,
-                    })?;
+            let reader = self.reader.clone();
+            let page = tokio::task::spawn_blocking(move || reader.page(&body, window, offset))
+                .await
+                .unwrap_or_else(|e| Err(format!("reading the page failed: {e}")))
+                .map_err(|problem| FetchError::Answer {
+                    what: what(),
+                    problem,
+                })?;
             (self.on_page)(page.returned);
             if page.available.is_some_and(|a| a >= self.cap as u64) {
                 return Ok(Outcome::AtCap);

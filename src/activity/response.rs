@@ -155,20 +155,21 @@ pub struct Page {
     pub outside: usize,
 }
 
-/// How to read pages of one worksheet.
+/// How to read pages of one worksheet (owned, so pages can be read on
+/// other threads while more arrive).
 #[derive(Clone, Debug)]
-pub struct Reader<'a> {
+pub struct Reader {
     /// The worksheet's columns.
-    pub columns: &'a [ActivityColumn],
+    pub columns: Vec<ActivityColumn>,
     /// Index of the time column among them.
     pub time: usize,
     /// The cluster id every row starts with.
-    pub cluster_id: &'a str,
+    pub cluster_id: String,
     /// The cluster's clock.
-    pub clock: &'a Clock,
+    pub clock: Clock,
 }
 
-impl Reader<'_> {
+impl Reader {
     /// Reads one page of the search for `window`. The error says what is
     /// wrong, with the row (counted from `offset`) and column.
     pub fn page(&self, body: &[u8], window: Window, offset: u64) -> Result<Page, String> {
@@ -188,7 +189,7 @@ impl Reader<'_> {
         // Where each of our columns is in the result.
         let mut at: Vec<Option<usize>> = vec![None; self.columns.len()];
         for (i, name) in contents.column_names.iter().enumerate() {
-            if let Some(ours) = match_returned(self.columns, name) {
+            if let Some(ours) = match_returned(&self.columns, name) {
                 at[ours].get_or_insert(i);
             }
         }
@@ -207,7 +208,7 @@ impl Reader<'_> {
         for (n, cells) in contents.data_rows.iter().enumerate() {
             let row_number = offset + n as u64 + 1;
             line.clear();
-            push_field(&mut line, self.cluster_id);
+            push_field(&mut line, &self.cluster_id);
             let mut time = None;
             for (i, (column, &index)) in self.columns.iter().zip(&at).enumerate() {
                 let cell = cells.get(index).unwrap_or(&Raw::Null);
@@ -318,10 +319,10 @@ mod tests {
         let columns = columns();
         let clock = Clock::utc();
         let reader = Reader {
-            columns: &columns,
+            columns,
             time: 1,
-            cluster_id: "c1",
-            clock: &clock,
+            cluster_id: "c1".into(),
+            clock,
         };
         let body = serde_json::json!({"contents": [{
             "column_names": ["Timestamp", "Incident Id", "Query Text", "HTTP Response Code",
@@ -356,10 +357,10 @@ mod tests {
         let columns = columns();
         let clock = Clock::utc();
         let reader = Reader {
-            columns: &columns,
+            columns,
             time: 1,
-            cluster_id: "c1",
-            clock: &clock,
+            cluster_id: "c1".into(),
+            clock,
         };
         let window = Window::new(0, 1000).unwrap();
         let body = serde_json::json!({"contents": [{

@@ -653,12 +653,12 @@ async fn read_range(
         api,
         scope,
         found,
-        reader: Reader {
-            columns: &found.columns,
+        reader: std::sync::Arc::new(Reader {
+            columns: found.columns.clone(),
             time: found.time,
-            cluster_id,
-            clock,
-        },
+            cluster_id: cluster_id.to_owned(),
+            clock: clock.clone(),
+        }),
         cap: options.row_cap.max(1),
         page_size: options.page_size,
         on_page: &on_page,
