@@ -97,6 +97,9 @@ const AGGREGATES: &[&str] = &[
 /// (`Total Impressions`).
 pub fn match_returned(columns: &[ActivityColumn], returned: &str) -> Option<usize> {
     let returned = returned.trim();
+    if let Some(i) = (columns.iter()).position(|c| c.name == returned) {
+        return Some(i);
+    }
     if let Some(i) = (columns.iter()).position(|c| c.name.eq_ignore_ascii_case(returned)) {
         return Some(i);
     }

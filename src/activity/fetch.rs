@@ -223,6 +223,8 @@ pub struct WindowRows {
     pub outside: usize,
     /// Requests made.
     pub pages: usize,
+    /// Rows the searches returned, in the window or not.
+    pub returned: usize,
 }
 
 impl WindowReader<'_> {
@@ -279,6 +281,7 @@ impl WindowReader<'_> {
                 return Ok(Outcome::AtCap);
             }
             got.outside += page.outside;
+            got.returned += page.returned;
             got.rows.extend(page.rows);
             offset += page.returned as u64;
             if offset >= self.cap as u64 {

@@ -76,11 +76,21 @@ pub struct Order {
 }
 
 impl Order {
-    /// The order for a file of `columns` (after `cluster_id`).
+    /// The order for a file of `columns` (after `cluster_id`) whose rows
+    /// are identified by every attribute (every column but the measures).
     pub fn new(columns: &[ActivityColumn]) -> Self {
+        Self::identified_by(&columns.iter().map(|c| !c.measure).collect::<Vec<_>>())
+    }
+
+    /// The order for `source`'s rows: by time, then its identity.
+    pub fn of(source: super::Source, columns: &[ActivityColumn]) -> Self {
+        Self::identified_by(&source.identity(columns))
+    }
+
+    fn identified_by(identity: &[bool]) -> Self {
         Order {
             key: std::iter::once(true)
-                .chain(columns.iter().map(|c| !c.measure))
+                .chain(identity.iter().copied())
                 .collect(),
         }
     }
@@ -143,6 +153,18 @@ pub enum HeldError {
         /// What is wrong.
         problem: String,
     },
+    /// The file is not what the manifest records (edited, truncated, or
+    /// replaced since ts-principals wrote it).
+    #[error(
+        "{path} was changed since ts-principals wrote it ({what} is not what manifest.json \
+         records): restore it (git checkout), or move it away to copy the activity again"
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        what: &'static str,
+    },
     /// The worksheet's columns changed in a way the data cannot follow.
     #[error(
         "{path}: {problem}; move the file away (keep it if you need its rows) and run \
@@ -181,6 +203,7 @@ impl HeldRows {
         columns: &[ActivityColumn],
         time_column: &str,
         cluster_id: &str,
+        order: Order,
     ) -> Result<HeldRows, HeldError> {
         let io = |source| HeldError::Io {
             path: path.to_path_buf(),
@@ -253,7 +276,7 @@ impl HeldRows {
             from,
             time_field,
             cluster_id: cluster_id.to_owned(),
-            order: Order::new(columns),
+            order,
             previous: None,
             record: csv::StringRecord::new(),
             line: Vec::with_capacity(256),
@@ -345,6 +368,43 @@ pub fn line_text(line: &[u8]) -> Box<str> {
         Ok(text) => text.into(),
         Err(_) => String::from_utf8_lossy(line).into(),
     }
+}
+
+/// Checks that the file at `path` is the one the manifest records: its
+/// SHA-256 and its data rows, when recorded.
+pub fn check_recorded(
+    path: &Path,
+    sha256: Option<&str>,
+    rows: Option<u64>,
+) -> Result<(), HeldError> {
+    use std::io::Read;
+    let io = |source| HeldError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hash = crate::load::FileHash::default();
+    let mut counter = crate::load::RecordCounter::default();
+    let mut buffer = vec![0; crate::load::CHUNK];
+    loop {
+        let n = file.read(&mut buffer).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buffer[..n]);
+        counter.feed(&buffer[..n]);
+    }
+    let changed = |what| HeldError::Changed {
+        path: path.to_path_buf(),
+        what,
+    };
+    if sha256.is_some_and(|sha| sha != hash.finalize_hex()) {
+        return Err(changed("its SHA-256"));
+    }
+    if rows.is_some_and(|rows| rows != counter.records_after_header(true)) {
+        return Err(changed("its row count"));
+    }
+    Ok(())
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) → Unix seconds.
@@ -531,7 +591,15 @@ mod tests {
             row(5, "e", "1"),
         ];
         order.sort_unique(&mut second);
-        let held = HeldRows::open(&path, &copied, &columns, "timestamp", "c1").unwrap();
+        let held = HeldRows::open(
+            &path,
+            &copied,
+            &columns,
+            "timestamp",
+            "c1",
+            Order::new(&columns),
+        )
+        .unwrap();
         let mut out = Vec::new();
         let merged = merge(&header, Some(held), &second, &order, &mut out).unwrap();
         assert_eq!(
@@ -552,7 +620,15 @@ mod tests {
              c1,d,1970-01-01 00:00:04,2.5\n\
              c1,e,1970-01-01 00:00:05,1\n"
         );
-        let held = HeldRows::open(&path, &copied, &columns, "timestamp", "c1").unwrap();
+        let held = HeldRows::open(
+            &path,
+            &copied,
+            &columns,
+            "timestamp",
+            "c1",
+            Order::new(&columns),
+        )
+        .unwrap();
         assert_eq!(held.scan().unwrap(), (Some(4), 3));
     }
 
@@ -574,7 +650,15 @@ mod tests {
         let header = "cluster_id,incident_id,timestamp,impressions\n";
         let open = |text: &str| {
             std::fs::write(&path, text).unwrap();
-            HeldRows::open(&path, &copied, &columns, "timestamp", "c1").and_then(HeldRows::scan)
+            HeldRows::open(
+                &path,
+                &copied,
+                &columns,
+                "timestamp",
+                "c1",
+                Order::new(&columns),
+            )
+            .and_then(HeldRows::scan)
         };
         let error = open(&format!(
             "{header}c1,b,1970-01-01 00:00:02,1\nc1,a,1970-01-01 00:00:01,1\n"
@@ -610,7 +694,7 @@ mod tests {
         // The worksheet lost a column: refused; gained one: held rows get it empty.
         std::fs::write(&path, format!("{header}c1,a,1970-01-01 00:00:01,1\n")).unwrap();
         let fewer = &columns[..2];
-        let error = HeldRows::open(&path, &copied, fewer, "timestamp", "c1")
+        let error = HeldRows::open(&path, &copied, fewer, "timestamp", "c1", Order::new(fewer))
             .err()
             .unwrap();
         assert!(
@@ -628,7 +712,8 @@ mod tests {
                 measure: false,
             },
         );
-        let mut held = HeldRows::open(&path, &copied, &more, "timestamp", "c1").unwrap();
+        let mut held =
+            HeldRows::open(&path, &copied, &more, "timestamp", "c1", Order::new(&more)).unwrap();
         assert_eq!(
             &*held.next_row().unwrap().unwrap().line,
             "c1,a,,1970-01-01 00:00:01,1"

@@ -53,7 +53,9 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64, String> {
         && trimmed.ends_with(|c: char| c.is_ascii_alphabetic())
         && !trimmed.contains(['-', ':'])
     {
-        return Ok(now - parse_duration(trimmed)?);
+        return now
+            .checked_sub(parse_duration(trimmed)?)
+            .ok_or_else(|| format!("{trimmed:?} reaches further back than any time"));
     }
     if let Ok(t) = trimmed.parse::<jiff::Timestamp>() {
         return Ok(t.as_second());

@@ -47,24 +47,36 @@ impl Clock {
     }
 
     /// The wall-clock bounds of a search for `window`: `'MM/DD/YYYY
-    /// HH:MM:SS'` each. Where the zone's offset changes inside the window
-    /// (a daylight-saving switch), the bounds widen by the change, so the
-    /// wall-clock range covers every second of the window (a repeated hour
-    /// included); rows outside the window are dropped when read.
+    /// HH:MM:SS'` each. Near a daylight-saving switch (the zone's offset
+    /// changes within two hours of the window) the bounds widen by the
+    /// change on both sides, so the search also returns the rows of a
+    /// repeated hour whichever reading the cluster gives them; rows outside
+    /// the window are dropped when read, and another window keeps them.
     pub fn bounds(&self, window: Window) -> (String, String) {
+        const NEAR: i64 = 2 * 3600;
         let offset = |second: i64| {
             jiff::Timestamp::from_second(second)
                 .map(|t| i64::from(self.zone.to_offset(t).seconds()))
                 .unwrap_or(0)
         };
-        let (first, last) = (offset(window.start), offset(window.end));
-        let (low, high) = (first.min(last), first.max(last));
+        let offsets = [
+            offset(window.start - NEAR),
+            offset(window.start),
+            offset(window.end),
+            offset(window.end + NEAR),
+        ];
+        let low = offsets.iter().copied().min().unwrap_or(0);
+        let high = offsets.iter().copied().max().unwrap_or(0);
+        let change = high - low;
         let wall = |second: i64| {
             jiff::Timestamp::from_second(second)
                 .map(|t| t.strftime("'%m/%d/%Y %H:%M:%S'").to_string())
                 .unwrap_or_else(|_| format!("'{second}'"))
         };
-        (wall(window.start + low), wall(window.end + high))
+        (
+            wall(window.start + low - change),
+            wall(window.end + high + change),
+        )
     }
 
     /// The Unix second (UTC) of a wall-clock reading on the cluster.
@@ -207,8 +219,8 @@ mod tests {
         assert_eq!(
             new_york.bounds(window),
             (
-                "'11/01/2026 00:30:00'".to_owned(),
-                "'11/01/2026 02:30:00'".to_owned()
+                "'10/31/2026 23:30:00'".to_owned(),
+                "'11/01/2026 03:30:00'".to_owned()
             )
         );
         // No switch: the plain wall-clock times.

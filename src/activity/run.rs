@@ -26,6 +26,13 @@ use crate::output::{self, FileInfo, FileSet, MANIFEST, OutputDir, OutputError, W
 use crate::render::{self, RenderError, Templates, TmlSettings};
 use crate::schema::Table;
 
+/// Most searches one run may plan before any split.
+pub const MAX_WINDOWS: i64 = 100_000;
+
+/// The earliest time a run reads (2000-01-01 00:00:00 UTC): ThoughtSpot
+/// keeps no activity older.
+pub const EARLIEST: i64 = 946_684_800;
+
 /// How to copy.
 #[derive(Clone, Debug)]
 pub struct ActivityOptions {
@@ -53,6 +60,9 @@ pub struct ActivityOptions {
     pub templates: Templates,
     /// Whether to wait for another run holding the directory.
     pub wait: Wait,
+    /// The time of this run (Unix seconds): `--until` and durations count
+    /// from it.
+    pub now: i64,
     /// A database the data is loaded into (`--to`): a copy resumes after
     /// the newest row it holds when that is newer than the newest in the
     /// directory.
@@ -83,6 +93,7 @@ impl Default for ActivityOptions {
             tml: TmlSettings::default(),
             templates: Templates::builtin(),
             wait: Wait::Block,
+            now: jiff::Timestamp::now().as_second(),
             database: None,
         }
     }
@@ -240,6 +251,9 @@ pub enum ActivityError {
         /// The directory.
         dir: String,
     },
+    /// The time range cannot be read as asked.
+    #[error("{0}")]
+    Range(String),
     /// Something local failed (the async runtime, the cluster's zone).
     #[error("{0}")]
     Setup(String),
@@ -298,6 +312,8 @@ pub fn held_in(out: &Path) -> Result<Held, ActivityError> {
     struct Section {
         #[serde(default)]
         activity: Held,
+        #[serde(default)]
+        files: BTreeMap<String, serde_json::Value>,
     }
     let section: Section = serde_json::from_slice(&bytes).map_err(|e| ActivityError::Manifest {
         path: path.clone(),
@@ -307,17 +323,29 @@ pub fn held_in(out: &Path) -> Result<Held, ActivityError> {
         ),
     })?;
     let mut held = section.activity;
-    held.retain(|source, _| {
-        let file = out.join(DATA_DIR).join(source.file());
-        let present = file.is_file();
-        if !present {
+    let mut gone = Vec::new();
+    for source in held.keys() {
+        let relative = format!("{DATA_DIR}/{}", source.file());
+        let file = out.join(&relative);
+        if !file.is_file() {
             tracing::warn!(
-                "{} is gone; its activity is left out (run `ts-principals activity` to copy it again)",
+                "{} is gone; its activity is left out (run `ts-principals activity` to copy it \
+                 again)",
                 file.display()
             );
+            gone.push(*source);
+            continue;
         }
-        present
-    });
+        // Carried as it is, so it must be what the manifest records: an
+        // edit would otherwise be recorded as ours.
+        let entry = section.files.get(&relative);
+        let sha = entry.and_then(|f| f.get("sha256")).and_then(|v| v.as_str());
+        let rows = entry.and_then(|f| f.get("rows")).and_then(|v| v.as_u64());
+        super::held::check_recorded(&file, sha, rows)?;
+    }
+    for source in gone {
+        held.remove(&source);
+    }
     Ok(held)
 }
 
@@ -349,6 +377,49 @@ fn read_prior(out: &Path) -> Result<(Prior, String), ActivityError> {
     Ok((prior, input.cluster_id))
 }
 
+/// Checks what `out` holds of activity against its manifest before
+/// anything is read from the cluster: a held file must be the one the
+/// manifest records, a file the manifest does not record is not
+/// overwritten, and a held file that is gone is dropped (the next copy of
+/// its worksheet starts afresh).
+fn check_held(out: &Path, prior: &mut Prior) -> Result<(), ActivityError> {
+    for source in Source::ALL {
+        let relative = format!("{DATA_DIR}/{}", source.file());
+        let path = out.join(&relative);
+        let present = path.is_file();
+        match (prior.activity.contains_key(&source), present) {
+            (true, true) => {
+                let entry = prior.files.get(&relative);
+                let sha = entry.and_then(|f| f.get("sha256")).and_then(|v| v.as_str());
+                let rows = entry.and_then(|f| f.get("rows")).and_then(|v| v.as_u64());
+                super::held::check_recorded(&path, sha, rows)?;
+            }
+            (true, false) => {
+                tracing::warn!(
+                    "{} is gone; {} is copied afresh when asked for",
+                    path.display(),
+                    source.label()
+                );
+                prior.activity.remove(&source);
+                prior.files.remove(&relative);
+            }
+            (false, true) => {
+                return Err(ActivityError::Manifest {
+                    path: out.join(MANIFEST),
+                    problem: format!(
+                        "records no activity copy of {}, but {} exists: restore manifest.json \
+                         (git checkout), or move the file away to copy the activity afresh",
+                        source.label(),
+                        path.display()
+                    ),
+                });
+            }
+            (false, false) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Copies the activity of the cluster at `connection` into `out`.
 pub fn run(
     out: &Path,
@@ -356,8 +427,14 @@ pub fn run(
     options: &ActivityOptions,
     progress: &dyn Progress,
 ) -> Result<Report, ActivityError> {
+    if !out.join(MANIFEST).is_file() {
+        return Err(ActivityError::NotGenerated {
+            dir: out.display().to_string(),
+        });
+    }
     let dir = output::open(out, options.wait, Assembly::may_own)?;
-    let (prior, cluster_id) = read_prior(out)?;
+    let (mut prior, cluster_id) = read_prior(out)?;
+    check_held(out, &mut prior)?;
     // What is held, checked before the cluster is asked anything.
     let mut newest_held: BTreeMap<Source, (Option<i64>, usize)> = BTreeMap::new();
     for (&source, copied) in &prior.activity {
@@ -375,6 +452,7 @@ pub fn run(
             &copied.columns,
             &copied.time_column,
             &cluster_id,
+            Order::of(source, &copied.columns),
         )?;
         newest_held.insert(source, rows.scan()?);
     }
@@ -397,6 +475,7 @@ pub fn run(
                 &database.schema,
                 &table,
                 &columns,
+                (&case.apply(columns::CLUSTER_ID), &cluster_id),
             )?;
             if let Some(newest) = newest {
                 tracing::info!(
@@ -501,8 +580,7 @@ async fn read_cluster(
         system.release_version.as_deref().unwrap_or("unknown"),
         clock.name()
     );
-    let now = jiff::Timestamp::now().as_second();
-    let end = options.until.unwrap_or(now);
+    let end = options.until.unwrap_or(options.now);
     let mut fetched = Fetched {
         org,
         clock,
@@ -555,6 +633,16 @@ async fn read_cluster(
             (None, None) => end - options.first_copy,
         };
         let range = Window::new(start, end);
+        if let Some(range) = range {
+            let searches = range.seconds() / options.window.max(1);
+            if searches > MAX_WINDOWS {
+                return Err(ActivityError::Range(format!(
+                    "{range} in windows of {} s is {searches} searches at least; widen --window \
+                     or read a shorter range",
+                    options.window
+                )));
+            }
+        }
         let mut copy = Copy {
             source,
             worksheet: found.name.clone(),
@@ -594,6 +682,23 @@ async fn read_cluster(
                     source: Box::new(source),
                 },
             })?;
+            let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+            for (_, part) in &read {
+                *counts.entry(part.returned).or_default() += 1;
+            }
+            if let Some((&rows, &windows)) = counts
+                .iter()
+                .rev()
+                .find(|&(&rows, &windows)| windows >= 2 && rows >= 1000 && rows < options.row_cap)
+            {
+                tracing::warn!(
+                    "{}: {windows} windows returned exactly {rows} rows each; if the cluster caps \
+                     a search at {rows} rows (below --row-cap {}), rows are missing: pass \
+                     --row-cap {rows} and read the range again with --since",
+                    found.name,
+                    options.row_cap
+                );
+            }
             for (_, part) in read {
                 copy.windows += 1;
                 copy.pages += part.pages;
@@ -610,12 +715,36 @@ async fn read_cluster(
                 .windows
                 .saturating_sub(range.pieces(options.window).len());
         } else {
+            let from = if options.since.is_some() {
+                "--since"
+            } else if resume.contains_key(&source) {
+                "the newest row held less --overlap"
+            } else {
+                "now less --first-copy"
+            };
             tracing::info!(
-                "{}: nothing to read (--since is not before --until)",
-                found.name
+                "{}: nothing to read: {from} ({} UTC) is not before {} ({} UTC)",
+                found.name,
+                utc_text(start),
+                if options.until.is_some() {
+                    "--until"
+                } else {
+                    "now"
+                },
+                utc_text(end)
             );
         }
-        Order::new(&found.columns).sort_unique(&mut rows);
+        let read = rows.len();
+        Order::of(source, &found.columns).sort_unique(&mut rows);
+        if rows.len() < read {
+            tracing::warn!(
+                "{}: {} row(s) shared their identity ({}) with another row read; the last read \
+                 of each was kept",
+                found.name,
+                read - rows.len(),
+                identity_names(source, &found.columns)
+            );
+        }
         copy.read = rows.len();
         fetched.copies.push((found, range, rows, copy));
     }
@@ -629,6 +758,15 @@ async fn read_cluster(
         return Err(ActivityError::NoWorksheet(why.clone()));
     }
     Ok(fetched)
+}
+
+/// The columns that identify a row of `source`, for messages.
+fn identity_names(source: Source, columns: &[super::ActivityColumn]) -> String {
+    (columns.iter().zip(source.identity(columns)))
+        .filter(|(_, identity)| *identity)
+        .map(|(c, _)| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 enum ReadError {
@@ -752,6 +890,7 @@ fn assemble(
                 &after.columns,
                 &after.time_column,
                 &cluster_id,
+                Order::of(source, &after.columns),
             )?;
         }
         held.insert(source, after.clone());
@@ -863,6 +1002,7 @@ impl FileSet for Assembly {
                             &after.columns,
                             &after.time_column,
                             &self.cluster_id,
+                            Order::of(source, &after.columns),
                         )
                         .map_err(|e| io::Error::other(e.to_string()))?,
                     ),
@@ -871,7 +1011,7 @@ impl FileSet for Assembly {
                 let header: Vec<&str> = std::iter::once(columns::CLUSTER_ID)
                     .chain(after.columns.iter().map(|c| c.csv.as_str()))
                     .collect();
-                let order = Order::new(&after.columns);
+                let order = Order::of(source, &after.columns);
                 let merged = merge(&header, held, &merging.rows, &order, out)?;
                 self.merged
                     .lock()

@@ -137,6 +137,18 @@ pub(super) fn run(args: ActivityArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     {
         anyhow::bail!("--since must be before --until");
     }
+    for (flag, text, time) in [
+        ("--since", &args.since, since),
+        ("--until", &args.until, until),
+    ] {
+        if let (Some(text), Some(time)) = (text, time)
+            && !(run::EARLIEST..=now + 86_400).contains(&time)
+        {
+            anyhow::bail!(
+                "{flag} {text} is out of range: activity is read from 2000-01-01 up to now"
+            );
+        }
+    }
     let mut config = read_config(args.config.as_deref())?;
     if let Some(format) = args.format {
         config.tml.format = format;
@@ -176,6 +188,7 @@ pub(super) fn run(args: ActivityArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         tml: generate.tml,
         templates: generate.templates,
         wait: args.lock.wait(),
+        now,
         database,
     };
     let store = Store::locate()?;

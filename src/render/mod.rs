@@ -416,7 +416,13 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
             let def = copied.definition(source, &settings.table_prefix, case);
             let columns = (copied.columns.iter())
                 .map(|c| ActivityColumnContext {
-                    name: c.name.clone(),
+                    // The table's own Cluster Id comes first; a worksheet
+                    // column of that name keeps its data under another.
+                    name: if c.name.eq_ignore_ascii_case("Cluster Id") {
+                        format!("{} (worksheet)", c.name)
+                    } else {
+                        c.name.clone()
+                    },
                     db: c.csv.clone(),
                     ty: c.ty.tml_types()[0],
                     measure: c.measure,

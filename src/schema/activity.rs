@@ -68,6 +68,25 @@ impl Source {
         }
     }
 
+    /// Which of `columns` identify a row, with the cluster id: TS: BI
+    /// Server's Incident Id, Timestamp and Viz Id; the stats worksheet's
+    /// Query ID (else Trace ID). A row read again under the same identity
+    /// replaces the one held, so a status or measure filled in later is
+    /// updated, not doubled. A worksheet without those columns is told
+    /// apart by every attribute (every column but the measures).
+    pub fn identity(self, columns: &[ActivityColumn]) -> Vec<bool> {
+        let has = |name: &str| columns.iter().any(|c| c.csv == name);
+        let chosen: &[&str] = match self {
+            Source::BiServer if has("incident_id") => &["incident_id", "timestamp", "viz_id"],
+            Source::AiBiStats if has("query_id") => &["query_id"],
+            Source::AiBiStats if has("trace_id") => &["trace_id"],
+            _ => return columns.iter().map(|c| !c.measure).collect(),
+        };
+        (columns.iter())
+            .map(|c| chosen.contains(&c.csv.as_str()))
+            .collect()
+    }
+
     /// The data file in `OUT/data`: `activity_bi_server.csv`.
     pub fn file(self) -> String {
         format!("activity_{}.csv", self.key())
@@ -108,27 +127,33 @@ pub struct Copied {
 impl Copied {
     /// The table as created in a database: `cluster_id`, then the
     /// worksheet's columns. It has no primary key (texts such as Query Text
-    /// are too long for an index): a row is told apart by its attribute
-    /// columns, the ones that are not measures.
+    /// are too long for an index): a row is told apart by the cluster id
+    /// and [`Source::identity`].
     pub fn definition(&self, source: Source, prefix: &str, case: IdentifierCase) -> TableDef {
         let cluster = ColumnDef {
             csv: CLUSTER_ID.to_owned(),
             name: case.apply(CLUSTER_ID),
             ty: ColumnType::Text,
             key: false,
-            measure: false,
+            identity: true,
         };
+        let identity = source.identity(&self.columns);
         TableDef {
             file: source.file(),
             table: case.apply(&source.object_name(prefix)),
             columns: std::iter::once(cluster)
-                .chain(self.columns.iter().map(|c| ColumnDef {
-                    csv: c.csv.clone(),
-                    name: case.apply(&c.csv),
-                    ty: c.ty,
-                    key: false,
-                    measure: c.measure,
-                }))
+                .chain(
+                    self.columns
+                        .iter()
+                        .zip(identity)
+                        .map(|(c, identity)| ColumnDef {
+                            csv: c.csv.clone(),
+                            name: case.apply(&c.csv),
+                            ty: c.ty,
+                            key: false,
+                            identity,
+                        }),
+                )
                 .collect(),
         }
     }

@@ -222,7 +222,7 @@ impl Table {
                     name: case.apply(c.name),
                     ty: c.ty,
                     key: i < key_len,
-                    measure: false,
+                    identity: false,
                 })
                 .collect(),
         }
@@ -319,10 +319,10 @@ pub struct ColumnDef {
     /// Part of the primary key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key: bool,
-    /// A measure of an activity table: not part of what identifies a row
-    /// (tables without a key are told apart by their other columns).
+    /// In a table without a primary key (an activity table): part of what
+    /// identifies a row, so a row loaded again replaces the one held.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub measure: bool,
+    pub identity: bool,
 }
 
 /// One table as created in a database, recorded in the manifest so that

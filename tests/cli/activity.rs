@@ -516,10 +516,131 @@ fn failures_name_the_window_the_worksheet_and_the_clusters_message() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     run(&scratch, &server, &["--source", "bi-server"])
         .code(2)
-        .stderr(contains("activity_bi_server.csv, line"))
         .stderr(contains(
-            "the file was changed since ts-principals wrote it",
-        ));
+            "activity_bi_server.csv was changed since ts-principals wrote it",
+        ))
+        .stderr(contains("restore it (git checkout), or move it away"));
+    // generate refuses to carry it as its own, too.
+    scratch
+        .with_password(&server)
+        .args(["generate", "--profile", "env", "--out", "out"])
+        .assert()
+        .code(2)
+        .stderr(contains("activity_bi_server.csv was changed since"));
+    // Moved away, the worksheet is copied afresh; the other copy is kept.
+    std::fs::remove_file(&path).unwrap();
+    run(&scratch, &server, &["--source", "ai-bi-stats"])
+        .success()
+        .stderr(contains("activity_bi_server.csv is gone"));
+    assert!(!path.exists());
+    run(&scratch, &server, &["--source", "bi-server"]).success();
+    assert!(path.exists());
+    // Ranges no cluster holds are refused before anything is asked.
+    run(&scratch, &server, &["--since", "3000000d"])
+        .code(2)
+        .stderr(contains("--since 3000000d is out of range"));
+    run(&scratch, &server, &["--since", "99999999999d"])
+        .code(2)
+        .stderr(contains("--since"));
+    run(&scratch, &server, &["--since", "30d", "--window", "1s"])
+        .code(2)
+        .stderr(contains("widen --window"));
+    // A data file the manifest does not record is not overwritten.
+    let mut document = manifest(&out);
+    document["activity"]
+        .as_object_mut()
+        .unwrap()
+        .remove("bi_server");
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&document).unwrap(),
+    )
+    .unwrap();
+    run(&scratch, &server, &["--source", "bi-server"])
+        .code(2)
+        .stderr(contains("records no activity copy of TS: BI Server, but"));
+}
+
+#[test]
+fn a_row_read_again_with_a_later_status_replaces_the_one_held() {
+    let (server, users) = cluster(Faults::default());
+    let end = now() - HOUR;
+    let set = ActivitySet::generated(&users, 800, end - DAY, DAY, 13, "TS: AI and BI Stats");
+    let done = set.ai_bi_stats.clone().unwrap();
+    let status = done
+        .columns
+        .iter()
+        .position(|c| c.name == "Query Status")
+        .unwrap();
+    let mut running = done.clone();
+    let n = running.rows.len();
+    for row in &mut running.rows[n - 3..] {
+        row[status] = "RUNNING".into();
+    }
+    server.state.set_activity(ActivitySet {
+        bi_server: None,
+        ai_bi_stats: Some(running),
+    });
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    run(&scratch, &server, &["--source", "ai-bi-stats"]).success();
+    server.state.set_activity(ActivitySet {
+        bi_server: None,
+        ai_bi_stats: Some(done.clone()),
+    });
+    run(&scratch, &server, &["--source", "ai-bi-stats"]).success();
+    let out = scratch.file("out");
+    same_rows(
+        &held(&out, "activity_ai_bi_stats.csv", &done),
+        &expected(&done),
+    );
+}
+
+#[test]
+fn a_repeated_hour_on_a_software_cluster_loses_and_doubles_nothing() {
+    // New York's clocks go back on 2026-11-01: 01:00 to 02:00 comes twice.
+    let (server, users) = cluster(Faults {
+        software: true,
+        time_zone: Some("America/New_York".into()),
+        ..Faults::default()
+    });
+    let start = 1_793_491_200; // 2026-11-01 00:00:00 UTC
+    let set = ActivitySet::generated(&users, 6_000, start, 12 * HOUR, 17, "TS: AI and BI Stats");
+    server.state.set_activity(ActivitySet {
+        bi_server: set.bi_server.clone(),
+        ai_bi_stats: None,
+    });
+    let bi = set.bi_server.unwrap();
+    let id = |row: &Vec<String>| row[1].clone();
+    let mut expected_ids: Vec<String> = expected(&bi).iter().map(id).collect();
+    expected_ids.sort();
+    for window in ["30m", "1d", "7m"] {
+        let scratch = Scratch::new();
+        generated(&scratch, &server);
+        run(
+            &scratch,
+            &server,
+            &[
+                "--since",
+                &utc(start),
+                "--until",
+                &utc(start + 12 * HOUR),
+                "--window",
+                window,
+            ],
+        )
+        .success();
+        let file = scratch.file("out").join("data/activity_bi_server.csv");
+        let mut reader = csv::Reader::from_path(file).unwrap();
+        let mut ids: Vec<String> = reader.records().map(|r| r.unwrap()[1].to_owned()).collect();
+        ids.sort();
+        assert_eq!(
+            ids.len(),
+            expected_ids.len(),
+            "--window {window}: every row once"
+        );
+        assert_eq!(ids, expected_ids, "--window {window}");
+    }
 }
 
 #[test]

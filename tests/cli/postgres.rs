@@ -381,6 +381,14 @@ fn activity_rows_are_added_to_what_the_database_holds() {
     assert_eq!(db.rows(&table), records(&file, true));
     assert_eq!(db.rows(&table).len(), first.rows.len());
 
+    // Another cluster's newer row in the same table does not count.
+    db.client
+        .batch_execute(&format!(
+            "INSERT INTO {} (cluster_id, incident_id, timestamp) VALUES \
+             ('another-cluster', 'x', now()::timestamp)",
+            db.qualified("ts_activity_bi_server")
+        ))
+        .unwrap();
     // A fresh directory (a CI job's checkout) resumes from the database.
     server.state.set_activity(ActivitySet {
         bi_server: Some(bi.clone()),
@@ -413,9 +421,19 @@ fn activity_rows_are_added_to_what_the_database_holds() {
         held.len() < bi.rows.len(),
         "only the rows since the newest loaded"
     );
+    assert!(
+        held.len() > bi.rows.len() - first.rows.len(),
+        "from this cluster's newest row, not another's"
+    );
     db.load(scratch.path(), &fresh).success();
     // Loading the first directory again adds nothing.
     db.load(scratch.path(), &out).success();
+    db.client
+        .batch_execute(&format!(
+            "DELETE FROM {} WHERE cluster_id = 'another-cluster'",
+            db.qualified("ts_activity_bi_server")
+        ))
+        .unwrap();
     let rows = db.rows(&table);
     assert_eq!(rows.len(), bi.rows.len(), "every row once");
     let mut union = records(&file, true);

@@ -626,7 +626,7 @@ async fn swap(
     let mut grants = Vec::new();
     if let (Some(_), None) = (&old, def.key().next()) {
         // An activity table keeps what it holds: rows are added, and a row
-        // already held (the same attribute columns) is left as it is, so a
+        // held with the same identity is replaced by its new reading, so a
         // data directory holding only recent activity loses nothing.
         tx.batch_execute(&append_sql(&table, &staged, def))
             .await
@@ -714,28 +714,30 @@ async fn swap(
     Ok(())
 }
 
-/// Adding the staging table's rows that `table` does not hold, telling
-/// rows apart by their attribute columns (NULLs equal, as a row's text
-/// shows them), then dropping the staging table.
+/// Adding the staging table's rows to `table`, a row held with the same
+/// identity (the columns marked `identity`, NULLs equal, as a row's text
+/// shows them) replaced by the new one, then dropping the staging table.
 fn append_sql(table: &str, staged: &str, def: &TableDef) -> String {
     let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    let marked: Vec<&crate::schema::ColumnDef> =
+        def.columns.iter().filter(|c| c.identity).collect();
+    let identifying = if marked.is_empty() {
+        def.columns.iter().collect()
+    } else {
+        marked
+    };
     let identity = |alias: &str| {
-        let fields: Vec<String> = (def.columns.iter())
-            .filter(|c| !c.measure)
+        let fields: Vec<String> = (identifying.iter())
             .map(|c| format!("{alias}.{}", quote(&c.name)))
             .collect();
         format!("ROW({})::text", fields.join(", "))
     };
     format!(
-        "INSERT INTO {table} ({columns}) SELECT {selected} FROM {staged} s \
-         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {} = {}); DROP TABLE {staged}",
+        "DELETE FROM {table} t USING {staged} s WHERE {} = {}; \
+         INSERT INTO {table} ({columns}) SELECT {columns} FROM {staged}; DROP TABLE {staged}",
         identity("t"),
         identity("s"),
         columns = columns.join(", "),
-        selected = (def.columns.iter())
-            .map(|c| format!("s.{}", quote(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", "),
     )
 }
 
@@ -829,14 +831,16 @@ async fn what_a_swap_would_lose(
 }
 
 /// The newest value (Unix seconds, UTC) in `schema.table` of the first of
-/// the timestamp `columns` it has; none when the table, such a column or a
-/// value is missing. Where an activity copy resumes when the database holds
+/// the timestamp `columns` it has, among the rows whose `cluster_column`
+/// is `cluster_id` (one database may hold several clusters); none when the
+/// table, such a column or a value is missing. Where an activity copy resumes when the database holds
 /// more than the data directory.
 pub fn newest(
     target: &Target,
     schema: &str,
     table: &str,
     columns: &[String],
+    (cluster_column, cluster_id): (&str, &str),
 ) -> Result<Option<i64>, PgError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -866,10 +870,11 @@ pub fn newest(
         let newest: Option<i64> = client
             .query_one(
                 &format!(
-                    "SELECT extract(epoch FROM max({}))::bigint FROM {qualified}",
-                    quote(column)
+                    "SELECT extract(epoch FROM max({}))::bigint FROM {qualified} WHERE {} = $1",
+                    quote(column),
+                    quote(cluster_column)
                 ),
-                &[],
+                &[&cluster_id],
             )
             .await
             .map_err(server.at(format!("reading the newest {column} of {qualified}")))?
