@@ -632,6 +632,14 @@ async fn read_cluster(
             (None, Some(newest)) => newest - options.overlap,
             (None, None) => end - options.first_copy,
         };
+        if start < EARLIEST {
+            return Err(ActivityError::Range(format!(
+                "{}: the range would start at {} UTC, before 2000-01-01; lower --overlap or \
+                 --first-copy",
+                found.name,
+                utc_text(start)
+            )));
+        }
         let range = Window::new(start, end);
         if let Some(range) = range {
             let searches = range.seconds() / options.window.max(1);
@@ -659,7 +667,7 @@ async fn read_cluster(
         let mut rows = Vec::new();
         if let Some(range) = range {
             tracing::info!("{} ({}): reading {range}", found.name, found.guid);
-            let read = read_range(
+            let (read, requests) = read_range(
                 &api,
                 scope,
                 &found,
@@ -682,14 +690,20 @@ async fn read_cluster(
                     source: Box::new(source),
                 },
             })?;
+            copy.pages = requests;
             let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
             for (_, part) in &read {
                 *counts.entry(part.returned).or_default() += 1;
             }
-            if let Some((&rows, &windows)) = counts
-                .iter()
-                .rev()
-                .find(|&(&rows, &windows)| windows >= 2 && rows >= 1000 && rows < options.row_cap)
+            // The most rows any window returned, returned by several, and
+            // no window reached --row-cap: the mark of a lower cap the
+            // cluster did not report.
+            let split = read.len() > range.pieces(options.window).len();
+            if let Some((&rows, &windows)) = counts.iter().next_back()
+                && !split
+                && windows >= 2
+                && rows >= 2
+                && rows < options.row_cap
             {
                 tracing::warn!(
                     "{}: {windows} windows returned exactly {rows} rows each; if the cluster caps \
@@ -701,7 +715,6 @@ async fn read_cluster(
             }
             for (_, part) in read {
                 copy.windows += 1;
-                copy.pages += part.pages;
                 if part.outside > 0 {
                     tracing::debug!(
                         "{}: {} rows outside their window dropped",
@@ -784,9 +797,13 @@ async fn read_range(
     clock: &Clock,
     options: &ActivityOptions,
     progress: &dyn Progress,
-) -> Result<Vec<(Window, WindowRows)>, ReadError> {
+) -> Result<(Vec<(Window, WindowRows)>, usize), ReadError> {
     let source = found.source;
-    let on_page = move |rows: usize| progress.page(source, rows);
+    let requests = std::sync::atomic::AtomicUsize::new(0);
+    let on_page = |rows: usize| {
+        requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        progress.page(source, rows);
+    };
     let reader = WindowReader {
         api,
         scope,
@@ -801,7 +818,7 @@ async fn read_range(
         page_size: options.page_size,
         on_page: &on_page,
     };
-    window::read_all(
+    let parts = window::read_all(
         range.pieces(options.window),
         options.concurrency,
         |w| {
@@ -815,7 +832,8 @@ async fn read_range(
         ReadError::AtCap,
         |event| progress.window(source, event),
     )
-    .await
+    .await?;
+    Ok((parts, requests.into_inner()))
 }
 
 /// Where a file of the new set comes from.

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -641,6 +642,41 @@ fn a_repeated_hour_on_a_software_cluster_loses_and_doubles_nothing() {
         );
         assert_eq!(ids, expected_ids, "--window {window}");
     }
+}
+
+#[test]
+fn a_cap_the_cluster_does_not_report_is_warned_about() {
+    let (server, users) = cluster(Faults {
+        row_cap: Some(100),
+        ..Faults::default()
+    });
+    let end = now() - HOUR;
+    let set = ActivitySet::generated(
+        &users,
+        4_000,
+        end - 10 * DAY,
+        10 * DAY,
+        3,
+        "TS: AI and BI Stats",
+    );
+    server.state.set_activity(ActivitySet {
+        bi_server: set.bi_server,
+        ai_bi_stats: None,
+    });
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    run(&scratch, &server, &["--since", "11d"])
+        .success()
+        .stderr(contains("windows returned exactly 100 rows each"))
+        .stderr(contains("pass --row-cap 100"));
+    // Told the cap, it splits and reads every row, counting every search.
+    run(&scratch, &server, &["--since", "11d", "--row-cap", "100"])
+        .success()
+        .stderr(contains("4000 row(s)"))
+        .stderr(contains("exactly").not());
+    run(&scratch, &server, &["--overlap", "10000d"])
+        .code(2)
+        .stderr(contains("before 2000-01-01; lower --overlap"));
 }
 
 #[test]
