@@ -221,8 +221,6 @@ pub struct WindowRows {
     pub rows: Vec<Row>,
     /// Rows the search returned outside the window.
     pub outside: usize,
-    /// Requests made.
-    pub pages: usize,
     /// Rows the searches returned, in the window or not.
     pub returned: usize,
 }
@@ -267,7 +265,6 @@ impl WindowReader<'_> {
             let body = reply
                 .success(&Method::POST, SEARCHDATA_PATH)
                 .map_err(|e| in_window(e, &what()))?;
-            got.pages += 1;
             let reader = self.reader.clone();
             let page = tokio::task::spawn_blocking(move || reader.page(&body, window, offset))
                 .await

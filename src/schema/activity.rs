@@ -157,14 +157,6 @@ impl Copied {
                 .collect(),
         }
     }
-
-    /// Index of the time column among the data file's fields
-    /// (`cluster_id` is field 0).
-    pub fn time_field(&self) -> Option<usize> {
-        (self.columns.iter())
-            .position(|c| c.csv == self.time_column)
-            .map(|i| i + 1)
-    }
 }
 
 /// The manifest's `activity` section: what is held of each worksheet.

@@ -332,14 +332,19 @@ pub fn load(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<Loaded>, PgError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = runtime(target)?;
+    runtime.block_on(load_async(source, target, options, progress))
+}
+
+/// The small runtime the blocking entry points run their async work on.
+fn runtime(target: &Target) -> Result<tokio::runtime::Runtime, PgError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| PgError::Tls {
             target: target.to_string(),
             problem: format!("cannot start the async runtime: {e}"),
-        })?;
-    runtime.block_on(load_async(source, target, options, progress))
+        })
 }
 
 /// A table as it is now in the schema.
@@ -842,13 +847,7 @@ pub fn newest(
     columns: &[String],
     (cluster_column, cluster_id): (&str, &str),
 ) -> Result<Option<i64>, PgError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PgError::Tls {
-            target: target.to_string(),
-            problem: format!("cannot start the async runtime: {e}"),
-        })?;
+    let runtime = runtime(target)?;
     runtime.block_on(async {
         let client = target.connect().await?;
         let server = Failed(target);
