@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::{ConfigError, ProjectConfig};
+use crate::history::{self, History};
 use crate::input::InputKind;
 use crate::model::{BuildReport, Principals};
 use crate::output::{FileInfo, FileSet};
 use crate::render::{self, RenderError, Templates, TmlSettings};
 use crate::schema::activity::{Held, Source};
+use crate::schema::attribution::{self, GroupActivityDef};
 use crate::schema::{IdentifierCase, Table, TableDef};
 use crate::sink::{DataOptions, csv};
 
@@ -39,6 +41,10 @@ pub struct GenerateOptions {
     /// A time to record in the manifest (`--stamp`); none keeps output
     /// byte-identical run after run.
     pub stamp: Option<String>,
+    /// The time the principals describe (`--as-of`), `YYYY-MM-DD HH:MM:SS`
+    /// UTC: what the membership history stamps changes with, recorded in
+    /// the manifest for `load`. None takes the input's `fetched_at`.
+    pub as_of: Option<String>,
 }
 
 impl GenerateOptions {
@@ -58,6 +64,7 @@ impl GenerateOptions {
             tml: TmlSettings::from_config(&config.tml),
             templates,
             stamp: None,
+            as_of: None,
         })
     }
 }
@@ -128,6 +135,11 @@ pub struct DatabaseLayout {
     pub identifier_case: IdentifierCase,
     /// Every data table, in file order.
     pub tables: Vec<TableDef>,
+    /// The group activity views over the activity tables and the
+    /// membership history (`load` creates them; `--materialize` makes
+    /// them tables).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_activity: Vec<GroupActivityDef>,
 }
 
 impl DatabaseLayout {
@@ -136,27 +148,35 @@ impl DatabaseLayout {
     pub fn of(tml: &TmlSettings, held: &Held) -> Self {
         let principals =
             (Table::ALL.iter()).map(|t| t.definition(&tml.table_prefix, tml.identifier_case));
-        let activity = (held.iter()).map(|(&source, copied)| {
-            copied.definition(source, &tml.table_prefix, tml.identifier_case)
-        });
+        let (prefix, case) = (&tml.table_prefix, tml.identifier_case);
+        let history = std::iter::once(attribution::history_definition(prefix, case));
+        let activity =
+            (held.iter()).map(|(&source, copied)| copied.definition(source, prefix, case));
         DatabaseLayout {
             connection: tml.connection.clone(),
             database: tml.database.clone(),
             schema: tml.schema.clone(),
             identifier_case: tml.identifier_case,
-            tables: principals.chain(activity).collect(),
+            tables: principals.chain(history).chain(activity).collect(),
+            group_activity: (held.iter())
+                .filter_map(|(&source, copied)| GroupActivityDef::of(source, copied, prefix, case))
+                .collect(),
         }
     }
 }
 
-/// The activity an output directory already holds (`ts-principals
-/// activity` copied it), carried into a new generation unchanged.
+/// What a new generation carries from an output directory: the activity
+/// it holds (`ts-principals activity` copied it), unchanged, and the
+/// membership history, advanced.
 #[derive(Clone, Debug, Default)]
 pub struct Carried {
     /// The output directory the files are in.
     pub dir: PathBuf,
     /// What its manifest records of each worksheet.
     pub held: Held,
+    /// The membership history to write, advanced to these principals
+    /// ([`crate::history`]); none starts it with them.
+    pub history: Option<History>,
 }
 
 #[derive(Serialize)]
@@ -167,6 +187,8 @@ struct ManifestInput<'a> {
     api: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     release_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_of: Option<&'a str>,
 }
 
 /// One generation, ready to be written: the checked TML in memory, the data
@@ -182,6 +204,9 @@ pub struct Generated<'p> {
     tml: Vec<(String, Vec<u8>)>,
     /// Activity files carried over.
     carried: Carried,
+    /// The membership history.
+    history: History,
+    as_of: Option<String>,
     /// The tables the data is loaded into.
     pub layout: DatabaseLayout,
     /// What the files hold.
@@ -197,6 +222,8 @@ pub enum Content {
     Tml(usize),
     /// An activity file the directory holds, copied as it is.
     Carried(Source),
+    /// The membership history.
+    History,
 }
 
 impl FileSet for Generated<'_> {
@@ -214,7 +241,11 @@ impl FileSet for Generated<'_> {
                 Content::Carried(source),
             )
         });
-        tables.chain(tml).chain(carried).collect()
+        let history = std::iter::once((
+            format!("{DATA_DIR}/{}", history::file_name()),
+            Content::History,
+        ));
+        tables.chain(history).chain(tml).chain(carried).collect()
     }
 
     fn write(&self, content: Content, out: &mut dyn Write) -> io::Result<Option<usize>> {
@@ -227,6 +258,7 @@ impl FileSet for Generated<'_> {
                 let path = self.carried.dir.join(DATA_DIR).join(source.file());
                 copy_counting(&path, out).map(Some)
             }
+            Content::History => self.history.write(out).map(Some),
         }
     }
 
@@ -242,6 +274,7 @@ impl FileSet for Generated<'_> {
                 cluster_id: &source.cluster_id,
                 api: source.api.as_deref(),
                 release_version: source.release_version.as_deref(),
+                as_of: self.as_of.as_deref(),
             },
             counts: &self.counts,
             repairs: self.report,
@@ -280,8 +313,11 @@ pub fn generate<'p>(
     report: &'p BuildReport,
     kind: InputKind,
     options: &GenerateOptions,
-    carried: Carried,
+    mut carried: Carried,
 ) -> Result<Generated<'p>, RenderError> {
+    let history = (carried.history.take())
+        .unwrap_or_else(|| History::first(history::memberships(principals, &options.data)));
+    let as_of = recorded_as_of(principals, kind, options, &history);
     let tml = render::render_all(&options.tml, &options.templates, &carried.held)?
         .into_iter()
         .map(|file| {
@@ -310,8 +346,34 @@ pub fn generate<'p>(
         tml,
         layout: DatabaseLayout::of(&options.tml, &carried.held),
         carried,
+        history,
+        as_of,
         counts,
     })
+}
+
+/// The time the manifest says the principals are of, for `load` to stamp
+/// membership changes with: `--as-of`, else the time a saved input was
+/// fetched; a live fetch, which is new every run, records the latest
+/// change of its history instead, so the manifest stays the same until
+/// the memberships change.
+fn recorded_as_of(
+    principals: &Principals,
+    kind: InputKind,
+    options: &GenerateOptions,
+    history: &History,
+) -> Option<String> {
+    if let Some(as_of) = &options.as_of {
+        return Some(as_of.clone());
+    }
+    if kind != InputKind::Cluster
+        && let Ok(Some(fetched)) = history::as_of(None, principals.source.fetched_at.as_deref())
+    {
+        return Some(fetched);
+    }
+    history
+        .latest(&principals.source.cluster_id)
+        .map(str::to_owned)
 }
 
 /// Copies the CSV file at `path` into `out`, returning its data rows.

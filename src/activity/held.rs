@@ -377,31 +377,18 @@ pub fn check_recorded(
     sha256: Option<&str>,
     rows: Option<u64>,
 ) -> Result<(), HeldError> {
-    use std::io::Read;
-    let io = |source| HeldError::Io {
+    let (sha, records) = crate::load::digest(path).map_err(|source| HeldError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let mut hash = crate::load::FileHash::default();
-    let mut counter = crate::load::RecordCounter::default();
-    let mut buffer = vec![0; crate::load::CHUNK];
-    loop {
-        let n = file.read(&mut buffer).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buffer[..n]);
-        counter.feed(&buffer[..n]);
-    }
+    })?;
     let changed = |what| HeldError::Changed {
         path: path.to_path_buf(),
         what,
     };
-    if sha256.is_some_and(|sha| sha != hash.finalize_hex()) {
+    if sha256.is_some_and(|expected| expected != sha) {
         return Err(changed("its SHA-256"));
     }
-    if rows.is_some_and(|rows| rows != counter.records_after_header(true)) {
+    if rows.is_some_and(|rows| rows != records) {
         return Err(changed("its row count"));
     }
     Ok(())

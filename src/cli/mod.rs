@@ -21,7 +21,8 @@ use crate::atomic::Wait;
 use crate::client::ClientError;
 use crate::config::{self, ProjectConfig, TmlFormat};
 use crate::diff::{self, Palette};
-use crate::generate::{self, GenerateOptions};
+use crate::generate::{self, DATA_DIR, GenerateOptions};
+use crate::history::{self, History};
 use crate::input::{self, LoadOptions, Loaded};
 use crate::load::SourceError;
 use crate::load::falcon::FalconError;
@@ -226,6 +227,19 @@ struct RenderArgs {
     /// is refused (exit 2): it would empty every table of the output.
     #[arg(long)]
     allow_empty: bool,
+    /// Advance the membership history of this earlier output directory
+    /// (its data/group_memberships_history.csv, or its group_memberships.csv when it has
+    /// none) instead of the one in --out. Memberships that ended are closed and new ones
+    /// opened, stamped with the input's time (see --as-of), into
+    /// OUT/data/group_memberships_history.csv. Without it the history in --out is
+    /// advanced, or started from these principals when --out has none.
+    #[arg(long, value_name = "PREV_OUT")]
+    history: Option<PathBuf>,
+    /// When the principals were taken, for the membership history (e.g.
+    /// 2026-12-01T06:00:00Z or 2026-12-01): overrides the snapshot's fetched_at. Inputs
+    /// without one (API exports, v1 lists) have changes dated at the time of the run.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
 }
 
 /// How to share an output directory with other runs.
@@ -367,10 +381,11 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stamp = args.stamp.then(crate::model::timestamp_now);
     let (loaded, options) = prepare(&args.render, stamp, global)?;
-    let render = |held| {
+    let render = |held, history| {
         let carried = generate::Carried {
             dir: args.out.clone(),
             held,
+            history,
         };
         generate::generate(
             &loaded.principals,
@@ -388,10 +403,14 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
             args.lock.wait(),
             <generate::Generated<'static> as FileSet>::may_own,
         )?;
-        let generated = render(held_in(&args.out)?)?;
+        let history =
+            advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
+        let generated = render(held_in(&args.out)?, history)?;
         dir.write(&generated)?
     } else {
-        let generated = render(Default::default())?;
+        let history =
+            advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
+        let generated = render(Default::default(), history)?;
         let options = output::WriteOptions {
             wait: args.lock.wait(),
         };
@@ -428,6 +447,7 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let carried = generate::Carried {
         dir: args.out.clone(),
         held: held_in(&args.out)?,
+        history: advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?,
     };
     let generated = generate::generate(
         &loaded.principals,
@@ -468,6 +488,72 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The membership history the output gets: the one in `--history` (or
+/// else in `out`) advanced to the principals, or none to start it.
+fn advance_history(
+    args: &RenderArgs,
+    out: &Path,
+    loaded: &Loaded,
+    options: &GenerateOptions,
+    wait: Wait,
+) -> anyhow::Result<Option<History>> {
+    let dir = args.history.as_deref().unwrap_or(out);
+    // Another output directory is locked while it is read (`out` already is).
+    let _lock = match &args.history {
+        Some(dir) if dir.is_dir() => Some(output::open_to_read(dir, wait)?),
+        _ => None,
+    };
+    let prior = match History::read_prior(dir)? {
+        Some(prior) => prior,
+        None if args.history.is_some() => {
+            return Err(history::HistoryError::NoPrior {
+                dir: dir.display().to_string(),
+            }
+            .into());
+        }
+        None => return Ok(None),
+    };
+    let memberships = history::memberships(&loaded.principals, &options.data);
+    let fetched_at = loaded.principals.source.fetched_at.as_deref();
+    let taken = match &options.as_of {
+        Some(as_of) => Some(as_of.clone()),
+        None => history::as_of(None, fetched_at)?,
+    };
+    let stamp = taken.clone().unwrap_or_else(|| {
+        history::as_of(Some(&crate::model::timestamp_now()), None)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    });
+    let path = dir.join(DATA_DIR).join(history::file_name());
+    let cluster = &loaded.principals.source.cluster_id;
+    let (history, changes) =
+        prior.advance(cluster, memberships, &stamp, &path.display().to_string())?;
+    if changes.dropped > 0 {
+        tracing::warn!(
+            "{} holds {} membership history rows of another cluster than {cluster}; an output \
+             directory holds one cluster, so they are not carried (they stay in git and in \
+             the databases they were loaded into)",
+            path.display(),
+            changes.dropped
+        );
+    }
+    if changes.opened + changes.closed > 0 {
+        if taken.is_none() {
+            tracing::warn!(
+                "the input records no time it was taken (fetched_at), so the membership                  changes are dated now ({stamp} UTC); say when with --as-of"
+            );
+        }
+        tracing::info!(
+            "membership history of {}: {} memberships began and {} ended as of {stamp} UTC",
+            path.display(),
+            changes.opened,
+            changes.closed
+        );
+    }
+    Ok(Some(history))
 }
 
 /// Reads the config and the input (or fetches it), and resolves the options.
@@ -512,8 +598,10 @@ fn prepare(
         Some(dir) => Templates::with_overrides(dir)?,
         None => Templates::builtin(),
     };
+    let as_of = history::as_of(args.as_of.as_deref(), None)?;
     let options = GenerateOptions {
         stamp,
+        as_of,
         ..GenerateOptions::from_config(&config, templates)?
     };
     Ok((loaded, options))

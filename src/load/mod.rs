@@ -163,27 +163,12 @@ impl SourceTable {
     /// Reads the whole file and checks it against the manifest, for sinks
     /// that do not read it themselves (`--emit-sql`).
     pub fn verify(&self) -> Result<(), SourceError> {
-        use std::io::Read;
-        let mut reader = self.open()?;
-        let mut hash = FileHash::default();
-        let mut counter = RecordCounter::default();
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(SourceError::Io {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
-            };
-            hash.update(&buffer[..n]);
-            counter.feed(&buffer[..n]);
-        }
-        self.check(&hash.finalize_hex(), counter.records_after_header(true))
+        self.open()?;
+        let (sha, rows) = digest(&self.path).map_err(|source| SourceError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.check(&sha, rows)
     }
 }
 
@@ -203,6 +188,27 @@ impl FileHash {
         use sha2::Digest;
         hex::encode(self.0.finalize())
     }
+}
+
+/// The SHA-256 (lower-case hex) and the CSV data rows of the file at
+/// `path`, read in pieces: what the manifest records of a data file.
+pub fn digest(path: &Path) -> io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hash = FileHash::default();
+    let mut counter = RecordCounter::default();
+    let mut buffer = vec![0; CHUNK];
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hash.update(&buffer[..n]);
+        counter.feed(&buffer[..n]);
+    }
+    Ok((hash.finalize_hex(), counter.records_after_header(true)))
 }
 
 /// The first line of a buffered file, without consuming it.
@@ -228,15 +234,30 @@ pub struct Source {
     pub layout: DatabaseLayout,
     /// The data files, in manifest order.
     pub tables: Vec<SourceTable>,
+    /// The cluster the principals are of.
+    pub cluster_id: Option<String>,
+    /// The time they describe (`YYYY-MM-DD HH:MM:SS` UTC), which membership
+    /// changes are stamped with; none when unknown.
+    pub as_of: Option<String>,
     _dir: Option<OutputDir>,
 }
 
 #[derive(Deserialize)]
 struct Manifest {
     tool: Option<String>,
+    #[serde(default)]
+    input: ManifestInput,
     database: Option<DatabaseLayout>,
     #[serde(default)]
     files: std::collections::BTreeMap<String, ManifestFile>,
+}
+
+#[derive(Default, Deserialize)]
+struct ManifestInput {
+    #[serde(default)]
+    cluster_id: Option<String>,
+    #[serde(default)]
+    as_of: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -323,10 +344,21 @@ impl Source {
                 sha256: manifest.files.get(&relative).and_then(|f| f.sha256.clone()),
             });
         }
+        if let Some(view) = (layout.group_activity.iter())
+            .find(|v| !tables.iter().any(|t| t.def.table == v.activity))
+        {
+            return Err(problem(format!(
+                "the group activity {:?} reads the table {:?}, which the manifest does not \
+                 list; the manifest was edited: run `ts-principals generate` again",
+                view.view, view.activity
+            )));
+        }
         Ok(Source {
             dir: out.to_path_buf(),
             layout,
             tables,
+            cluster_id: manifest.input.cluster_id,
+            as_of: manifest.input.as_of,
             _dir: Some(dir),
         })
     }
@@ -338,6 +370,8 @@ impl Source {
             dir: dir.to_path_buf(),
             layout,
             tables,
+            cluster_id: None,
+            as_of: None,
             _dir: None,
         }
     }

@@ -20,7 +20,8 @@ use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, context};
 use serde::Serialize;
 
 use crate::config::{TmlConfig, TmlFormat};
-use crate::schema::activity::{Held, Source};
+use crate::schema::activity::{CLUSTER_ID, Held, Source};
+use crate::schema::attribution::{self, GroupActivityDef, group_activity_name};
 use crate::schema::{ColumnType, IdentifierCase, Table};
 pub use check::TmlKind;
 pub use names::file_stem;
@@ -72,6 +73,10 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/group_hierarchy.table.tml.j2"),
     ),
     (
+        "group_memberships_history.table.tml.j2",
+        include_str!("../../templates/group_memberships_history.table.tml.j2"),
+    ),
+    (
         "_activity.tml.j2",
         include_str!("../../templates/_activity.tml.j2"),
     ),
@@ -82,6 +87,18 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     (
         "activity_ai_bi_stats.table.tml.j2",
         include_str!("../../templates/activity_ai_bi_stats.table.tml.j2"),
+    ),
+    (
+        "_group_activity.tml.j2",
+        include_str!("../../templates/_group_activity.tml.j2"),
+    ),
+    (
+        "group_activity_bi_server.table.tml.j2",
+        include_str!("../../templates/group_activity_bi_server.table.tml.j2"),
+    ),
+    (
+        "group_activity_ai_bi_stats.table.tml.j2",
+        include_str!("../../templates/group_activity_ai_bi_stats.table.tml.j2"),
     ),
     (
         "model.model.tml.j2",
@@ -346,6 +363,8 @@ struct ActivityContext {
     user_column: Option<String>,
     /// The column that dates a row.
     time_column: String,
+    /// The column holding the org the row happened in (a number), if any.
+    org_column: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -409,6 +428,33 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
             exact: true,
         });
     }
+    let history = attribution::history_definition(&settings.table_prefix, case);
+    let name = format!(
+        "{}{}",
+        settings.table_prefix,
+        attribution::HISTORY.to_ascii_uppercase()
+    );
+    tables.insert(
+        attribution::HISTORY,
+        TableContext {
+            name: name.clone(),
+            db_table: history.table.clone(),
+            activity: None,
+        },
+    );
+    planned.push(Planned {
+        template: format!("{}.table.tml.j2", attribution::HISTORY),
+        kind: TmlKind::Table,
+        object_name: name,
+        key: Some(attribution::HISTORY),
+        db_table: Some(history.table),
+        db_columns: history
+            .columns
+            .into_iter()
+            .map(|c| (c.name, c.ty))
+            .collect(),
+        exact: true,
+    });
     if settings.activity {
         for (&source, copied) in held {
             let key = activity_key(source);
@@ -434,6 +480,9 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
             let time_column = (copied.columns.iter())
                 .find(|c| c.csv == copied.time_column)
                 .map_or_else(|| copied.time_column.clone(), |c| c.name.clone());
+            let org_column = (copied.columns.iter())
+                .find(|c| c.csv == "org_id" && c.ty == ColumnType::Bigint)
+                .map(|c| c.name.clone());
             tables.insert(
                 key,
                 TableContext {
@@ -444,7 +493,8 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
                         columns,
                         column_names: copied.columns.iter().map(|c| c.name.clone()).collect(),
                         user_column,
-                        time_column,
+                        time_column: time_column.clone(),
+                        org_column,
                     }),
                 },
             );
@@ -457,6 +507,48 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
                 db_columns: def.columns.into_iter().map(|c| (c.name, c.ty)).collect(),
                 exact: true,
             });
+            if let Some(view) = GroupActivityDef::of(source, copied, &settings.table_prefix, case) {
+                let key = group_activity_key(source);
+                let name = group_activity_name(source, &settings.table_prefix);
+                let columns: Vec<ActivityColumnContext> = (view.columns.iter())
+                    .filter(|c| c.csv != CLUSTER_ID)
+                    .map(|c| ActivityColumnContext {
+                        name: match MEMBERSHIP_NAMES.iter().find(|(csv, _)| *csv == c.csv) {
+                            Some((_, name)) => (*name).to_owned(),
+                            None => (copied.columns.iter())
+                                .find(|a| a.csv == c.csv)
+                                .map_or_else(|| c.csv.clone(), |a| a.name.clone()),
+                        },
+                        db: c.csv.clone(),
+                        ty: c.ty.tml_types()[0],
+                        measure: (copied.columns.iter()).any(|a| a.csv == c.csv && a.measure),
+                    })
+                    .collect();
+                tables.insert(
+                    key,
+                    TableContext {
+                        name: name.clone(),
+                        db_table: view.view.clone(),
+                        activity: Some(ActivityContext {
+                            worksheet: copied.worksheet.clone(),
+                            column_names: columns.iter().map(|c| c.name.clone()).collect(),
+                            columns,
+                            user_column: Some("User GUID".into()),
+                            time_column,
+                            org_column: Some("Org Id".into()),
+                        }),
+                    },
+                );
+                planned.push(Planned {
+                    template: format!("{key}.table.tml.j2"),
+                    kind: TmlKind::Table,
+                    object_name: name,
+                    key: Some(key),
+                    db_table: Some(view.view),
+                    db_columns: view.columns.into_iter().map(|c| (c.name, c.ty)).collect(),
+                    exact: true,
+                });
+            }
         }
     }
     let (template, kind) = match settings.format {
@@ -480,6 +572,23 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
         tables,
     };
     (context, planned)
+}
+
+/// The names the group activity tables give the membership columns.
+const MEMBERSHIP_NAMES: [(&str, &str); 5] = [
+    ("org_id", "Org Id"),
+    ("group_guid", "Group GUID"),
+    ("user_guid", "User GUID"),
+    ("is_direct", "Is Direct"),
+    ("depth", "Depth"),
+];
+
+/// The template key of a group activity table (`group_activity_bi_server`).
+fn group_activity_key(source: Source) -> &'static str {
+    match source {
+        Source::BiServer => "group_activity_bi_server",
+        Source::AiBiStats => "group_activity_ai_bi_stats",
+    }
 }
 
 /// The template key of an activity table (`activity_bi_server`).
@@ -641,11 +750,11 @@ mod tests {
         let files =
             render_all(&TmlSettings::default(), &Templates::builtin(), &Held::new()).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
-        assert_eq!(names.len(), 8, "{names:?}");
+        assert_eq!(names.len(), 9, "{names:?}");
         let held = crate::activity::sample_held();
         let files = render_all(&TmlSettings::default(), &Templates::builtin(), &held).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.file_name.as_str()).collect();
-        assert_eq!(names.len(), 10, "{names:?}");
+        assert_eq!(names.len(), 13, "{names:?}");
         assert!(
             names.contains(&"TS_ACTIVITY_BI_SERVER.table.tml"),
             "{names:?}"
@@ -658,7 +767,7 @@ mod tests {
             render_all(&off, &Templates::builtin(), &held)
                 .unwrap()
                 .len(),
-            8
+            9
         );
         assert!(
             names.contains(&"TS_ Users and Groups.model.tml"),

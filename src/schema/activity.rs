@@ -139,6 +139,7 @@ impl Copied {
         };
         let identity = source.identity(&self.columns);
         TableDef {
+            kind: None,
             file: source.file(),
             table: case.apply(&source.object_name(prefix)),
             columns: std::iter::once(cluster)

@@ -4,6 +4,7 @@
 //! construction.
 
 pub mod activity;
+pub mod attribution;
 
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +215,7 @@ impl Table {
     pub fn definition(self, prefix: &str, case: IdentifierCase) -> TableDef {
         let key_len = self.key_len();
         TableDef {
+            kind: None,
             file: format!("{}.csv", self.name()),
             table: case.apply(&self.object_name(prefix)),
             columns: (self.columns().iter().enumerate())
@@ -325,10 +327,28 @@ pub struct ColumnDef {
     pub identity: bool,
 }
 
+/// How `load` brings a table up to date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    /// Replaced whole by each load: the principal tables.
+    Snapshot,
+    /// Rows are added; a row loaded again (same identity) replaces the one
+    /// held: the activity tables.
+    Append,
+    /// Advanced by each load: memberships that ended are closed, new ones
+    /// opened (`group_memberships_history`, DESIGN §6).
+    History,
+}
+
 /// One table as created in a database, recorded in the manifest so that
 /// `load` creates exactly what the TML beside it describes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDef {
+    /// How a load brings it up to date; unset for the principal tables
+    /// (snapshots) and the activity tables (no key: appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TableKind>,
     /// The CSV file in the data directory (`users.csv`).
     pub file: String,
     /// The database table name (`db_table` in the TML).
@@ -338,6 +358,20 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// How a load brings the table up to date.
+    pub fn kind(&self) -> TableKind {
+        match self.kind {
+            Some(kind) => kind,
+            None if self.key().next().is_none() => TableKind::Append,
+            None => TableKind::Snapshot,
+        }
+    }
+
+    /// The column whose CSV name is `csv`.
+    pub fn column(&self, csv: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.csv == csv)
+    }
+
     /// The primary key columns, in order.
     pub fn key(&self) -> impl Iterator<Item = &ColumnDef> {
         self.columns.iter().filter(|c| c.key)

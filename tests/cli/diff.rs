@@ -83,7 +83,7 @@ fn an_empty_or_missing_directory_differs_in_every_file() {
     let dir = tempfile::tempdir().unwrap();
     diff(dir.path(), &["--check", "--stat"])
         .code(1)
-        .stdout(contains(" 16 files changed,"));
+        .stdout(contains(" 18 files changed,"));
     assert!(
         !dir.path().join("out").exists(),
         "diff leaves a missing directory missing"

@@ -15,11 +15,12 @@ fn generates_the_documented_layout_from_the_example() {
         .assert()
         .success()
         .stderr(contains("3 orgs, 50 users, 16 groups"))
-        .stderr(contains("wrote out: 16 files (16 added"));
+        .stderr(contains("wrote out: 18 files (18 added"));
     let files: Vec<String> = tree(&dir.path().join("out")).into_keys().collect();
     let expected = [
         "data/group_hierarchy.csv",
         "data/group_memberships.csv",
+        "data/group_memberships_history.csv",
         "data/group_privileges.csv",
         "data/groups.csv",
         "data/org_memberships.csv",
@@ -30,6 +31,7 @@ fn generates_the_documented_layout_from_the_example() {
         "tml/TS_GROUPS.table.tml",
         "tml/TS_GROUP_HIERARCHY.table.tml",
         "tml/TS_GROUP_MEMBERSHIPS.table.tml",
+        "tml/TS_GROUP_MEMBERSHIPS_HISTORY.table.tml",
         "tml/TS_GROUP_PRIVILEGES.table.tml",
         "tml/TS_ORGS.table.tml",
         "tml/TS_ORG_MEMBERSHIPS.table.tml",
@@ -49,7 +51,7 @@ fn the_same_input_gives_byte_identical_output() {
     // Regenerating over existing output changes nothing either.
     generate(dir.path(), &fixture("v2_combined.json"), "one", &[])
         .success()
-        .stderr(contains("(0 added, 0 changed, 16 unchanged, 0 removed)"));
+        .stderr(contains("(0 added, 0 changed, 18 unchanged, 0 removed)"));
     assert_eq!(one, tree(&dir.path().join("one")));
 }
 
@@ -148,7 +150,7 @@ fn a_hand_edited_file_is_reported_as_changed_and_replaced() {
         .stderr(contains(
             "TS_USERS.table.tml was changed since ts-principals wrote it",
         ))
-        .stderr(contains("(0 added, 1 changed, 15 unchanged, 0 removed)"));
+        .stderr(contains("(0 added, 1 changed, 17 unchanged, 0 removed)"));
     assert_eq!(std::fs::read(&users).unwrap(), original);
 }
 

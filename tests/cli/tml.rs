@@ -62,9 +62,9 @@ fn every_variant_passes_thoughtspot_validation() {
         let dir = tempfile::tempdir().unwrap();
         let out = generate_with(dir.path(), config, &activity_held());
         let files = tml_files(&out);
-        assert!(files.len() >= 8, "{name}: {files:?}");
+        assert!(files.len() >= 9, "{name}: {files:?}");
         let with_activity = !config.contains("enabled = false");
-        assert_eq!(files.len() == 10, with_activity, "{name}: {files:?}");
+        assert_eq!(files.len() == 13, with_activity, "{name}: {files:?}");
         validate_tml(python, &files);
     }
 }
@@ -132,8 +132,11 @@ fn hostile_settings_come_back_as_the_same_strings() {
             "NO_🚀_ACTIVITY_AI_BI_STATS",
             "NO_🚀_ACTIVITY_BI_SERVER",
             "NO_🚀_GROUPS",
+            "NO_🚀_GROUP_ACTIVITY_AI_BI_STATS",
+            "NO_🚀_GROUP_ACTIVITY_BI_SERVER",
             "NO_🚀_GROUP_HIERARCHY",
             "NO_🚀_GROUP_MEMBERSHIPS",
+            "NO_🚀_GROUP_MEMBERSHIPS_HISTORY",
             "NO_🚀_GROUP_PRIVILEGES",
             "NO_🚀_ORGS",
             "NO_🚀_ORG_MEMBERSHIPS",

@@ -26,7 +26,8 @@ use tokio_postgres::Transaction;
 
 use super::{CHUNK, Loaded, Progress, RecordCounter, Source, SourceError, SourceTable};
 use crate::atomic::Wait;
-use crate::schema::{ColumnType, TableDef};
+use crate::schema::attribution::GroupActivityDef;
+use crate::schema::{ColumnType, TableDef, TableKind};
 pub use connect::{Environment, SslMode, Target};
 
 /// Schema the tables go into unless `--schema` says otherwise.
@@ -114,6 +115,22 @@ pub enum PgError {
     Busy {
         /// The schema.
         schema: String,
+    },
+    /// The data is older than what the membership history records.
+    #[error(
+        "the data in this directory is as of {as_of} UTC, but {table} already records a \
+         membership change of cluster {cluster} at {latest} UTC; history cannot run backwards, \
+         so nothing was loaded: load a newer snapshot (fetch and generate again)"
+    )]
+    Backwards {
+        /// The history table.
+        table: String,
+        /// The cluster.
+        cluster: String,
+        /// The data's time.
+        as_of: String,
+        /// The latest change the table records.
+        latest: String,
     },
     /// The server refused a row of a data file.
     #[error("{file}{}: {message}; nothing was loaded (the old tables are unchanged)", record.as_ref().map(|r| format!(", {r}")).unwrap_or_default())]
@@ -234,6 +251,9 @@ pub struct Options {
     pub wait: Wait,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// Create the group activity as tables filled now, rather than views
+    /// computed at each query (`--materialize`).
+    pub materialize: bool,
 }
 
 /// Default of [`Options::lock_timeout`].
@@ -246,6 +266,7 @@ impl Default for Options {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             wait: Wait::Block,
             connect_timeout: Duration::from_secs(30),
+            materialize: false,
         }
     }
 }
@@ -319,6 +340,11 @@ pub fn check_names(source: &Source, schema: &str) -> Result<(), PgError> {
         }
         if let Some(c) = (table.def.columns.iter()).find(|c| c.name.len() > MAX_NAME) {
             return Err(too_long("column", &c.name));
+        }
+    }
+    for view in &source.layout.group_activity {
+        if view.view.len() > MAX_NAME {
+            return Err(too_long("view", &view.view));
         }
     }
     Ok(())
@@ -405,12 +431,52 @@ async fn load_async(
         quote(schema)
     ));
     let mut report = Vec::new();
-    for ((table, (stage, (rows, elapsed))), old) in source.tables.iter().zip(loaded).zip(existing) {
-        swap(&tx, schema, &stage, &table.def, old, server).await?;
+    // The history is advanced with the staged memberships, before they
+    // are swapped in.
+    let memberships = (source.tables.iter().zip(&loaded))
+        .find(|(t, _)| {
+            t.def.file == format!("{}.csv", crate::schema::Table::GroupMemberships.name())
+        })
+        .map(|(t, (stage, _))| (t.def.clone(), stage.clone()));
+    let mut order: Vec<_> = source.tables.iter().zip(loaded).zip(existing).collect();
+    order.sort_by_key(|((table, _), _)| table.def.kind() != TableKind::History);
+    for ((table, (stage, (rows, elapsed))), old) in order {
+        let rows = match (table.def.kind(), &old, &memberships) {
+            (TableKind::History, Some(_), Some(memberships)) => {
+                let history = History {
+                    def: &table.def,
+                    staged: &stage,
+                    memberships: (&memberships.0, &memberships.1),
+                };
+                history.advance(&tx, schema, source, server).await?
+            }
+            _ => {
+                swap(&tx, schema, &stage, &table.def, old, server).await?;
+                rows
+            }
+        };
         report.push(Loaded {
             table: format!("{}.{}", quote(schema), quote(&table.def.table)),
             rows,
             elapsed,
+        });
+    }
+    for view in &source.layout.group_activity {
+        progress.step(&format!(
+            "{} {}",
+            if options.materialize {
+                "materialising"
+            } else {
+                "creating the view"
+            },
+            quote(&view.view)
+        ));
+        let started = Instant::now();
+        let rows = group_activity(&tx, schema, view, options.materialize, server).await?;
+        report.push(Loaded {
+            table: format!("{}.{}", quote(schema), quote(&view.view)),
+            rows,
+            elapsed: started.elapsed(),
         });
     }
     warn_about_tables_left_behind(&tx, schema, source, server).await?;
@@ -427,7 +493,9 @@ async fn warn_about_tables_left_behind(
     source: &Source,
     server: Failed<'_>,
 ) -> Result<(), PgError> {
-    let current: Vec<String> = source.tables.iter().map(|t| t.def.table.clone()).collect();
+    let current: Vec<String> = (source.tables.iter().map(|t| t.def.table.clone()))
+        .chain(source.layout.group_activity.iter().map(|v| v.view.clone()))
+        .collect();
     let rows = tx
         .query(
             "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -717,6 +785,250 @@ async fn swap(
             .map_err(server.at(format!("keeping the old grants ({grant})")))?;
     }
     Ok(())
+}
+
+/// The membership history's load: the table as it is, advanced with the
+/// staged memberships (DESIGN §6).
+struct History<'a> {
+    def: &'a TableDef,
+    /// The history file's staging table.
+    staged: &'a str,
+    /// The group_memberships table and its staging table.
+    memberships: (&'a TableDef, &'a str),
+}
+
+impl History<'_> {
+    /// Advances the history of the data's cluster, stamped with the time
+    /// the data is of (else now): open rows whose membership the staged
+    /// memberships lack are closed, and memberships no open row holds are
+    /// opened. A database holding no history of the cluster yet takes the
+    /// data directory's history whole. Other clusters' rows are left
+    /// alone. Returns the rows of the cluster.
+    async fn advance(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        source: &Source,
+        server: Failed<'_>,
+    ) -> Result<u64, PgError> {
+        let table = format!("{}.{}", quote(schema), quote(&self.def.table));
+        let staged = format!("{}.{}", quote(schema), quote(self.staged));
+        let members = format!("{}.{}", quote(schema), quote(self.memberships.1));
+        let column = |def: &TableDef, csv: &str| {
+            quote(
+                &def.column(csv)
+                    .map_or_else(|| csv.to_owned(), |c| c.name.clone()),
+            )
+        };
+        let h = |csv: &str| column(self.def, csv);
+        let cluster = source.cluster_id.clone().unwrap_or_default();
+        let stamp = match &source.as_of {
+            Some(as_of) => as_of.clone(),
+            None => {
+                let now: String = tx
+                    .query_one(
+                        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+                        &[],
+                    )
+                    .await
+                    .map_err(server.at("reading the time"))?
+                    .get(0);
+                tracing::warn!(
+                    "the data records no time it was taken (manifest input.as_of), so the \
+                     membership changes in {table} are dated now ({now} UTC)"
+                );
+                now
+            }
+        };
+        let row = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*), to_char(max(greatest({from}, {to})), \
+                     'YYYY-MM-DD HH24:MI:SS') FROM {table} WHERE {cluster} = $1",
+                    from = h("valid_from"),
+                    to = h("valid_to"),
+                    cluster = h("cluster_id"),
+                ),
+                &[&cluster],
+            )
+            .await
+            .map_err(server.at(format!("reading the history in {table}")))?;
+        let held: i64 = row.get(0);
+        if let Some(latest) = row.get::<_, Option<String>>(1).filter(|l| *l > stamp) {
+            return Err(PgError::Backwards {
+                table,
+                cluster,
+                as_of: stamp,
+                latest,
+            });
+        }
+        let all: Vec<String> = self.def.columns.iter().map(|c| quote(&c.name)).collect();
+        let sql = if held == 0 {
+            format!(
+                "INSERT INTO {table} ({all}) SELECT {all} FROM {staged} WHERE {} = $1",
+                h("cluster_id"),
+                all = all.join(", ")
+            )
+        } else {
+            let same: Vec<String> = MEMBERSHIP
+                .iter()
+                .map(|csv| format!("s.{} = t.{}", column(self.memberships.0, csv), h(csv)))
+                .collect();
+            let taken: Vec<String> = MEMBERSHIP
+                .iter()
+                .map(|csv| format!("s.{}", column(self.memberships.0, csv)))
+                .collect();
+            let into: Vec<String> = MEMBERSHIP.iter().map(|csv| h(csv)).collect();
+            format!(
+                "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{cluster} = $1 \
+                 AND t.{to} IS NULL AND NOT EXISTS (SELECT 1 FROM {members} s WHERE {same}); \
+                 INSERT INTO {table} ({into}, {from}) SELECT {taken}, $2::text::timestamp \
+                 FROM {members} s WHERE s.{s_cluster} = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
+                to = h("valid_to"),
+                from = h("valid_from"),
+                cluster = h("cluster_id"),
+                s_cluster = column(self.memberships.0, "cluster_id"),
+                same = same.join(" AND "),
+                into = into.join(", "),
+                taken = taken.join(", "),
+            )
+        };
+        // One statement at a time: parameters are not allowed in a batch.
+        for statement in sql.split("; ") {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                if statement.contains("$2") {
+                    vec![&cluster, &stamp]
+                } else {
+                    vec![&cluster]
+                };
+            tx.execute(statement, &params)
+                .await
+                .map_err(server.at(format!("advancing the membership history in {table}")))?;
+        }
+        tx.batch_execute(&format!("DROP TABLE {staged}"))
+            .await
+            .map_err(server.at(format!("dropping {staged}")))?;
+        let rows: i64 = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE {} = $1",
+                    h("cluster_id")
+                ),
+                &[&cluster],
+            )
+            .await
+            .map_err(server.at(format!("counting the rows of {table}")))?
+            .get(0);
+        Ok(rows as u64)
+    }
+}
+
+/// The columns that make a membership, as the history and
+/// group_memberships name them.
+const MEMBERSHIP: [&str; 6] = [
+    "cluster_id",
+    "org_id",
+    "user_guid",
+    "group_guid",
+    "is_direct",
+    "depth",
+];
+
+/// Creates (or replaces) a group activity view, or with `materialize` a
+/// table filled from the same query and indexed on the activity's time.
+/// Returns the rows of a materialised table (0 for a view).
+async fn group_activity(
+    tx: &Transaction<'_>,
+    schema: &str,
+    def: &GroupActivityDef,
+    materialize: bool,
+    server: Failed<'_>,
+) -> Result<u64, PgError> {
+    let name = format!("{}.{}", quote(schema), quote(&def.view));
+    let select = def.select_sql(&|t| format!("{}.{}", quote(schema), quote(t)), &quote);
+    let comment = literal(&format!(
+        "{MARK} {} attributing {} to the groups of the membership history; replaced by every \
+         `ts-principals load`, do not edit",
+        def.view, def.activity
+    ));
+    let existing = tx
+        .query_opt(
+            "SELECT c.relkind::text, coalesce(obj_description(c.oid, 'pg_class'), '') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&schema, &def.view],
+        )
+        .await
+        .map_err(server.at(format!("looking up {name}")))?;
+    let existing: Option<String> = match existing {
+        None => None,
+        Some(row) => {
+            let (kind, note): (String, String) = (row.get(0), row.get(1));
+            if !matches!(kind.as_str(), "v" | "r") || !note.starts_with(MARK) {
+                return Err(PgError::NotOurs { table: name });
+            }
+            Some(kind)
+        }
+    };
+    let drop = match existing.as_deref() {
+        Some("v") => format!("DROP VIEW {name}; "),
+        Some(_) => format!("DROP TABLE {name}; "),
+        None => String::new(),
+    };
+    if materialize {
+        let time = def
+            .columns
+            .iter()
+            .find(|c| c.from == def.on.time && !c.membership);
+        let index = match time {
+            Some(time) => format!(
+                "; CREATE INDEX ON {name} ({}, {})",
+                quote(&def.columns[0].name),
+                quote(&time.name)
+            ),
+            None => String::new(),
+        };
+        tx.batch_execute(&format!(
+            "{drop}CREATE TABLE {name} AS {select}; COMMENT ON TABLE {name} IS {comment}{index}; \
+             ANALYZE {name}"
+        ))
+        .await
+        .map_err(server.at(format!("materialising {name}")))?;
+        let rows: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+            .await
+            .map_err(server.at(format!("counting the rows of {name}")))?
+            .get(0);
+        return Ok(rows as u64);
+    }
+    // A view of the same columns is replaced in place, so views others
+    // built on it keep working; one whose columns changed is recreated.
+    if existing.as_deref() == Some("v") {
+        tx.batch_execute("SAVEPOINT tsp_view")
+            .await
+            .map_err(server.at("SAVEPOINT"))?;
+        let replaced = tx
+            .batch_execute(&format!(
+                "CREATE OR REPLACE VIEW {name} AS {select}; COMMENT ON VIEW {name} IS {comment}"
+            ))
+            .await;
+        let end = if replaced.is_ok() {
+            "RELEASE SAVEPOINT tsp_view"
+        } else {
+            "ROLLBACK TO SAVEPOINT tsp_view"
+        };
+        tx.batch_execute(end).await.map_err(server.at(end))?;
+        if replaced.is_ok() {
+            return Ok(0);
+        }
+    }
+    tx.batch_execute(&format!(
+        "{drop}CREATE VIEW {name} AS {select}; COMMENT ON VIEW {name} IS {comment}"
+    ))
+    .await
+    .map_err(server.at(format!("creating the view {name}")))?;
+    Ok(0)
 }
 
 /// Adding the staging table's rows to `table`, a row held with the same
