@@ -35,14 +35,14 @@ pub fn server() -> Option<String> {
 }
 
 /// A schema of the test's own on the test server.
-struct Db {
-    url: String,
-    schema: String,
-    client: Client,
+pub(crate) struct Db {
+    pub(crate) url: String,
+    pub(crate) schema: String,
+    pub(crate) client: Client,
 }
 
 impl Db {
-    fn new(test: &str) -> Option<Db> {
+    pub(crate) fn new(test: &str) -> Option<Db> {
         let url = server()?;
         let mut client = Client::connect(&url, NoTls).expect("connect to the test server");
         let schema = format!("t_{test}_{}", std::process::id());
@@ -57,7 +57,7 @@ impl Db {
     }
 
     /// `load --from out --to URL --schema SCHEMA`, run in `dir`.
-    fn load(&self, dir: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    pub(crate) fn load(&self, dir: &Path, out: &Path) -> assert_cmd::assert::Assert {
         ts_principals(dir)
             .args(["load", "--from"])
             .arg(out)
@@ -65,13 +65,13 @@ impl Db {
             .assert()
     }
 
-    fn qualified(&self, table: &str) -> String {
+    pub(crate) fn qualified(&self, table: &str) -> String {
         format!("\"{}\".\"{table}\"", self.schema)
     }
 
     /// Every row of a loaded table as CSV text formatted as the data files
     /// write it, sorted.
-    fn rows(&mut self, table: &TableInfo) -> Vec<Vec<String>> {
+    pub(crate) fn rows(&mut self, table: &TableInfo) -> Vec<Vec<String>> {
         let columns: Vec<String> = (table.columns.iter())
             .map(|(name, ty)| match ty.as_str() {
                 "boolean" => format!("CASE WHEN \"{name}\" THEN 'true' ELSE 'false' END"),
@@ -93,12 +93,12 @@ impl Db {
         records(&text, false)
     }
 
-    fn count(&mut self, table: &str) -> i64 {
+    pub(crate) fn count(&mut self, table: &str) -> i64 {
         let query = format!("SELECT count(*) FROM {}", self.qualified(table));
         self.client.query_one(&query, &[]).expect("count").get(0)
     }
 
-    fn tables(&mut self) -> Vec<String> {
+    pub(crate) fn tables(&mut self) -> Vec<String> {
         let rows = self
             .client
             .query(
@@ -121,7 +121,7 @@ impl Drop for Db {
 }
 
 /// CSV records, sorted (the header dropped when `header`).
-fn records(bytes: &[u8], header: bool) -> Vec<Vec<String>> {
+pub(crate) fn records(bytes: &[u8], header: bool) -> Vec<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(header)
         .from_reader(bytes);
@@ -134,13 +134,13 @@ fn records(bytes: &[u8], header: bool) -> Vec<Vec<String>> {
 }
 
 /// A table as the manifest records it: database name and (column, type).
-struct TableInfo {
-    file: String,
-    table: String,
-    columns: Vec<(String, String)>,
+pub(crate) struct TableInfo {
+    pub(crate) file: String,
+    pub(crate) table: String,
+    pub(crate) columns: Vec<(String, String)>,
 }
 
-fn layout(out: &Path) -> Vec<TableInfo> {
+pub(crate) fn layout(out: &Path) -> Vec<TableInfo> {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest"))
             .expect("manifest json");
@@ -164,7 +164,7 @@ fn layout(out: &Path) -> Vec<TableInfo> {
 }
 
 /// A project config pointing the TML at `schema` of the test database.
-fn config(dir: &Path, schema: &str, case: &str) -> PathBuf {
+pub(crate) fn config(dir: &Path, schema: &str, case: &str) -> PathBuf {
     let path = dir.join(format!("ts-principals-{case}.toml"));
     std::fs::write(
         &path,
