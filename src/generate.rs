@@ -45,6 +45,8 @@ pub struct GenerateOptions {
     /// UTC: what the membership history stamps changes with, recorded in
     /// the manifest for `load`. None takes the input's `fetched_at`.
     pub as_of: Option<String>,
+    /// Also write the group activity as CSV (`--group-activity`).
+    pub group_activity: bool,
 }
 
 impl GenerateOptions {
@@ -65,6 +67,7 @@ impl GenerateOptions {
             templates,
             stamp: None,
             as_of: None,
+            group_activity: false,
         })
     }
 }
@@ -207,6 +210,8 @@ pub struct Generated<'p> {
     /// The membership history.
     history: History,
     as_of: Option<String>,
+    /// Write the group activity as CSV.
+    group_activity: bool,
     /// The tables the data is loaded into.
     pub layout: DatabaseLayout,
     /// What the files hold.
@@ -224,6 +229,8 @@ pub enum Content {
     Carried(Source),
     /// The membership history.
     History,
+    /// The group activity of an activity file (`--group-activity`).
+    GroupActivity(Source),
 }
 
 impl FileSet for Generated<'_> {
@@ -245,7 +252,17 @@ impl FileSet for Generated<'_> {
             format!("{DATA_DIR}/{}", history::file_name()),
             Content::History,
         ));
-        tables.chain(history).chain(tml).chain(carried).collect()
+        let group_activity = (self.layout.group_activity.iter())
+            .filter(|_| self.group_activity)
+            .map(|view| {
+                (
+                    format!("{DATA_DIR}/{}", view.file()),
+                    Content::GroupActivity(view.source),
+                )
+            });
+        (tables.chain(history).chain(tml).chain(carried))
+            .chain(group_activity)
+            .collect()
     }
 
     fn write(&self, content: Content, out: &mut dyn Write) -> io::Result<Option<usize>> {
@@ -259,6 +276,21 @@ impl FileSet for Generated<'_> {
                 copy_counting(&path, out).map(Some)
             }
             Content::History => self.history.write(out).map(Some),
+            Content::GroupActivity(source) => {
+                let view = (self.layout.group_activity.iter())
+                    .find(|v| v.source == source)
+                    .ok_or_else(|| io::Error::other("no group activity for the source"))?;
+                let copied = &self.carried.held[&source];
+                let path = self.carried.dir.join(DATA_DIR).join(source.file());
+                crate::group_activity::write_csv(
+                    view,
+                    &copied.time_column,
+                    &path,
+                    &self.history,
+                    out,
+                )
+                .map(Some)
+            }
         }
     }
 
@@ -348,6 +380,7 @@ pub fn generate<'p>(
         carried,
         history,
         as_of,
+        group_activity: options.group_activity,
         counts,
     })
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod diff;
 pub mod generate;
+pub mod group_activity;
 pub mod history;
 pub mod input;
 pub mod load;

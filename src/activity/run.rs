@@ -950,9 +950,25 @@ fn assemble(
         }
         tml.push((relative, file.text.into_bytes()));
     }
+    // The group activity files (`generate --group-activity`) are built
+    // from the activity copy, which this run changes: they are left out
+    // rather than kept stale.
+    let stale: Vec<&String> = (prior.files.keys())
+        .filter(|path| path.starts_with(&format!("{DATA_DIR}/group_activity_")))
+        .collect();
+    if !stale.is_empty() {
+        tracing::warn!(
+            "{} would no longer match the activity copied now, so they are removed; run \
+             `ts-principals generate --group-activity` to write them again",
+            (stale.iter().map(|p| p.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let kept: Vec<String> = (prior.files.keys())
         .filter(|path| {
-            path.starts_with(&format!("{DATA_DIR}/"))
+            !stale.contains(path)
+                && path.starts_with(&format!("{DATA_DIR}/"))
                 && !merging
                     .keys()
                     .any(|s| **path == format!("{DATA_DIR}/{}", s.file()))

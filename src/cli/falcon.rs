@@ -64,7 +64,23 @@ pub(super) fn run(
         )
         .into());
     }
-    let source = Source::open(from, wait)?;
+    let mut source = Source::open(from, wait)?;
+    // Falcon has no views: the group activity is loaded from the files
+    // `generate --group-activity` wrote.
+    let files = std::mem::take(&mut source.group_activity_files);
+    for view in &source.layout.group_activity {
+        if !files.iter().any(|f| f.def.table == view.view) {
+            tracing::warn!(
+                "Falcon has no views, so {} (activity per group) is loaded from \
+                 data/{}, which {} does not hold; importing the TML fails until it exists: \
+                 run generate again with --group-activity",
+                view.view,
+                view.file(),
+                from.display()
+            );
+        }
+    }
+    source.tables.extend(files);
     let store = Store::locate()?;
     let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
     let password = match resolved.secret {

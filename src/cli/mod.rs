@@ -240,6 +240,12 @@ struct RenderArgs {
     /// without one (API exports, v1 lists) have changes dated at the time of the run.
     #[arg(long, value_name = "TIME")]
     as_of: Option<String>,
+    /// Also write OUT/data/group_activity_bi_server.csv (and _ai_bi_stats.csv): every
+    /// activity row once for each group its user was in at the time, as the group activity
+    /// views compute it in a database. For loading the files yourself (and for Falcon,
+    /// which has no views); `load --to postgres://…` computes it in the database instead.
+    #[arg(long)]
+    group_activity: bool,
 }
 
 /// How to share an output directory with other runs.
@@ -602,6 +608,7 @@ fn prepare(
     let options = GenerateOptions {
         stamp,
         as_of,
+        group_activity: args.group_activity,
         ..GenerateOptions::from_config(&config, templates)?
     };
     Ok((loaded, options))

@@ -239,6 +239,9 @@ pub struct Source {
     /// The time they describe (`YYYY-MM-DD HH:MM:SS` UTC), which membership
     /// changes are stamped with; none when unknown.
     pub as_of: Option<String>,
+    /// The group activity CSV files `generate --group-activity` wrote, as
+    /// tables, for targets without views (Falcon).
+    pub group_activity_files: Vec<SourceTable>,
     _dir: Option<OutputDir>,
 }
 
@@ -353,12 +356,32 @@ impl Source {
                 view.view, view.activity
             )));
         }
+        let mut group_activity_files = Vec::new();
+        for view in &layout.group_activity {
+            let relative = format!("{DATA_DIR}/{}", view.file());
+            let Some(recorded) = manifest.files.get(&relative) else {
+                continue;
+            };
+            let path = out.join(&relative);
+            let meta = std::fs::metadata(&path).map_err(|source| SourceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            group_activity_files.push(SourceTable {
+                def: view.as_table(),
+                path,
+                bytes: meta.len(),
+                rows: recorded.rows,
+                sha256: recorded.sha256.clone(),
+            });
+        }
         Ok(Source {
             dir: out.to_path_buf(),
             layout,
             tables,
             cluster_id: manifest.input.cluster_id,
             as_of: manifest.input.as_of,
+            group_activity_files,
             _dir: Some(dir),
         })
     }
@@ -372,6 +395,7 @@ impl Source {
             tables,
             cluster_id: None,
             as_of: None,
+            group_activity_files: Vec::new(),
             _dir: None,
         }
     }

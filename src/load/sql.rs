@@ -319,6 +319,26 @@ pub fn emit(
         }
     }
 
+    // The group activity: views over the activity and history tables.
+    for view in &layout.group_activity {
+        if !source.tables.iter().any(|t| t.def.table == view.activity) {
+            continue;
+        }
+        for name in (view.columns.iter())
+            .flat_map(|c| [&c.name, &c.from])
+            .chain([&view.view, &view.activity, &view.history])
+        {
+            q(name)?;
+        }
+        let quote = |name: &str| q(name).unwrap_or_else(|_| name.to_owned());
+        let qualify = |name: &str| format!("{schema}.{}", quote(name));
+        create.sql(format!(
+            "CREATE OR REPLACE VIEW {} AS {}",
+            qualify(&view.view),
+            view.select_sql(&qualify, &quote)
+        ));
+    }
+
     let mut load = Writer {
         dialect,
         statements: Vec::new(),

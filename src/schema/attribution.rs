@@ -248,6 +248,25 @@ impl GroupActivityDef {
         )
     }
 
+    /// The view as a table filled from its CSV (for Falcon, which has no
+    /// views): replaced whole by each load.
+    pub fn as_table(&self) -> TableDef {
+        TableDef {
+            kind: Some(TableKind::Snapshot),
+            file: self.file(),
+            table: self.view.clone(),
+            columns: (self.columns.iter())
+                .map(|c| super::ColumnDef {
+                    csv: c.csv.clone(),
+                    name: c.name.clone(),
+                    ty: c.ty,
+                    key: false,
+                    identity: false,
+                })
+                .collect(),
+        }
+    }
+
     /// The CSV `generate --group-activity` writes: `group_activity_bi_server.csv`.
     pub fn file(&self) -> String {
         format!("group_activity_{}.csv", self.source.key())

@@ -465,6 +465,28 @@ fn actions_and_active_users_per_group_match_an_independent_computation() {
     let attributed: i64 = all.values().map(|(a, _)| a).sum();
     assert!(attributed > actions.len() as i64);
 
+    // generate --group-activity writes what the view holds, row for row.
+    generate(dir.path(), &inputs[2], &config, &out, &["--group-activity"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let view = &manifest["database"]["group_activity"][0];
+    let info = crate::postgres::TableInfo {
+        file: "group_activity_bi_server.csv".into(),
+        table: view["view"].as_str().unwrap().to_owned(),
+        columns: (view["columns"].as_array().unwrap().iter())
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect(),
+    };
+    let written = std::fs::read(out.join("data/group_activity_bi_server.csv")).unwrap();
+    let in_csv = crate::postgres::records(&written, true);
+    assert!(in_csv.len() > actions.len());
+    assert_eq!(db.rows(&info), in_csv);
+
     // Reloading the last snapshot changes no history; materialised, the
     // group activity gives the same numbers.
     let before = history_rows(&mut db, &out);

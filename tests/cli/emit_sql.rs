@@ -65,8 +65,8 @@ fn tml_tables(out: &Path) -> BTreeMap<String, Vec<String>> {
     tables
 }
 
-/// `generate --no-activity` of the example into `dir/out`, the TML naming
-/// `database`.`schema` of a `target`.
+/// `generate` of the example with an (empty) activity copy into `dir/out`,
+/// the TML naming `database`.`schema` of a `target`.
 fn generate(dir: &Path, database: &str, schema: &str, target: &str) -> std::path::PathBuf {
     let config = dir.join("ts-principals.toml");
     std::fs::write(
@@ -78,15 +78,21 @@ fn generate(dir: &Path, database: &str, schema: &str, target: &str) -> std::path
     )
     .unwrap();
     let out = dir.join("out");
-    ts_principals(dir)
-        .args(["generate", "--no-activity", "--from"])
-        .arg(example())
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    let generate = || {
+        ts_principals(dir)
+            .args(["generate", "--from"])
+            .arg(example())
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+    };
+    // With a copy of the activity, so the group activity views are written.
+    generate();
+    crate::common::seed_activity(&out, &crate::common::activity_held());
+    generate();
     out
 }
 
@@ -120,6 +126,21 @@ fn every_dialect_parses_and_creates_the_tables_the_tml_names() {
                 continue;
             }
             for statement in parsed {
+                if let Statement::CreateView(view) = &statement {
+                    let parts = &view.name.0;
+                    let sqlparser::ast::SetExpr::Select(select) = view.query.body.as_ref() else {
+                        panic!("{name}: a view of a SELECT");
+                    };
+                    let columns = (select.projection.iter())
+                        .map(|item| match item {
+                            sqlparser::ast::SelectItem::ExprWithAlias { alias, .. } => {
+                                alias.value.clone()
+                            }
+                            other => panic!("{name}: {other} has no alias"),
+                        })
+                        .collect::<Vec<_>>();
+                    created.insert(unquote(&parts[parts.len() - 1].to_string()), columns);
+                }
                 if let Statement::CreateTable(table) = statement {
                     let parts = &table.name.0;
                     assert_eq!(

@@ -583,3 +583,38 @@ fn an_interrupt_during_the_commits_cancels_the_rest_and_says_what_was_replaced()
     );
     assert!(store.cycles.values().any(|c| c.stage == Stage::Cancelled));
 }
+
+#[test]
+fn the_group_activity_is_loaded_from_its_csv_since_falcon_has_no_views() {
+    let server = software();
+    let scratch = Scratch::new();
+    let out = scratch.file("out");
+    generate(&scratch, &example(), &[]);
+    common::seed_activity(&out, &common::activity_held());
+    std::fs::write(
+        out.join("data/activity_bi_server.csv"),
+        "cluster_id,incident_id,timestamp,url,http_response_code,client_type,user_id,\
+         user_action,query_text,latency_us,impressions,org_id\n\
+         acme-prod,i-1,2026-12-01 13:00:00,/callosum,200,WEB,14a92311-a6d9-534d-a824-2a19aafb1850,answer_view,,120,0.5,0\n",
+    )
+    .unwrap();
+    // Without the file: a warning names the flag that writes it.
+    generate(&scratch, &example(), &[]);
+    let loaded = load(&scratch, &server).output().unwrap();
+    assert!(loaded.status.success(), "{}", output(&loaded));
+    assert!(
+        output(&loaded).contains("run generate again with --group-activity"),
+        "{}",
+        output(&loaded)
+    );
+    // With it: a table holding its rows, one per group of the user.
+    generate(&scratch, &example(), &["--group-activity"]);
+    let loaded = load(&scratch, &server).output().unwrap();
+    assert!(loaded.status.success(), "{}", output(&loaded));
+    let rows = csv_rows(&scratch, "group_activity_bi_server.csv");
+    assert_eq!(rows.len(), 3, "the user is in three groups: {rows:?}");
+    assert_eq!(
+        held(&server, DATABASE, SCHEMA, "TS_GROUP_ACTIVITY_BI_SERVER"),
+        rows
+    );
+}
