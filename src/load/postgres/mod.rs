@@ -666,6 +666,12 @@ async fn stage_table(
     // wrote it fails the load (the server's own complaint about a bad row,
     // above, says more, so it comes first).
     table.check(&hasher.finalize_hex(), counter.records_after_header(true))?;
+    // Statistics for the planner: the history is advanced and activity
+    // appended by joins with the staged rows, which a planner guessing a
+    // handful of rows would run as nested loops.
+    tx.batch_execute(&format!("ANALYZE {qualified}"))
+        .await
+        .map_err(server.at(format!("ANALYZE {qualified}")))?;
     let elapsed = started.elapsed();
     progress.finish(&def.table, rows, elapsed);
     Ok((rows, elapsed))
