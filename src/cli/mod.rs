@@ -116,9 +116,11 @@ enum Command {
     Fetch(FetchArgs),
     /// Principals → CSV data + TML + manifest in an output directory (the main job).
     ///
-    /// Writes OUT/data/<table>.csv for the seven data tables, OUT/tml/*.tml for their
-    /// tables, the activity tables and the model (or worksheet) joining them, and
-    /// OUT/manifest.json with counts and a SHA-256 of every file. Everything is
+    /// Writes OUT/data/<table>.csv for the seven data tables and the membership history
+    /// (group_memberships_history.csv, advanced from the one OUT holds, or --history),
+    /// OUT/tml/*.tml for their tables, the activity and group activity tables and the
+    /// model (or worksheet) joining them, and OUT/manifest.json with counts and a SHA-256
+    /// of every file. Everything is
     /// rendered and checked before anything is written, and OUT always holds the old
     /// set or the new one, whole: a failing run puts the old files back, and a run
     /// killed part-way is rolled back or completed by the next one. Only the files
@@ -142,8 +144,12 @@ enum Command {
     /// into a staging table; all of them are swapped in and committed together, so
     /// readers never see a half-loaded table and any failure (a bad row, a dropped
     /// connection, a killed run) leaves the previous data as it was. Tables that exist
-    /// but were not created by ts-principals are never touched. With --emit-sql DIALECT
-    /// it writes OUT/sql/DIALECT/create_tables.sql and load.sql instead.
+    /// but were not created by ts-principals are never touched. In the same transaction
+    /// the membership history is advanced (memberships that ended are closed, new ones
+    /// opened, stamped with the data's time), activity rows are added, and the group
+    /// activity views are created: activity attributed to the groups each user was in
+    /// when it happened (--materialize fills tables instead). With --emit-sql DIALECT it
+    /// writes OUT/sql/DIALECT/create_tables.sql and load.sql instead.
     ///
     /// With `--to falcon --profile NAME` (ThoughtSpot Software clusters; Cloud has no
     /// Falcon) the database, schema and tables the manifest records are created through
@@ -507,8 +513,12 @@ fn advance_history(
 ) -> anyhow::Result<Option<History>> {
     let dir = args.history.as_deref().unwrap_or(out);
     // Another output directory is locked while it is read (`out` already is).
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
     let _lock = match &args.history {
-        Some(dir) if dir.is_dir() => Some(output::open_to_read(dir, wait)?),
+        Some(dir) if dir.is_dir() && !same(dir, out) => Some(output::open_to_read(dir, wait)?),
         _ => None,
     };
     let prior = match History::read_prior(dir)? {
@@ -549,7 +559,8 @@ fn advance_history(
     if changes.opened + changes.closed > 0 {
         if taken.is_none() {
             tracing::warn!(
-                "the input records no time it was taken (fetched_at), so the membership                  changes are dated now ({stamp} UTC); say when with --as-of"
+                "the input records no time it was taken (fetched_at), so the membership \
+                 changes are dated now ({stamp} UTC); say when with --as-of"
             );
         }
         tracing::info!(

@@ -566,6 +566,22 @@ fn every_path_to_the_history_gives_the_same_rows() {
     let again = crate::common::tree(&same);
     generate(dir.path(), &inputs[2], &config, &same, &[]);
     assert_eq!(crate::common::tree(&same), again);
+    // Naming the output directory itself as --history is the same (and
+    // does not wait for its own lock).
+    ts_principals(dir.path())
+        .arg("generate")
+        .arg("--from")
+        .arg(&inputs[2])
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&same)
+        .arg("--history")
+        .arg(&same)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    assert_eq!(crate::common::tree(&same), again);
     let refused = ts_principals(dir.path())
         .arg("generate")
         .arg("--from")
@@ -593,4 +609,212 @@ fn the_date_arithmetic_of_this_test_is_right() {
     assert_eq!(utc(START), "2026-09-01 00:00:00");
     assert_eq!(utc(START + 90 * DAY + 3661), "2026-11-30 01:01:01");
     assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+}
+
+/// The worked example in README.md ("Which use case is active?"): three
+/// users, four groups (Sales nested in Commercial), one user moving from
+/// Marketing to Finance mid-month. Its table and totals must be what the
+/// data gives.
+#[test]
+fn the_readme_example_is_what_the_data_gives() {
+    let Some(mut db) = Db::new("readme") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &db.schema, "lower");
+    let out = dir.path().join("out");
+    let (ana, ben, cho) = (user_id(1), user_id(2), user_id(3));
+    let named = [
+        (group_id(1), "Commercial", None),
+        (group_id(2), "Sales", Some(group_id(1))),
+        (group_id(3), "Marketing", None),
+        (group_id(4), "Finance", None),
+    ];
+    let snapshot = |at: &str, cho_in: &str| {
+        let member = |id: &str, name: &str, groups: Vec<String>| {
+            json!({
+                "id": id, "name": name, "display_name": name, "email": format!("{name}@example.com"),
+                "visibility": "SHARABLE", "account_type": "LOCAL_USER", "account_status": "ACTIVE",
+                "created": 1_600_000_000_000_i64, "modified": 1_600_000_000_000_i64,
+                "org_ids": [0], "group_ids": groups,
+            })
+        };
+        let groups: Vec<Value> = (named.iter())
+            .map(|(id, name, parent)| {
+                json!({
+                    "id": id, "name": name.to_lowercase(), "display_name": name, "description": "",
+                    "type": "LOCAL_GROUP", "visibility": "SHARABLE",
+                    "created": 1_600_000_000_000_i64, "modified": 1_600_000_000_000_i64,
+                    "org_ids": [0], "parent_group_ids": parent.iter().collect::<Vec<_>>(),
+                    "privileges": [],
+                })
+            })
+            .collect();
+        let by_name = |name: &str| named.iter().find(|g| g.1 == name).unwrap().0.clone();
+        json!({
+            "schema_version": 1,
+            "source": {"cluster_id": CLUSTER, "api": "v2", "fetched_at": at},
+            "orgs": [{"id": 0, "name": "Primary", "description": ""}],
+            "users": [
+                member(&ana, "ana", vec![by_name("Sales")]),
+                member(&ben, "ben", vec![by_name("Sales"), by_name("Marketing")]),
+                member(&cho, "cho", vec![by_name(cho_in)]),
+            ],
+            "groups": groups,
+        })
+    };
+    let inputs: Vec<PathBuf> = [
+        snapshot("2026-10-20T08:00:00Z", "Marketing"),
+        snapshot("2026-11-15T12:00:00Z", "Finance"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, s)| {
+        let path = dir.path().join(format!("readme-{i}.json"));
+        std::fs::write(&path, serde_json::to_vec(s).unwrap()).unwrap();
+        path
+    })
+    .collect();
+    // ana: 3 actions in October, 10 in November; ben: 6 in November; cho: 4
+    // before the move on 15 November at noon, 5 from then on.
+    let at = |text: &str| -> i64 {
+        let ts: i64 = START; // 2026-09-01
+        let (date, time) = text.split_once(' ').unwrap();
+        let parts: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+        let days_before_month = [0, 30, 61]; // September, October, November
+        let day = days_before_month[(parts[1] - 9) as usize] + parts[2] - 1;
+        let t: Vec<i64> = time.split(':').map(|p| p.parse().unwrap()).collect();
+        ts + day * DAY + t[0] * 3600 + t[1] * 60 + t[2]
+    };
+    let mut actions = Vec::new();
+    let mut add = |user: &str, times: &[&str]| {
+        for time in times {
+            actions.push(Action {
+                incident: format!("readme-{}", actions.len()),
+                at: at(time),
+                user: user.to_owned(),
+                org: 0,
+            });
+        }
+    };
+    add(
+        &ana,
+        &[
+            "2026-10-05 09:00:00",
+            "2026-10-10 09:00:00",
+            "2026-10-25 09:00:00",
+        ],
+    );
+    let november: Vec<String> = (0..10)
+        .map(|d| format!("2026-11-{:02} 10:00:00", 2 + 3 * d))
+        .collect();
+    add(
+        &ana,
+        &november.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    add(
+        &ben,
+        &[
+            "2026-11-03 14:00:00",
+            "2026-11-09 14:00:00",
+            "2026-11-14 14:00:00",
+            "2026-11-19 14:00:00",
+            "2026-11-24 14:00:00",
+            "2026-11-28 14:00:00",
+        ],
+    );
+    add(
+        &cho,
+        &[
+            "2026-11-03 16:00:00",
+            "2026-11-07 16:00:00",
+            "2026-11-11 16:00:00",
+            "2026-11-15 11:59:59",
+            "2026-11-15 12:00:00",
+            "2026-11-18 16:00:00",
+            "2026-11-21 16:00:00",
+            "2026-11-25 16:00:00",
+            "2026-11-30 16:00:00",
+        ],
+    );
+    assert_eq!(utc(at("2026-11-15 12:00:00")), "2026-11-15 12:00:00");
+
+    generate(dir.path(), &inputs[0], &config, &out, &[]);
+    seed(&out, &actions);
+    for input in &inputs {
+        generate(dir.path(), input, &config, &out, &[]);
+        db.load(dir.path(), &out).success();
+    }
+    let month = ("2026-11-01 00:00:00", "2026-12-01 00:00:00");
+    let per_group = |db: &mut Db, direct_only: bool| -> BTreeMap<String, (i64, i64)> {
+        let query = format!(
+            "SELECT g.display_name, count(*), count(DISTINCT a.user_guid) FROM {} a \
+             JOIN {} g ON g.cluster_id = a.cluster_id AND g.org_id = a.org_id \
+             AND g.group_guid = a.group_guid \
+             WHERE a.\"timestamp\" >= $1::text::timestamp AND a.\"timestamp\" < $2::text::timestamp {} \
+             GROUP BY 1",
+            db.qualified("ts_group_activity_bi_server"),
+            db.qualified("ts_groups"),
+            if direct_only { "AND a.is_direct" } else { "" }
+        );
+        (db.client
+            .query(&query, &[&month.0, &month.1])
+            .unwrap()
+            .iter())
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect()
+    };
+    let effective = per_group(&mut db, false);
+    let direct = per_group(&mut db, true);
+    let totals = db
+        .client
+        .query_one(
+            &format!(
+                "SELECT count(*), count(DISTINCT user_id) FROM {} \
+                 WHERE \"timestamp\" >= $1::text::timestamp AND \"timestamp\" < $2::text::timestamp",
+                db.qualified("ts_activity_bi_server")
+            ),
+            &[&month.0, &month.1],
+        )
+        .unwrap();
+    let (cluster_actions, cluster_users): (i64, i64) = (totals.get(0), totals.get(1));
+
+    // What README.md says, between its markers.
+    let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- readme-example:begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- readme-example:end -->").next())
+        .expect("README.md has the worked example between its markers");
+    let mut table = BTreeMap::new();
+    for line in block.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let numbers: Vec<i64> = cells[1..].iter().filter_map(|c| c.parse().ok()).collect();
+        if numbers.len() == 4 {
+            table.insert(cells[0].to_owned(), numbers);
+        }
+    }
+    let mut computed = BTreeMap::new();
+    for (group, (actions, users)) in &effective {
+        let (direct_actions, direct_users) = direct.get(group).copied().unwrap_or((0, 0));
+        computed.insert(
+            group.clone(),
+            vec![*actions, *users, direct_actions, direct_users],
+        );
+    }
+    assert_eq!(
+        table, computed,
+        "README.md's table against the data:\n{block}"
+    );
+    let sum: i64 = effective.values().map(|(a, _)| a).sum();
+    for claim in [
+        format!("Cluster Actions** is {cluster_actions}"),
+        format!("Cluster Active Users** {cluster_users}"),
+        format!("add up to {sum}"),
+    ] {
+        assert!(
+            block.contains(&claim),
+            "README.md should say {claim:?}:\n{block}"
+        );
+    }
 }

@@ -869,12 +869,15 @@ impl History<'_> {
             });
         }
         let all: Vec<String> = self.def.columns.iter().map(|c| quote(&c.name)).collect();
-        let sql = if held == 0 {
-            format!(
-                "INSERT INTO {table} ({all}) SELECT {all} FROM {staged} WHERE {} = $1",
-                h("cluster_id"),
-                all = all.join(", ")
-            )
+        let statements = if held == 0 {
+            vec![(
+                format!(
+                    "INSERT INTO {table} ({all}) SELECT {all} FROM {staged} WHERE {} = $1",
+                    h("cluster_id"),
+                    all = all.join(", ")
+                ),
+                false,
+            )]
         } else {
             let same: Vec<String> = MEMBERSHIP
                 .iter()
@@ -885,29 +888,36 @@ impl History<'_> {
                 .map(|csv| format!("s.{}", column(self.memberships.0, csv)))
                 .collect();
             let into: Vec<String> = MEMBERSHIP.iter().map(|csv| h(csv)).collect();
-            format!(
-                "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{cluster} = $1 \
-                 AND t.{to} IS NULL AND NOT EXISTS (SELECT 1 FROM {members} s WHERE {same}); \
-                 INSERT INTO {table} ({into}, {from}) SELECT {taken}, $2::text::timestamp \
-                 FROM {members} s WHERE s.{s_cluster} = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
-                to = h("valid_to"),
-                from = h("valid_from"),
-                cluster = h("cluster_id"),
-                s_cluster = column(self.memberships.0, "cluster_id"),
-                same = same.join(" AND "),
-                into = into.join(", "),
-                taken = taken.join(", "),
-            )
+            let (to, from, same) = (h("valid_to"), h("valid_from"), same.join(" AND "));
+            vec![
+                (
+                    format!(
+                        "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{} = $1 \
+                     AND t.{to} IS NULL AND NOT EXISTS (SELECT 1 FROM {members} s WHERE {same})",
+                        h("cluster_id"),
+                    ),
+                    true,
+                ),
+                (
+                    format!(
+                        "INSERT INTO {table} ({}, {from}) SELECT {}, $2::text::timestamp \
+                     FROM {members} s WHERE s.{} = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
+                        into.join(", "),
+                        taken.join(", "),
+                        column(self.memberships.0, "cluster_id"),
+                    ),
+                    true,
+                ),
+            ]
         };
-        // One statement at a time: parameters are not allowed in a batch.
-        for statement in sql.split("; ") {
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                if statement.contains("$2") {
-                    vec![&cluster, &stamp]
-                } else {
-                    vec![&cluster]
-                };
+        // With the stamp as $2 where it is used.
+        for (statement, stamped) in &statements {
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = if *stamped {
+                vec![&cluster, &stamp]
+            } else {
+                vec![&cluster]
+            };
             tx.execute(statement, &params)
                 .await
                 .map_err(server.at(format!("advancing the membership history in {table}")))?;
@@ -982,17 +992,29 @@ async fn group_activity(
         Some(_) => format!("DROP TABLE {name}; "),
         None => String::new(),
     };
+    // Activity arrives in time order, so a BRIN index on the time (a few
+    // pages, whatever the rows) lets a search over a range read only the
+    // blocks that hold it, in the activity table and the materialised one.
+    let time_index = |table: &str, column: &str| {
+        let mut index = format!("{table}_time_brin");
+        while index.len() > MAX_NAME {
+            index.remove(0);
+        }
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {}.{} USING brin ({})",
+            quote(&index),
+            quote(schema),
+            quote(table),
+            quote(column)
+        )
+    };
+    tx.batch_execute(&time_index(&def.activity, &def.on.time))
+        .await
+        .map_err(server.at(format!("indexing the time of {}", def.activity)))?;
     if materialize {
-        let time = def
-            .columns
-            .iter()
-            .find(|c| c.from == def.on.time && !c.membership);
+        let time = (def.columns.iter()).find(|c| c.from == def.on.time && !c.membership);
         let index = match time {
-            Some(time) => format!(
-                "; CREATE INDEX ON {name} ({}, {})",
-                quote(&def.columns[0].name),
-                quote(&time.name)
-            ),
+            Some(time) => format!("; {}", time_index(&def.view, &time.name)),
             None => String::new(),
         };
         tx.batch_execute(&format!(
