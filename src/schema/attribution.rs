@@ -6,32 +6,19 @@
 use serde::{Deserialize, Serialize};
 
 use super::activity::{CLUSTER_ID, Copied, Source};
-use super::{Column, ColumnType, IdentifierCase, TableDef, TableKind, bigint, text, timestamp};
+use super::{Column, ColumnType, IdentifierCase, Table, TableDef, TableKind, timestamp};
 
 /// The history's name: its CSV file stem, and the table name after
 /// upper-casing and prefixing.
 pub const HISTORY: &str = "group_memberships_history";
 
-/// Columns of the history: a membership (as `group_memberships` has it)
+/// Columns of the history: a membership, as `group_memberships` has it,
 /// and the time it began and ended. `valid_from` is empty for memberships
 /// held since before the history began, `valid_to` while it lasts.
-const HISTORY_COLUMNS: &[Column] = &[
-    text("cluster_id"),
-    bigint("org_id"),
-    text("user_guid"),
-    text("group_guid"),
-    Column {
-        name: "is_direct",
-        ty: ColumnType::Boolean,
-    },
-    bigint("depth"),
-    timestamp("valid_from"),
-    timestamp("valid_to"),
-];
-
-/// The history's columns, in order.
-pub fn history_columns() -> &'static [Column] {
-    HISTORY_COLUMNS
+pub fn history_columns() -> Vec<Column> {
+    (Table::GroupMemberships.columns().iter().copied())
+        .chain([timestamp("valid_from"), timestamp("valid_to")])
+        .collect()
 }
 
 /// The history table as created in a database. It has no primary key
@@ -42,7 +29,7 @@ pub fn history_definition(prefix: &str, case: IdentifierCase) -> TableDef {
         kind: Some(TableKind::History),
         file: format!("{HISTORY}.csv"),
         table: case.apply(&format!("{prefix}{}", HISTORY.to_ascii_uppercase())),
-        columns: (HISTORY_COLUMNS.iter())
+        columns: (history_columns().into_iter())
             .map(|c| super::ColumnDef {
                 csv: c.name.to_owned(),
                 name: case.apply(c.name),
