@@ -473,11 +473,15 @@ async fn load_async(
         ));
         let started = Instant::now();
         let rows = group_activity(&tx, schema, view, options.materialize, server).await?;
-        report.push(Loaded {
-            table: format!("{}.{}", quote(schema), quote(&view.view)),
-            rows,
-            elapsed: started.elapsed(),
-        });
+        // A view holds no rows of its own: only a materialised one is
+        // reported with the tables.
+        if options.materialize {
+            report.push(Loaded {
+                table: format!("{}.{}", quote(schema), quote(&view.view)),
+                rows,
+                elapsed: started.elapsed(),
+            });
+        }
     }
     warn_about_tables_left_behind(&tx, schema, source, server).await?;
     progress.step("committing");
@@ -953,7 +957,7 @@ const MEMBERSHIP: [&str; 6] = [
 
 /// Creates (or replaces) a group activity view, or with `materialize` a
 /// table filled from the same query and indexed on the activity's time.
-/// Returns the rows of a materialised table (0 for a view).
+/// Returns the rows of a materialised table (none for a view).
 async fn group_activity(
     tx: &Transaction<'_>,
     schema: &str,
