@@ -12,7 +12,7 @@
 //! same bytes. An output directory holds one cluster: a history of another
 //! cluster is not carried into it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -91,6 +91,29 @@ pub enum HistoryError {
         /// What differs.
         what: &'static str,
     },
+    /// The manifest lists a history file that is gone.
+    #[error(
+        "{path} is gone, but the manifest beside it lists it: the membership history would \
+         start again; restore it (git checkout), or generate into a new directory to start \
+         a new history"
+    )]
+    Gone {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A time in the future.
+    #[error(
+        "{what} {text} is in the future (now is {now} UTC); the membership history would \
+         refuse every real snapshot after it: give the time the principals were taken"
+    )]
+    Future {
+        /// Where it came from.
+        what: &'static str,
+        /// The time.
+        text: String,
+        /// Now.
+        now: String,
+    },
     /// `--history` names a directory without memberships to start from.
     #[error(
         "--history {dir}: it holds neither {DATA_DIR}/{HISTORY}.csv nor \
@@ -156,6 +179,14 @@ pub fn as_of(flag: Option<&str>, fetched_at: Option<&str>) -> Result<Option<Stri
     } else {
         return Err(bad());
     };
+    let now = jiff::Timestamp::now().as_second();
+    if second > now + 3600 {
+        return Err(HistoryError::Future {
+            what,
+            text: text.to_owned(),
+            now: crate::activity::window::utc_text(now),
+        });
+    }
     Ok(Some(crate::activity::window::utc_text(second)))
 }
 
@@ -227,20 +258,35 @@ impl History {
     /// The history an earlier output directory holds, checked against its
     /// manifest: its `group_memberships_history.csv`, or, for an output
     /// written before history was kept, its `group_memberships.csv` as a
-    /// first snapshot. None when it holds neither.
-    pub fn read_prior(dir: &Path) -> Result<Option<Self>, HistoryError> {
+    /// first snapshot; with the time and cluster its manifest records.
+    /// None when it holds neither; an error when the manifest lists a
+    /// history file that is gone.
+    pub fn read_prior(dir: &Path) -> Result<Option<Prior>, HistoryError> {
+        let recorded = Recorded::of(dir);
         let data = dir.join(DATA_DIR);
+        let relative = format!("{DATA_DIR}/{}", file_name());
         let history = data.join(file_name());
-        if history.is_file() {
-            check_recorded(dir, &format!("{DATA_DIR}/{}", file_name()))?;
-            return Self::read(&history, true).map(Some);
-        }
-        let memberships = data.join("group_memberships.csv");
-        if memberships.is_file() {
-            check_recorded(dir, &format!("{DATA_DIR}/group_memberships.csv"))?;
-            return Self::read(&memberships, false).map(Some);
-        }
-        Ok(None)
+        let (path, relative, dated) = if history.is_file() {
+            (history, relative, true)
+        } else if recorded.files.contains_key(&relative) {
+            return Err(HistoryError::Gone { path: history });
+        } else {
+            let memberships = data.join("group_memberships.csv");
+            if !memberships.is_file() {
+                return Ok(None);
+            }
+            (
+                memberships,
+                format!("{DATA_DIR}/group_memberships.csv"),
+                false,
+            )
+        };
+        recorded.check(dir, &relative)?;
+        Ok(Some(Prior {
+            history: Self::read(&path, dated)?,
+            cluster: recorded.cluster_id,
+            as_of: recorded.as_of,
+        }))
     }
 
     /// Reads a history file (or, without `dated`, a `group_memberships`
@@ -351,7 +397,9 @@ impl History {
 
     /// Advances the history of `cluster` to `memberships`, stamping what
     /// changed with `as_of`: open rows the memberships lack are closed, and
-    /// memberships no open row holds are opened. `path` names the history
+    /// memberships no open row holds are opened. `after` is the time the
+    /// history is already of (its directory's manifest): neither it nor
+    /// the latest change may be newer than `as_of`. `path` names the history
     /// in an error. An output holds one cluster, so rows of other clusters
     /// are left out (and counted); a history without rows of `cluster`
     /// starts afresh, as a first snapshot.
@@ -359,10 +407,11 @@ impl History {
         mut self,
         cluster: &str,
         memberships: Vec<Membership>,
-        as_of: &str,
+        (as_of, after): (&str, Option<&str>),
         path: &str,
     ) -> Result<(Self, Changes), HistoryError> {
-        if let Some(latest) = self.latest(cluster).filter(|latest| *latest > as_of) {
+        let latest = self.latest(cluster).max(after);
+        if let Some(latest) = latest.filter(|latest| *latest > as_of) {
             return Err(HistoryError::Backwards {
                 path: path.to_owned(),
                 cluster: cluster.to_owned(),
@@ -461,49 +510,89 @@ fn org_number(text: &str) -> i64 {
     text.parse().unwrap_or(i64::MAX)
 }
 
-/// `YYYY-MM-DD HH:MM:SS`.
-fn is_stamp(text: &str) -> bool {
+/// Whether `text` is a time as the history writes it: `YYYY-MM-DD HH:MM:SS`.
+pub fn is_stamp(text: &str) -> bool {
     text.len() == 19 && text.parse::<jiff::civil::DateTime>().is_ok() && text.as_bytes()[10] == b' '
 }
 
-/// Checks the file at `relative` in `dir` against what its manifest
-/// records, when it records it.
-fn check_recorded(dir: &Path, relative: &str) -> Result<(), HistoryError> {
-    let manifest = dir.join(crate::output::MANIFEST);
-    let Ok(bytes) = std::fs::read(&manifest) else {
-        return Ok(());
-    };
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Ok(());
-    };
-    let Some(entry) = json.get("files").and_then(|f| f.get(relative)) else {
-        return Ok(());
-    };
-    let path = dir.join(relative);
-    let (sha, rows) = crate::load::digest(&path).map_err(|source| HistoryError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let changed = |what| HistoryError::Changed {
-        path: path.clone(),
-        dir: dir.display().to_string(),
-        what,
-    };
-    if entry
-        .get("sha256")
-        .and_then(|v| v.as_str())
-        .is_some_and(|s| s != sha)
-    {
-        return Err(changed("SHA-256"));
+/// What an output directory's manifest says of the principals and files.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// `input.cluster_id`.
+    pub cluster_id: Option<String>,
+    /// `input.as_of`.
+    pub as_of: Option<String>,
+    files: BTreeMap<String, serde_json::Value>,
+}
+
+impl Recorded {
+    /// The manifest of `dir`; empty when it has none or it cannot be read
+    /// (a history is then taken as it is).
+    pub fn of(dir: &Path) -> Self {
+        #[derive(serde::Deserialize, Default)]
+        struct Input {
+            cluster_id: Option<String>,
+            as_of: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Manifest {
+            #[serde(default)]
+            input: Option<Input>,
+            #[serde(default)]
+            files: BTreeMap<String, serde_json::Value>,
+        }
+        let manifest = std::fs::read(dir.join(crate::output::MANIFEST))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
+        match manifest {
+            Some(m) => {
+                let input = m.input.unwrap_or_default();
+                Recorded {
+                    cluster_id: input.cluster_id,
+                    as_of: input.as_of.filter(|t| is_stamp(t)),
+                    files: m.files,
+                }
+            }
+            None => Recorded::default(),
+        }
     }
-    if entry
-        .get("rows")
-        .and_then(|v| v.as_u64())
-        .is_some_and(|r| r != rows)
-    {
-        return Err(changed("row count"));
+
+    /// Checks the file at `relative` in `dir` against what the manifest
+    /// records of it, when it records it.
+    fn check(&self, dir: &Path, relative: &str) -> Result<(), HistoryError> {
+        let Some(entry) = self.files.get(relative) else {
+            return Ok(());
+        };
+        let path = dir.join(relative);
+        let (sha, rows) = crate::load::digest(&path).map_err(|source| HistoryError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let changed = |what| HistoryError::Changed {
+            path: path.clone(),
+            dir: dir.display().to_string(),
+            what,
+        };
+        if (entry.get("sha256").and_then(|v| v.as_str())).is_some_and(|s| s != sha) {
+            return Err(changed("SHA-256"));
+        }
+        if (entry.get("rows").and_then(|v| v.as_u64())).is_some_and(|r| r != rows) {
+            return Err(changed("row count"));
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// A history read from an earlier output directory, with what its
+/// manifest records.
+#[derive(Debug)]
+pub struct Prior {
+    /// The history.
+    pub history: History,
+    /// The cluster the directory holds.
+    pub cluster: Option<String>,
+    /// The time its principals are of: a newer snapshot must not be older.
+    pub as_of: Option<String>,
 }
 
 #[cfg(test)]
@@ -543,7 +632,7 @@ mod tests {
             .advance(
                 "c",
                 vec![m("u2", "g1", 0), m("u1", "g1", 0)],
-                "2026-01-01 00:00:00",
+                ("2026-01-01 00:00:00", None),
                 "h",
             )
             .unwrap();
@@ -554,7 +643,7 @@ mod tests {
             .advance(
                 "c",
                 vec![m("u1", "g1", 0), m("u1", "g2", 0)],
-                "2026-01-02 00:00:00",
+                ("2026-01-02 00:00:00", None),
                 "h",
             )
             .unwrap();
@@ -564,7 +653,7 @@ mod tests {
             .advance(
                 "c",
                 vec![m("u1", "g1", 0), m("u1", "g2", 0), m("u2", "g1", 0)],
-                "2026-01-03 00:00:00",
+                ("2026-01-03 00:00:00", None),
                 "h",
             )
             .unwrap();
@@ -580,22 +669,43 @@ mod tests {
         // A deleted user closes every row; a nested membership becoming
         // direct is a new version.
         let (fourth, changes) = (third.clone())
-            .advance("c", vec![m("u1", "g1", 1)], "2026-01-04 00:00:00", "h")
+            .advance(
+                "c",
+                vec![m("u1", "g1", 1)],
+                ("2026-01-04 00:00:00", None),
+                "h",
+            )
             .unwrap();
         assert_eq!((changes.opened, changes.closed), (1, 3));
         assert_eq!(
             fourth.rows.iter().filter(|r| r.valid_to.is_empty()).count(),
             1
         );
+        // Nor before the time the history is of, though the first snapshot
+        // has no stamps.
+        let error = (first.clone())
+            .advance(
+                "c",
+                vec![],
+                ("2025-12-31 00:00:00", Some("2026-01-01 00:00:00")),
+                "h",
+            )
+            .unwrap_err();
+        assert!(error.to_string().contains("2026-01-01 00:00:00"), "{error}");
         // History does not run backwards.
         let error = (fourth.clone())
-            .advance("c", vec![], "2026-01-03 12:00:00", "h")
+            .advance("c", vec![], ("2026-01-03 12:00:00", None), "h")
             .unwrap_err();
         assert!(error.to_string().contains("2026-01-04 00:00:00"), "{error}");
         // Another cluster starts afresh; the first cluster's rows are not
         // carried into its output.
         let (other, changes) = (fourth.clone())
-            .advance("d", vec![m("u9", "g9", 0)], "2025-01-01 00:00:00", "h")
+            .advance(
+                "d",
+                vec![m("u9", "g9", 0)],
+                ("2025-01-01 00:00:00", None),
+                "h",
+            )
             .unwrap();
         assert_eq!(changes.dropped, fourth.rows.len());
         assert_eq!(other.rows.len(), 1);
@@ -605,7 +715,12 @@ mod tests {
     #[test]
     fn written_history_reads_back_and_bad_records_are_named() {
         let (history, _) = History::first(vec![m("u1", "g1", 0), m("u2, \"x\"", "g1", 0)])
-            .advance("c", vec![m("u1", "g1", 0)], "2026-01-02 00:00:00", "h")
+            .advance(
+                "c",
+                vec![m("u1", "g1", 0)],
+                ("2026-01-02 00:00:00", None),
+                "h",
+            )
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.csv");
@@ -636,5 +751,7 @@ mod tests {
         );
         assert_eq!(as_of(None, None).unwrap(), None);
         assert!(as_of(Some("soon"), None).is_err());
+        let future = as_of(Some("2999-01-01"), None).unwrap_err().to_string();
+        assert!(future.contains("in the future"), "{future}");
     }
 }

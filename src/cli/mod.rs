@@ -233,12 +233,12 @@ struct RenderArgs {
     /// is refused (exit 2): it would empty every table of the output.
     #[arg(long)]
     allow_empty: bool,
-    /// Advance the membership history of this earlier output directory
-    /// (its data/group_memberships_history.csv, or its group_memberships.csv when it has
-    /// none) instead of the one in --out. Memberships that ended are closed and new ones
-    /// opened, stamped with the input's time (see --as-of), into
-    /// OUT/data/group_memberships_history.csv. Without it the history in --out is
-    /// advanced, or started from these principals when --out has none.
+    /// Advance the membership history of this earlier output directory (its
+    /// data/group_memberships_history.csv, or its group_memberships.csv when it has none)
+    /// instead of the one in --out: memberships that ended are closed and new ones opened,
+    /// stamped with the input's time (see --as-of). Without it the history in --out is
+    /// advanced, or started from these principals when --out has none. A snapshot older
+    /// than the history is refused.
     #[arg(long, value_name = "PREV_OUT")]
     history: Option<PathBuf>,
     /// When the principals were taken, for the membership history (e.g.
@@ -407,26 +407,36 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
             carried,
         )
     };
-    let summary = if args.out.is_dir() {
-        // The activity OUT holds is read under the lock, so no activity run
-        // changes it between reading and writing.
-        let dir = output::open(
-            &args.out,
-            args.lock.wait(),
-            <generate::Generated<'static> as FileSet>::may_own,
-        )?;
+    // The activity and the history OUT holds are read under its lock, so
+    // no other run changes them between reading and writing (a missing OUT
+    // is created and locked first, so two first runs take turns too).
+    let dir = output::open(
+        &args.out,
+        args.lock.wait(),
+        <generate::Generated<'static> as FileSet>::may_own,
+    )?;
+    let written = (|| -> anyhow::Result<output::WriteSummary> {
         let history =
             advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
         let generated = render(held_in(&args.out)?, history)?;
-        dir.write(&generated)?
-    } else {
-        let history =
-            advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
-        let generated = render(Default::default(), history)?;
-        let options = output::WriteOptions {
-            wait: args.lock.wait(),
-        };
-        output::write(&args.out, &generated, &options)?
+        if args.render.group_activity && generated.layout.group_activity.is_empty() {
+            tracing::warn!(
+                "--group-activity writes nothing: {} holds no activity copy with a user column \
+                 (run `ts-principals activity --out {}` first)",
+                args.out.display(),
+                args.out.display()
+            );
+        }
+        Ok(dir.write(&generated)?)
+    })();
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(error) => {
+            // Refused before anything was written: a directory this run
+            // created goes again.
+            dir.remove_if_created();
+            return Err(error);
+        }
     };
     for path in &summary.edited {
         let what = if summary.removed.contains(path) {
@@ -521,6 +531,29 @@ fn advance_history(
         Some(dir) if dir.is_dir() && !same(dir, out) => Some(output::open_to_read(dir, wait)?),
         _ => None,
     };
+    let cluster = &loaded.principals.source.cluster_id;
+    // --history must not put an older history over the newer one OUT holds.
+    if args.history.is_some() && !same(dir, out) {
+        let held = history::Recorded::of(out);
+        if held.cluster_id.as_deref() == Some(cluster.as_str())
+            && let (Some(held_as_of), Some(as_of)) = (
+                &held.as_of,
+                &options.as_of.clone().or(history::as_of(
+                    None,
+                    loaded.principals.source.fetched_at.as_deref(),
+                )?),
+            )
+            && held_as_of > as_of
+        {
+            return Err(history::HistoryError::Backwards {
+                path: out.display().to_string(),
+                cluster: cluster.clone(),
+                as_of: as_of.clone(),
+                latest: held_as_of.clone(),
+            }
+            .into());
+        }
+    }
     let prior = match History::read_prior(dir)? {
         Some(prior) => prior,
         None if args.history.is_some() => {
@@ -544,9 +577,13 @@ fn advance_history(
             .unwrap_or_default()
     });
     let path = dir.join(DATA_DIR).join(history::file_name());
-    let cluster = &loaded.principals.source.cluster_id;
-    let (history, changes) =
-        prior.advance(cluster, memberships, &stamp, &path.display().to_string())?;
+    let after = (prior.as_of.as_deref()).filter(|_| prior.cluster.as_deref() == Some(cluster));
+    let (history, changes) = prior.history.advance(
+        cluster,
+        memberships,
+        (&stamp, after),
+        &path.display().to_string(),
+    )?;
     if changes.dropped > 0 {
         tracing::warn!(
             "{} holds {} membership history rows of another cluster than {cluster}; an output \

@@ -347,6 +347,14 @@ impl Source {
                 sha256: manifest.files.get(&relative).and_then(|f| f.sha256.clone()),
             });
         }
+        if let Some(as_of) =
+            (manifest.input.as_of.as_deref()).filter(|t| !crate::history::is_stamp(t))
+        {
+            return Err(problem(format!(
+                "input.as_of {as_of:?} is not a time YYYY-MM-DD HH:MM:SS (UTC); the manifest \
+                 was edited: run `ts-principals generate` again"
+            )));
+        }
         if let Some(view) = (layout.group_activity.iter())
             .find(|v| !tables.iter().any(|t| t.def.table == v.activity))
         {

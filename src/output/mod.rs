@@ -507,7 +507,7 @@ impl OutputDir {
 
     /// After a failure in a directory this run created: removes it again
     /// where nothing else was put in it meanwhile.
-    fn remove_if_created(&self) {
+    pub fn remove_if_created(&self) {
         if !self.created {
             return;
         }

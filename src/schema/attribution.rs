@@ -52,6 +52,10 @@ const MEMBERSHIP: [&str; 6] = [
     "depth",
 ];
 
+/// Activity columns of free text, often long, that the group activity
+/// leaves out (they would be repeated for every group of the user).
+const LONG_TEXT: [&str; 4] = ["url", "query_text", "query_sql", "error_message"];
+
 /// One column of a group activity view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewColumn {
@@ -119,8 +123,8 @@ pub struct GroupActivityDef {
     pub on: JoinColumns,
     /// What it joins on in the history.
     pub membership: HistoryColumns,
-    /// Its columns, in order: the membership's, then the activity's key,
-    /// time and measures.
+    /// Its columns, in order: the membership's, then the activity's (all
+    /// but the long free texts: URL, Query Text, Query SQL, Error Message).
     pub columns: Vec<ViewColumn>,
 }
 
@@ -157,14 +161,12 @@ impl GroupActivityDef {
                 }
             })
             .collect();
-        let measures: Vec<&str> = (copied.columns.iter())
-            .filter(|c| c.measure)
-            .map(|c| c.csv.as_str())
-            .collect();
+        // Every column of the activity but the long free texts, so a search
+        // can split or filter activity per group by any attribute (User
+        // Action, Client Type…) on this fact alone.
         for c in &activity.columns[1..] {
-            let carried = c.identity || c.csv == copied.time_column || measures.contains(&&*c.csv);
             let taken = MEMBERSHIP.contains(&c.csv.as_str()) || c.csv == "user_id";
-            if carried && !taken {
+            if !taken && !LONG_TEXT.contains(&c.csv.as_str()) {
                 columns.push(ViewColumn {
                     csv: c.csv.clone(),
                     name: c.name.clone(),
@@ -274,7 +276,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn group_activity_carries_the_key_time_and_measures() {
+    fn group_activity_carries_the_activity_but_its_long_texts() {
         let held = crate::activity::sample_held();
         let copied = &held[&Source::BiServer];
         let def = GroupActivityDef::of(Source::BiServer, copied, "TS_", IdentifierCase::Lower)
@@ -295,7 +297,8 @@ mod tests {
         assert!(names.contains(&"timestamp"), "{names:?}");
         assert!(names.contains(&"impressions"), "{names:?}");
         assert!(!names.contains(&"user_id"), "{names:?}");
-        assert!(!names.contains(&"user_action"), "{names:?}");
+        assert!(names.contains(&"user_action"), "{names:?}");
+        assert!(!names.contains(&"query_text"), "{names:?}");
         assert_eq!(def.view, "ts_group_activity_bi_server");
         assert_eq!(def.history, "ts_group_memberships_history");
         assert_eq!(def.on.org.as_deref(), Some("org_id"));

@@ -561,6 +561,44 @@ fn every_path_to_the_history_gives_the_same_rows() {
         crate::postgres::records(&history(&same), true)
     );
 
+    // 4. One directory advanced over two snapshots between loads: the
+    // database replays both changes at their own times.
+    let mut between = Db::new("between").expect("the server");
+    let stepped = dir.path().join("stepped");
+    generate(dir.path(), &inputs[0], &config, &stepped, &[]);
+    between.load(dir.path(), &stepped).success();
+    generate(dir.path(), &inputs[1], &config, &stepped, &[]);
+    generate(dir.path(), &inputs[2], &config, &stepped, &[]);
+    between.load(dir.path(), &stepped).success();
+    assert_eq!(
+        history_rows(&mut between, &stepped),
+        crate::postgres::records(&history(&same), true)
+    );
+    // A snapshot older than the first one a directory holds is refused
+    // too, though the first snapshot's rows carry no times.
+    let newer_first = dir.path().join("newer-first");
+    generate(dir.path(), &inputs[1], &config, &newer_first, &[]);
+    ts_principals(dir.path())
+        .arg("generate")
+        .arg("--from")
+        .arg(&inputs[0])
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&newer_first)
+        .assert()
+        .failure()
+        .code(2);
+    // And so is loading it into a database that took a newer first one.
+    let first_newer = Db::new("firstnewer").expect("the server");
+    let fresh_second = dir.path().join("fresh-1");
+    first_newer.load(dir.path(), &fresh_second).success();
+    let refused = first_newer
+        .load(dir.path(), &dir.path().join("fresh-0"))
+        .failure();
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("cannot run backwards"), "{stderr}");
+
     // The same snapshot generated again changes nothing; an older one is
     // refused, naming both times.
     let again = crate::common::tree(&same);

@@ -231,6 +231,10 @@ fn advice(code: &tokio_postgres::error::SqlState) -> Option<&'static str> {
     } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
         "a foreign key of another table refers to rows this load removes; drop or change that \
          constraint, the rows are still as they were"
+    } else if *code == SqlState::DEPENDENT_OBJECTS_STILL_EXIST {
+        "objects of someone else's depend on the one ts-principals replaces (PostgreSQL names \
+         them above); drop or change them, or load without --materialize, which replaces a \
+         group activity view in place"
     } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
         "the server or the user's session is read-only; load into the primary, with a user \
          that may write"
@@ -442,17 +446,30 @@ async fn load_async(
     order.sort_by_key(|((table, _), _)| table.def.kind() != TableKind::History);
     for ((table, (stage, (rows, elapsed))), old) in order {
         let rows = match (table.def.kind(), &old, &memberships) {
-            (TableKind::History, Some(_), Some(memberships)) => {
+            (TableKind::History, old, Some(memberships)) => {
                 let history = History {
                     def: &table.def,
                     staged: &stage,
                     memberships: (&memberships.0, &memberships.1),
                 };
-                history.advance(&tx, schema, source, server).await?
+                if old.is_some() {
+                    history.advance(&tx, schema, source, server).await?
+                } else {
+                    swap(&tx, schema, &stage, &table.def, None, server).await?;
+                    history.started(&tx, schema, source, server).await?;
+                    rows
+                }
             }
             _ => {
+                let kept = match (&old, table.def.kind(), &source.cluster_id) {
+                    (Some(_), TableKind::Snapshot, Some(cluster)) => {
+                        keep_other_clusters(&tx, schema, &stage, &table.def, cluster, server)
+                            .await?
+                    }
+                    _ => 0,
+                };
                 swap(&tx, schema, &stage, &table.def, old, server).await?;
-                rows
+                rows + kept
             }
         };
         report.push(Loaded {
@@ -499,6 +516,11 @@ async fn warn_about_tables_left_behind(
 ) -> Result<(), PgError> {
     let current: Vec<String> = (source.tables.iter().map(|t| t.def.table.clone()))
         .chain(source.layout.group_activity.iter().map(|v| v.view.clone()))
+        .chain(
+            (source.tables.iter())
+                .filter(|t| t.def.kind() == TableKind::History)
+                .map(|t| log_name(&t.def.table)),
+        )
         .collect();
     let rows = tx
         .query(
@@ -512,9 +534,9 @@ async fn warn_about_tables_left_behind(
     let stale: Vec<String> = rows.iter().map(|r| quote(&r.get::<_, String>(0))).collect();
     if !stale.is_empty() {
         tracing::warn!(
-            "schema {} also holds {}, loaded by ts-principals earlier under other names (another \
-             table prefix or identifier case); they were left as they are: drop them when \
-             nothing uses them",
+            "schema {} also holds {}, which ts-principals loaded earlier and this data does not \
+             have (from another output directory, or under another table prefix or identifier \
+             case); they were left as they are: drop them when nothing uses them",
             quote(schema),
             stale.join(", ")
         );
@@ -797,6 +819,54 @@ async fn swap(
     Ok(())
 }
 
+/// Copies the rows of other clusters from `def`'s table into its staging
+/// table, so replacing the table replaces only this cluster's rows (one
+/// schema may hold several clusters). A table whose columns no longer
+/// match (an older layout) keeps none, with a warning. Returns the rows
+/// kept.
+async fn keep_other_clusters(
+    tx: &Transaction<'_>,
+    schema: &str,
+    stage: &str,
+    def: &TableDef,
+    cluster: &str,
+    server: Failed<'_>,
+) -> Result<u64, PgError> {
+    let Some(cluster_column) = def.column("cluster_id") else {
+        return Ok(0);
+    };
+    let table = format!("{}.{}", quote(schema), quote(&def.table));
+    let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+    tx.batch_execute("SAVEPOINT tsp_keep")
+        .await
+        .map_err(server.at("SAVEPOINT"))?;
+    let kept = tx
+        .execute(
+            &format!(
+                "INSERT INTO {}.{} ({columns}) SELECT {columns} FROM {table} WHERE {} <> $1",
+                quote(schema),
+                quote(stage),
+                quote(&cluster_column.name),
+                columns = columns.join(", ")
+            ),
+            &[&cluster],
+        )
+        .await;
+    let end = match &kept {
+        Ok(_) => "RELEASE SAVEPOINT tsp_keep",
+        Err(error) => {
+            tracing::warn!(
+                "the rows of other clusters in {table} could not be kept ({}); the table is \
+                 replaced with this cluster's rows",
+                describe(error)
+            );
+            "ROLLBACK TO SAVEPOINT tsp_keep"
+        }
+    };
+    tx.batch_execute(end).await.map_err(server.at(end))?;
+    Ok(kept.unwrap_or(0))
+}
+
 /// The membership history's load: the table as it is, advanced with the
 /// staged memberships (DESIGN §6).
 struct History<'a> {
@@ -832,39 +902,27 @@ impl History<'_> {
         };
         let h = |csv: &str| column(self.def, csv);
         let cluster = source.cluster_id.clone().unwrap_or_default();
-        let stamp = match &source.as_of {
-            Some(as_of) => as_of.clone(),
-            None => {
-                let now: String = tx
-                    .query_one(
-                        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
-                        &[],
-                    )
-                    .await
-                    .map_err(server.at("reading the time"))?
-                    .get(0);
-                tracing::warn!(
-                    "the data records no time it was taken (manifest input.as_of), so the \
-                     membership changes in {table} are dated now ({now} UTC)"
-                );
-                now
-            }
-        };
+        let stamp = self.stamp(tx, source, server, true).await?;
+        let log = self.log(tx, schema, server).await?;
         let row = tx
             .query_one(
                 &format!(
-                    "SELECT count(*), to_char(max(greatest({from}, {to})), \
+                    "SELECT count(*), to_char(greatest(max(greatest({from}, {to})), \
+                     (SELECT max({as_of}) FROM {log} WHERE {log_cluster} = $1)), \
                      'YYYY-MM-DD HH24:MI:SS') FROM {table} WHERE {cluster} = $1",
                     from = h("valid_from"),
                     to = h("valid_to"),
                     cluster = h("cluster_id"),
+                    as_of = quote(&self.log_column("as_of")),
+                    log_cluster = quote(&self.log_column("cluster_id")),
                 ),
                 &[&cluster],
             )
             .await
             .map_err(server.at(format!("reading the history in {table}")))?;
         let held: i64 = row.get(0);
-        if let Some(latest) = row.get::<_, Option<String>>(1).filter(|l| *l > stamp) {
+        let latest: Option<String> = row.get(1);
+        if let Some(latest) = latest.clone().filter(|l| *l > stamp) {
             return Err(PgError::Backwards {
                 table,
                 cluster,
@@ -893,6 +951,24 @@ impl History<'_> {
                 .collect();
             let into: Vec<String> = MEMBERSHIP.iter().map(|csv| h(csv)).collect();
             let (to, from, same) = (h("valid_to"), h("valid_from"), same.join(" AND "));
+            // The changes the directory's history records after what the
+            // database holds are replayed first, each at its own time, so
+            // a directory advanced over several snapshots between loads
+            // loses none of them.
+            let replayed = self
+                .replay(
+                    tx,
+                    (&table, &staged),
+                    (&cluster, latest.as_deref(), &stamp),
+                    server,
+                )
+                .await?;
+            if replayed > 0 {
+                tracing::info!(
+                    "{table}: replayed {replayed} change(s) the directory's history records \
+                     since the database's"
+                );
+            }
             vec![
                 (
                     format!(
@@ -926,6 +1002,7 @@ impl History<'_> {
                 .await
                 .map_err(server.at(format!("advancing the membership history in {table}")))?;
         }
+        self.record(tx, &log, (&cluster, &stamp), server).await?;
         tx.batch_execute(&format!("DROP TABLE {staged}"))
             .await
             .map_err(server.at(format!("dropping {staged}")))?;
@@ -942,6 +1019,202 @@ impl History<'_> {
             .get(0);
         Ok(rows as u64)
     }
+}
+
+impl History<'_> {
+    /// The log of the loads that advanced the history: `<history>_loads`
+    /// (cluster_id, as_of, loaded_at), in the history's identifier case.
+    fn log_name(&self) -> String {
+        log_name(&self.def.table)
+    }
+
+    /// A column of the log, in the history's identifier case.
+    fn log_column(&self, name: &str) -> String {
+        if self.def.table.chars().any(|c| c.is_ascii_lowercase()) {
+            name.to_owned()
+        } else {
+            name.to_ascii_uppercase()
+        }
+    }
+
+    /// The time the data is of: the manifest's `as_of`, else now (with a
+    /// warning).
+    async fn stamp(
+        &self,
+        tx: &Transaction<'_>,
+        source: &Source,
+        server: Failed<'_>,
+        warn: bool,
+    ) -> Result<String, PgError> {
+        if let Some(as_of) = &source.as_of {
+            return Ok(as_of.clone());
+        }
+        let now: String = tx
+            .query_one(
+                "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+                &[],
+            )
+            .await
+            .map_err(server.at("reading the time"))?
+            .get(0);
+        if warn {
+            tracing::warn!(
+                "the data records no time it was taken (manifest input.as_of), so the \
+                 membership changes in {} are dated now ({now} UTC)",
+                self.def.table
+            );
+        }
+        Ok(now)
+    }
+
+    /// Records in the log that the history of `cluster` is now of `stamp`.
+    async fn record(
+        &self,
+        tx: &Transaction<'_>,
+        log: &str,
+        (cluster, stamp): (&str, &str),
+        server: Failed<'_>,
+    ) -> Result<(), PgError> {
+        tx.execute(
+            &format!(
+                "INSERT INTO {log} ({}, {}, {}) VALUES ($1, $2::text::timestamp, \
+                 (now() AT TIME ZONE 'UTC')::timestamp(0))",
+                quote(&self.log_column("cluster_id")),
+                quote(&self.log_column("as_of")),
+                quote(&self.log_column("loaded_at")),
+            ),
+            &[&cluster, &stamp],
+        )
+        .await
+        .map_err(server.at(format!("recording the load in {log}")))?;
+        Ok(())
+    }
+
+    /// After the history table was created from the directory's: starts
+    /// the log with this load.
+    async fn started(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        source: &Source,
+        server: Failed<'_>,
+    ) -> Result<(), PgError> {
+        let stamp = self.stamp(tx, source, server, false).await?;
+        let log = self.log(tx, schema, server).await?;
+        let cluster = source.cluster_id.clone().unwrap_or_default();
+        self.record(tx, &log, (&cluster, &stamp), server).await
+    }
+
+    /// The log, created when missing (and refused when a table of that
+    /// name is not ours): its qualified name.
+    async fn log(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        server: Failed<'_>,
+    ) -> Result<String, PgError> {
+        let name = self.log_name();
+        let qualified = format!("{}.{}", quote(schema), quote(&name));
+        if ours(tx, schema, &name, server).await?.is_none() {
+            let comment = format!(
+                "{MARK} {name}: the loads that advanced {}, with the time each was of; \
+                 kept by `ts-principals load`, do not edit",
+                self.def.table
+            );
+            tx.batch_execute(&format!(
+                "CREATE TABLE {qualified} ({} text, {} timestamp, {} timestamp); \
+                 COMMENT ON TABLE {qualified} IS {}",
+                quote(&self.log_column("cluster_id")),
+                quote(&self.log_column("as_of")),
+                quote(&self.log_column("loaded_at")),
+                literal(&comment)
+            ))
+            .await
+            .map_err(server.at(format!("creating {qualified}")))?;
+        }
+        Ok(qualified)
+    }
+
+    /// Replays the changes the staged history records for `cluster` after
+    /// `since` (the database's latest) and up to `until`, in time order:
+    /// at each time the open rows the history no longer holds valid are
+    /// closed and the rows it holds valid that are not open are opened.
+    /// Returns the times replayed.
+    async fn replay(
+        &self,
+        tx: &Transaction<'_>,
+        (table, staged): (&str, &str),
+        (cluster, since, until): (&str, Option<&str>, &str),
+        server: Failed<'_>,
+    ) -> Result<usize, PgError> {
+        let h = |csv: &str| {
+            quote(&(self.def.column(csv)).map_or_else(|| csv.to_owned(), |c| c.name.clone()))
+        };
+        let (from, to, c) = (h("valid_from"), h("valid_to"), h("cluster_id"));
+        let times: Vec<String> = tx
+            .query(
+                &format!(
+                    "SELECT DISTINCT to_char(t, 'YYYY-MM-DD HH24:MI:SS') FROM \
+                     (SELECT {from} AS t FROM {staged} WHERE {c} = $1 UNION ALL \
+                      SELECT {to} FROM {staged} WHERE {c} = $1) x \
+                     WHERE t IS NOT NULL AND ($2::text IS NULL OR t > $2::text::timestamp) \
+                     AND t <= $3::text::timestamp ORDER BY 1"
+                ),
+                &[&cluster, &since, &until],
+            )
+            .await
+            .map_err(server.at(format!("reading the changes in {staged}")))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let same: Vec<String> = (MEMBERSHIP.iter())
+            .map(|csv| format!("s.{0} = t.{0}", h(csv)))
+            .collect();
+        let same = same.join(" AND ");
+        let valid = format!(
+            "(s.{from} IS NULL OR s.{from} <= $2::text::timestamp) \
+             AND (s.{to} IS NULL OR $2::text::timestamp < s.{to})"
+        );
+        let columns: Vec<String> = MEMBERSHIP.iter().map(|csv| h(csv)).collect();
+        let taken: Vec<String> = MEMBERSHIP
+            .iter()
+            .map(|csv| format!("s.{}", h(csv)))
+            .collect();
+        let close = format!(
+            "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{c} = $1 AND t.{to} IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {same} AND {valid})"
+        );
+        let open = format!(
+            "INSERT INTO {table} ({}, {from}) SELECT {}, $2::text::timestamp FROM {staged} s \
+             WHERE s.{c} = $1 AND {valid} AND NOT EXISTS \
+             (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
+            columns.join(", "),
+            taken.join(", ")
+        );
+        for time in &times {
+            for statement in [&close, &open] {
+                tx.execute(statement.as_str(), &[&cluster, time])
+                    .await
+                    .map_err(server.at(format!("replaying the history change of {time}")))?;
+            }
+        }
+        Ok(times.len())
+    }
+}
+
+/// The log of the loads of a history table: `<history>_loads`, cut to
+/// PostgreSQL's limit.
+fn log_name(history: &str) -> String {
+    let suffix = if history.chars().any(|c| c.is_ascii_lowercase()) {
+        "_loads"
+    } else {
+        "_LOADS"
+    };
+    let mut base = history.to_owned();
+    while base.len() + suffix.len() > MAX_NAME {
+        base.pop();
+    }
+    format!("{base}{suffix}")
 }
 
 /// The columns that make a membership, as the history and
