@@ -180,6 +180,9 @@ pub struct Carried {
     /// The membership history to write, advanced to these principals
     /// ([`crate::history`]); none starts it with them.
     pub history: Option<History>,
+    /// The time the history carried was already of (its directory's
+    /// manifest), when it is of the same cluster.
+    pub prior_as_of: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -349,7 +352,12 @@ pub fn generate<'p>(
 ) -> Result<Generated<'p>, RenderError> {
     let history = (carried.history.take())
         .unwrap_or_else(|| History::first(history::memberships(principals, &options.data)));
-    let as_of = recorded_as_of(principals, kind, options, &history);
+    let as_of = recorded_as_of(
+        principals,
+        kind,
+        options,
+        (&history, carried.prior_as_of.as_deref()),
+    );
     let tml = render::render_all(&options.tml, &options.templates, &carried.held)?
         .into_iter()
         .map(|file| {
@@ -386,27 +394,31 @@ pub fn generate<'p>(
 }
 
 /// The time the manifest says the principals are of, for `load` to stamp
-/// membership changes with: `--as-of`, else the time a saved input was
-/// fetched; a live fetch, which is new every run, records the latest
-/// change of its history instead, so the manifest stays the same until
-/// the memberships change.
+/// membership changes with and to refuse older data: `--as-of`, else the
+/// time a saved input was fetched. A live fetch, new every run, records the
+/// time it was first seen in this state instead — the latest change of its
+/// history, else the time its directory was already of, else the fetch —
+/// so the manifest stays the same until the memberships change.
 fn recorded_as_of(
     principals: &Principals,
     kind: InputKind,
     options: &GenerateOptions,
-    history: &History,
+    (history, prior): (&History, Option<&str>),
 ) -> Option<String> {
     if let Some(as_of) = &options.as_of {
         return Some(as_of.clone());
     }
-    if kind != InputKind::Cluster
-        && let Ok(Some(fetched)) = history::as_of(None, principals.source.fetched_at.as_deref())
-    {
-        return Some(fetched);
+    let fetched = history::as_of(None, principals.source.fetched_at.as_deref())
+        .ok()
+        .flatten();
+    if kind != InputKind::Cluster {
+        return fetched;
     }
-    history
-        .latest(&principals.source.cluster_id)
-        .map(str::to_owned)
+    let latest = history.latest(&principals.source.cluster_id);
+    match latest.max(prior) {
+        Some(seen) => Some(seen.to_owned()),
+        None => fetched,
+    }
 }
 
 /// Copies the CSV file at `path` into `out`, returning its data rows.

@@ -393,11 +393,12 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stamp = args.stamp.then(crate::model::timestamp_now);
     let (loaded, options) = prepare(&args.render, stamp, global)?;
-    let render = |held, history| {
+    let render = |held, (history, prior_as_of)| {
         let carried = generate::Carried {
             dir: args.out.clone(),
             held,
             history,
+            prior_as_of,
         };
         generate::generate(
             &loaded.principals,
@@ -466,10 +467,13 @@ fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let color = global.color;
     let (loaded, options) = prepare(&args.render, None, global)?;
     let dir = output::open_to_read(&args.out, args.lock.wait())?;
+    let (history, prior_as_of) =
+        advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
     let carried = generate::Carried {
         dir: args.out.clone(),
         held: held_in(&args.out)?,
-        history: advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?,
+        history,
+        prior_as_of,
     };
     let generated = generate::generate(
         &loaded.principals,
@@ -520,7 +524,7 @@ fn advance_history(
     loaded: &Loaded,
     options: &GenerateOptions,
     wait: Wait,
-) -> anyhow::Result<Option<History>> {
+) -> anyhow::Result<(Option<History>, Option<String>)> {
     let dir = args.history.as_deref().unwrap_or(out);
     // Another output directory is locked while it is read (`out` already is).
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
@@ -562,7 +566,7 @@ fn advance_history(
             }
             .into());
         }
-        None => return Ok(None),
+        None => return Ok((None, None)),
     };
     let memberships = history::memberships(&loaded.principals, &options.data);
     let fetched_at = loaded.principals.source.fetched_at.as_deref();
@@ -577,11 +581,30 @@ fn advance_history(
             .unwrap_or_default()
     });
     let path = dir.join(DATA_DIR).join(history::file_name());
-    let after = (prior.as_of.as_deref()).filter(|_| prior.cluster.as_deref() == Some(cluster));
+    let after = (prior.as_of.clone()).filter(|_| prior.cluster.as_deref() == Some(cluster));
+    // --history PREV replaces the history OUT holds: say so when OUT's
+    // records changes PREV's does not.
+    if args.history.is_some() && !same(dir, out) {
+        let held = history::Recorded::of(out);
+        if held.cluster_id.as_deref() == Some(cluster.as_str())
+            && held.as_of.as_deref() > after.as_deref()
+        {
+            tracing::warn!(
+                "{} holds a membership history up to {} UTC; it is replaced by the one of {} \
+                 (up to {} UTC) advanced to these principals, without the changes only {} \
+                 recorded",
+                out.display(),
+                held.as_of.as_deref().unwrap_or("?"),
+                dir.display(),
+                after.as_deref().unwrap_or("its first snapshot"),
+                out.display()
+            );
+        }
+    }
     let (history, changes) = prior.history.advance(
         cluster,
         memberships,
-        (&stamp, after),
+        (&stamp, after.as_deref()),
         &path.display().to_string(),
     )?;
     if changes.dropped > 0 {
@@ -607,7 +630,7 @@ fn advance_history(
             changes.closed
         );
     }
-    Ok(Some(history))
+    Ok((Some(history), after))
 }
 
 /// Reads the config and the input (or fetches it), and resolves the options.
@@ -653,6 +676,10 @@ fn prepare(
         None => Templates::builtin(),
     };
     let as_of = history::as_of(args.as_of.as_deref(), None)?;
+    if as_of.is_none() {
+        // The input's own time is checked too (a bad or future fetched_at).
+        history::as_of(None, loaded.principals.source.fetched_at.as_deref())?;
+    }
     let options = GenerateOptions {
         stamp,
         as_of,

@@ -355,6 +355,15 @@ impl Source {
                  was edited: run `ts-principals generate` again"
             )));
         }
+        if let Some(as_of) = &manifest.input.as_of {
+            let now = crate::activity::window::utc_text(jiff::Timestamp::now().as_second() + 3600);
+            if *as_of > now {
+                return Err(problem(format!(
+                    "input.as_of {as_of} is in the future; the manifest was edited: run \
+                     `ts-principals generate` again"
+                )));
+            }
+        }
         if let Some(view) = (layout.group_activity.iter())
             .find(|v| !tables.iter().any(|t| t.def.table == v.activity))
         {

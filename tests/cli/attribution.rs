@@ -508,6 +508,28 @@ fn actions_and_active_users_per_group_match_an_independent_computation() {
         .get(0);
     assert_eq!(kind, "r", "materialised as a table");
     check(&mut db, "materialised");
+    // Someone's view on the materialised table: the next load refills it
+    // in place, and the view keeps working.
+    let theirs = format!("\"{}\".their_view", db.schema);
+    db.client
+        .batch_execute(&format!(
+            "CREATE VIEW {theirs} AS SELECT group_guid FROM {}",
+            db.qualified("ts_group_activity_bi_server")
+        ))
+        .unwrap();
+    ts_principals(dir.path())
+        .args(["load", "--materialize", "--from"])
+        .arg(&out)
+        .args(["--to", &db.url, "--schema", &db.schema])
+        .assert()
+        .success();
+    let seen: i64 = db
+        .client
+        .query_one(&format!("SELECT count(*) FROM {theirs}"), &[])
+        .unwrap()
+        .get(0);
+    assert!(seen > actions.len() as i64);
+    check(&mut db, "materialised again");
 }
 
 #[test]
@@ -598,6 +620,27 @@ fn every_path_to_the_history_gives_the_same_rows() {
         .failure();
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(stderr.contains("cannot run backwards"), "{stderr}");
+    // Older data that changes nothing is taken (a live fetch's directory is
+    // of the time it last saw a change).
+    let same_state = dir.path().join("same-state");
+    let earlier = utc(snapshots[1].at - DAY).replace(' ', "T") + "Z";
+    generate(
+        dir.path(),
+        &inputs[1],
+        &config,
+        &same_state,
+        &["--as-of", &earlier],
+    );
+    first_newer.load(dir.path(), &same_state).success();
+    // A manifest whose time was edited into the future is refused.
+    let manifest = same_state.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let edited = text.replace(&utc(snapshots[1].at - DAY), "2099-01-01 00:00:00");
+    assert_ne!(text, edited);
+    std::fs::write(&manifest, edited).unwrap();
+    let refused = first_newer.load(dir.path(), &same_state).failure().code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("in the future"), "{stderr}");
 
     // The same snapshot generated again changes nothing; an older one is
     // refused, naming both times.

@@ -140,6 +140,7 @@ fn activity_copied(dir: &std::path::Path) -> Carried {
         dir: dir.to_path_buf(),
         held: ts_principals::activity::run::held_in(dir).expect("held activity"),
         history: None,
+        prior_as_of: None,
     }
 }
 

@@ -118,9 +118,10 @@ pub enum PgError {
     },
     /// The data is older than what the membership history records.
     #[error(
-        "the data in this directory is as of {as_of} UTC, but {table} already records a \
-         membership change of cluster {cluster} at {latest} UTC; history cannot run backwards, \
-         so nothing was loaded: load a newer snapshot (fetch and generate again)"
+        "the data in this directory is as of {as_of} UTC, but {table} already holds the \
+         membership history of cluster {cluster} up to {latest} UTC, with other memberships; \
+         history cannot run backwards, so nothing was loaded: load a newer snapshot (fetch and \
+         generate again)"
     )]
     Backwards {
         /// The history table.
@@ -233,8 +234,8 @@ fn advice(code: &tokio_postgres::error::SqlState) -> Option<&'static str> {
          constraint, the rows are still as they were"
     } else if *code == SqlState::DEPENDENT_OBJECTS_STILL_EXIST {
         "objects of someone else's depend on the one ts-principals replaces (PostgreSQL names \
-         them above); drop or change them, or load without --materialize, which replaces a \
-         group activity view in place"
+         them above); drop or change them, or keep loading the group activity the way it was \
+         (as a view, or with --materialize), which refills it in place"
     } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
         "the server or the user's session is read-only; load into the primary, with a user \
          that may write"
@@ -313,10 +314,12 @@ fn stage_name(i: usize, table: &str) -> String {
 
 /// The comment that marks a table as ours (`ts-principals: …`).
 pub fn table_comment(def: &TableDef) -> String {
-    format!(
-        "{MARK} {} from {}; replaced by every `ts-principals load`, do not edit",
-        def.table, def.file
-    )
+    let how = match def.kind() {
+        TableKind::Snapshot => "its cluster's rows replaced by every `ts-principals load`",
+        TableKind::Append => "rows added by every `ts-principals load`",
+        TableKind::History => "advanced by every `ts-principals load`",
+    };
+    format!("{MARK} {} from {}; {how}, do not edit", def.table, def.file)
 }
 
 /// `<table>_pkey`, cut to fit PostgreSQL's limit at a character boundary.
@@ -468,8 +471,11 @@ async fn load_async(
                     }
                     _ => 0,
                 };
+                if kept > 0 {
+                    tracing::info!("{}: kept {kept} rows of other clusters", table.def.table);
+                }
                 swap(&tx, schema, &stage, &table.def, old, server).await?;
-                rows + kept
+                rows
             }
         };
         report.push(Loaded {
@@ -923,6 +929,18 @@ impl History<'_> {
         let held: i64 = row.get(0);
         let latest: Option<String> = row.get(1);
         if let Some(latest) = latest.clone().filter(|l| *l > stamp) {
+            // Older data that changes nothing (a live fetch whose directory
+            // is of the time it last saw a change) is taken as it is.
+            if held > 0
+                && !self
+                    .differs(tx, (&table, &members), &cluster, server)
+                    .await?
+            {
+                tx.batch_execute(&format!("DROP TABLE {staged}"))
+                    .await
+                    .map_err(server.at(format!("dropping {staged}")))?;
+                return self.count(tx, &table, &cluster, server).await;
+            }
             return Err(PgError::Backwards {
                 table,
                 cluster,
@@ -1006,18 +1024,62 @@ impl History<'_> {
         tx.batch_execute(&format!("DROP TABLE {staged}"))
             .await
             .map_err(server.at(format!("dropping {staged}")))?;
+        self.count(tx, &table, &cluster, server).await
+    }
+
+    /// The rows of `cluster` in the history.
+    async fn count(
+        &self,
+        tx: &Transaction<'_>,
+        table: &str,
+        cluster: &str,
+        server: Failed<'_>,
+    ) -> Result<u64, PgError> {
+        let column = (self.def.column("cluster_id")).map_or("cluster_id", |c| c.name.as_str());
         let rows: i64 = tx
             .query_one(
-                &format!(
-                    "SELECT count(*) FROM {table} WHERE {} = $1",
-                    h("cluster_id")
-                ),
+                &format!("SELECT count(*) FROM {table} WHERE {} = $1", quote(column)),
                 &[&cluster],
             )
             .await
             .map_err(server.at(format!("counting the rows of {table}")))?
             .get(0);
         Ok(rows as u64)
+    }
+
+    /// Whether the staged memberships of `cluster` differ from the open
+    /// rows of the history.
+    async fn differs(
+        &self,
+        tx: &Transaction<'_>,
+        (table, members): (&str, &str),
+        cluster: &str,
+        server: Failed<'_>,
+    ) -> Result<bool, PgError> {
+        let h = |def: &TableDef, csv: &str| {
+            quote(&(def.column(csv)).map_or_else(|| csv.to_owned(), |c| c.name.clone()))
+        };
+        let same: Vec<String> = (MEMBERSHIP.iter())
+            .map(|csv| format!("s.{} = t.{}", h(self.memberships.0, csv), h(self.def, csv)))
+            .collect();
+        let same = same.join(" AND ");
+        let to = h(self.def, "valid_to");
+        let differs: bool = tx
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {table} t WHERE t.{c} = $1 AND t.{to} IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM {members} s WHERE {same})) \
+                     OR EXISTS (SELECT 1 FROM {members} s WHERE s.{sc} = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same}))",
+                    c = h(self.def, "cluster_id"),
+                    sc = h(self.memberships.0, "cluster_id"),
+                ),
+                &[&cluster],
+            )
+            .await
+            .map_err(server.at(format!("comparing the memberships with {table}")))?
+            .get(0);
+        Ok(differs)
     }
 }
 
@@ -1078,7 +1140,7 @@ impl History<'_> {
         tx.execute(
             &format!(
                 "INSERT INTO {log} ({}, {}, {}) VALUES ($1, $2::text::timestamp, \
-                 (now() AT TIME ZONE 'UTC')::timestamp(0))",
+                 date_trunc('second', now() AT TIME ZONE 'UTC'))",
                 quote(&self.log_column("cluster_id")),
                 quote(&self.log_column("as_of")),
                 quote(&self.log_column("loaded_at")),
@@ -1102,6 +1164,16 @@ impl History<'_> {
         let stamp = self.stamp(tx, source, server, false).await?;
         let log = self.log(tx, schema, server).await?;
         let cluster = source.cluster_id.clone().unwrap_or_default();
+        // A log left from a history table dropped since speaks of nothing.
+        tx.execute(
+            &format!(
+                "DELETE FROM {log} WHERE {} = $1",
+                quote(&self.log_column("cluster_id"))
+            ),
+            &[&cluster],
+        )
+        .await
+        .map_err(server.at(format!("clearing {log}")))?;
         self.record(tx, &log, (&cluster, &stamp), server).await
     }
 
@@ -1288,6 +1360,34 @@ async fn group_activity(
     tx.batch_execute(&time_index(&def.activity, &def.on.time))
         .await
         .map_err(server.at(format!("indexing the time of {}", def.activity)))?;
+    if materialize && existing.as_deref() == Some("r") {
+        // Refilled in place when its columns are the same, so what others
+        // built on it (views, grants) keeps working.
+        let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
+        tx.batch_execute("SAVEPOINT tsp_refill")
+            .await
+            .map_err(server.at("SAVEPOINT"))?;
+        let refilled = tx
+            .batch_execute(&format!(
+                "TRUNCATE {name}; INSERT INTO {name} ({}) {select}; ANALYZE {name}",
+                columns.join(", ")
+            ))
+            .await;
+        let end = if refilled.is_ok() {
+            "RELEASE SAVEPOINT tsp_refill"
+        } else {
+            "ROLLBACK TO SAVEPOINT tsp_refill"
+        };
+        tx.batch_execute(end).await.map_err(server.at(end))?;
+        if refilled.is_ok() {
+            let rows: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+                .await
+                .map_err(server.at(format!("counting the rows of {name}")))?
+                .get(0);
+            return Ok(rows as u64);
+        }
+    }
     if materialize {
         let time = (def.columns.iter()).find(|c| c.from == def.on.time && !c.membership);
         let index = match time {
