@@ -825,6 +825,36 @@ async fn swap(
     Ok(())
 }
 
+/// Runs `work` in a savepoint: when it fails the savepoint is rolled back,
+/// so the transaction goes on, and the caller decides what the failure
+/// means.
+async fn attempt<T>(
+    tx: &Transaction<'_>,
+    work: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    server: Failed<'_>,
+) -> Result<Result<T, tokio_postgres::Error>, PgError> {
+    tx.batch_execute("SAVEPOINT tsp_attempt")
+        .await
+        .map_err(server.at("SAVEPOINT"))?;
+    let result = work.await;
+    let end = match result {
+        Ok(_) => "RELEASE SAVEPOINT tsp_attempt",
+        Err(_) => "ROLLBACK TO SAVEPOINT tsp_attempt",
+    };
+    tx.batch_execute(end).await.map_err(server.at(end))?;
+    Ok(result)
+}
+
+/// The rows `name` holds.
+async fn count_rows(tx: &Transaction<'_>, name: &str, server: Failed<'_>) -> Result<u64, PgError> {
+    let rows: i64 = tx
+        .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+        .await
+        .map_err(server.at(format!("counting the rows of {name}")))?
+        .get(0);
+    Ok(rows as u64)
+}
+
 /// Copies the rows of other clusters from `def`'s table into its staging
 /// table, so replacing the table replaces only this cluster's rows (one
 /// schema may hold several clusters). A table whose columns no longer
@@ -843,33 +873,21 @@ async fn keep_other_clusters(
     };
     let table = format!("{}.{}", quote(schema), quote(&def.table));
     let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
-    tx.batch_execute("SAVEPOINT tsp_keep")
-        .await
-        .map_err(server.at("SAVEPOINT"))?;
-    let kept = tx
-        .execute(
-            &format!(
-                "INSERT INTO {}.{} ({columns}) SELECT {columns} FROM {table} WHERE {} <> $1",
-                quote(schema),
-                quote(stage),
-                quote(&cluster_column.name),
-                columns = columns.join(", ")
-            ),
-            &[&cluster],
-        )
-        .await;
-    let end = match &kept {
-        Ok(_) => "RELEASE SAVEPOINT tsp_keep",
-        Err(error) => {
-            tracing::warn!(
-                "the rows of other clusters in {table} could not be kept ({}); the table is \
-                 replaced with this cluster's rows",
-                describe(error)
-            );
-            "ROLLBACK TO SAVEPOINT tsp_keep"
-        }
-    };
-    tx.batch_execute(end).await.map_err(server.at(end))?;
+    let insert = format!(
+        "INSERT INTO {}.{} ({columns}) SELECT {columns} FROM {table} WHERE {} <> $1",
+        quote(schema),
+        quote(stage),
+        quote(&cluster_column.name),
+        columns = columns.join(", ")
+    );
+    let kept = attempt(tx, tx.execute(&insert, &[&cluster]), server).await?;
+    if let Err(error) = &kept {
+        tracing::warn!(
+            "the rows of other clusters in {table} could not be kept ({}); the table is \
+             replaced with this cluster's rows",
+            describe(error)
+        );
+    }
     Ok(kept.unwrap_or(0))
 }
 
@@ -1364,28 +1382,15 @@ async fn group_activity(
         // Refilled in place when its columns are the same, so what others
         // built on it (views, grants) keeps working.
         let columns: Vec<String> = def.columns.iter().map(|c| quote(&c.name)).collect();
-        tx.batch_execute("SAVEPOINT tsp_refill")
-            .await
-            .map_err(server.at("SAVEPOINT"))?;
-        let refilled = tx
-            .batch_execute(&format!(
-                "TRUNCATE {name}; INSERT INTO {name} ({}) {select}; ANALYZE {name}",
-                columns.join(", ")
-            ))
-            .await;
-        let end = if refilled.is_ok() {
-            "RELEASE SAVEPOINT tsp_refill"
-        } else {
-            "ROLLBACK TO SAVEPOINT tsp_refill"
-        };
-        tx.batch_execute(end).await.map_err(server.at(end))?;
-        if refilled.is_ok() {
-            let rows: i64 = tx
-                .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-                .await
-                .map_err(server.at(format!("counting the rows of {name}")))?
-                .get(0);
-            return Ok(rows as u64);
+        let refill = format!(
+            "TRUNCATE {name}; INSERT INTO {name} ({}) {select}; ANALYZE {name}",
+            columns.join(", ")
+        );
+        if attempt(tx, tx.batch_execute(&refill), server)
+            .await?
+            .is_ok()
+        {
+            return count_rows(tx, &name, server).await;
         }
     }
     if materialize {
@@ -1400,31 +1405,18 @@ async fn group_activity(
         ))
         .await
         .map_err(server.at(format!("materialising {name}")))?;
-        let rows: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-            .await
-            .map_err(server.at(format!("counting the rows of {name}")))?
-            .get(0);
-        return Ok(rows as u64);
+        return count_rows(tx, &name, server).await;
     }
     // A view of the same columns is replaced in place, so views others
     // built on it keep working; one whose columns changed is recreated.
     if existing.as_deref() == Some("v") {
-        tx.batch_execute("SAVEPOINT tsp_view")
-            .await
-            .map_err(server.at("SAVEPOINT"))?;
-        let replaced = tx
-            .batch_execute(&format!(
-                "CREATE OR REPLACE VIEW {name} AS {select}; COMMENT ON VIEW {name} IS {comment}"
-            ))
-            .await;
-        let end = if replaced.is_ok() {
-            "RELEASE SAVEPOINT tsp_view"
-        } else {
-            "ROLLBACK TO SAVEPOINT tsp_view"
-        };
-        tx.batch_execute(end).await.map_err(server.at(end))?;
-        if replaced.is_ok() {
+        let replace = format!(
+            "CREATE OR REPLACE VIEW {name} AS {select}; COMMENT ON VIEW {name} IS {comment}"
+        );
+        if attempt(tx, tx.batch_execute(&replace), server)
+            .await?
+            .is_ok()
+        {
             return Ok(0);
         }
     }
