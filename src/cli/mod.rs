@@ -536,28 +536,10 @@ fn advance_history(
         _ => None,
     };
     let cluster = &loaded.principals.source.cluster_id;
-    // --history must not put an older history over the newer one OUT holds.
-    if args.history.is_some() && !same(dir, out) {
-        let held = history::Recorded::of(out);
-        if held.cluster_id.as_deref() == Some(cluster.as_str())
-            && let (Some(held_as_of), Some(as_of)) = (
-                &held.as_of,
-                &options.as_of.clone().or(history::as_of(
-                    None,
-                    loaded.principals.source.fetched_at.as_deref(),
-                )?),
-            )
-            && held_as_of > as_of
-        {
-            return Err(history::HistoryError::Backwards {
-                path: out.display().to_string(),
-                cluster: cluster.clone(),
-                as_of: as_of.clone(),
-                latest: held_as_of.clone(),
-            }
-            .into());
-        }
-    }
+    let taken = match &options.as_of {
+        Some(as_of) => Some(as_of.clone()),
+        None => history::as_of(None, loaded.principals.source.fetched_at.as_deref())?,
+    };
     let prior = match History::read_prior(dir)? {
         Some(prior) => prior,
         None if args.history.is_some() => {
@@ -568,12 +550,39 @@ fn advance_history(
         }
         None => return Ok((None, None)),
     };
+    let after = (prior.as_of.clone()).filter(|_| prior.cluster.as_deref() == Some(cluster));
+    // --history PREV replaces the history OUT holds: never with an older
+    // snapshot, and not silently when OUT's records changes PREV's does not.
+    if args.history.is_some() && !same(dir, out) {
+        let held = history::Recorded::of(out);
+        let held_as_of = held
+            .as_of
+            .filter(|_| held.cluster_id.as_deref() == Some(cluster));
+        if let (Some(held_as_of), Some(as_of)) = (&held_as_of, &taken)
+            && held_as_of > as_of
+        {
+            return Err(history::HistoryError::Backwards {
+                path: out.display().to_string(),
+                cluster: cluster.clone(),
+                as_of: as_of.clone(),
+                latest: held_as_of.clone(),
+            }
+            .into());
+        }
+        if held_as_of.as_deref() > after.as_deref() {
+            tracing::warn!(
+                "{} holds a membership history up to {} UTC; it is replaced by the one of {} \
+                 (up to {} UTC) advanced to these principals, without the changes only {} \
+                 recorded",
+                out.display(),
+                held_as_of.as_deref().unwrap_or("?"),
+                dir.display(),
+                after.as_deref().unwrap_or("its first snapshot"),
+                out.display()
+            );
+        }
+    }
     let memberships = history::memberships(&loaded.principals, &options.data);
-    let fetched_at = loaded.principals.source.fetched_at.as_deref();
-    let taken = match &options.as_of {
-        Some(as_of) => Some(as_of.clone()),
-        None => history::as_of(None, fetched_at)?,
-    };
     let stamp = taken.clone().unwrap_or_else(|| {
         history::as_of(Some(&crate::model::timestamp_now()), None)
             .ok()
@@ -581,26 +590,6 @@ fn advance_history(
             .unwrap_or_default()
     });
     let path = dir.join(DATA_DIR).join(history::file_name());
-    let after = (prior.as_of.clone()).filter(|_| prior.cluster.as_deref() == Some(cluster));
-    // --history PREV replaces the history OUT holds: say so when OUT's
-    // records changes PREV's does not.
-    if args.history.is_some() && !same(dir, out) {
-        let held = history::Recorded::of(out);
-        if held.cluster_id.as_deref() == Some(cluster.as_str())
-            && held.as_of.as_deref() > after.as_deref()
-        {
-            tracing::warn!(
-                "{} holds a membership history up to {} UTC; it is replaced by the one of {} \
-                 (up to {} UTC) advanced to these principals, without the changes only {} \
-                 recorded",
-                out.display(),
-                held.as_of.as_deref().unwrap_or("?"),
-                dir.display(),
-                after.as_deref().unwrap_or("its first snapshot"),
-                out.display()
-            );
-        }
-    }
     let (history, changes) = prior.history.advance(
         cluster,
         memberships,
