@@ -80,7 +80,7 @@ pub enum HistoryError {
     },
     /// The file is not what its manifest records.
     #[error(
-        "{path} is not what {dir}/manifest.json records (its {what} differs): it was changed \
+        "{path} is not what {dir}/manifest.json records ({what} differs): it was changed \
          since ts-principals wrote it; restore it (git checkout) rather than editing history"
     )]
     Changed {
@@ -564,20 +564,20 @@ impl Recorded {
             return Ok(());
         };
         let path = dir.join(relative);
-        let (sha, rows) = crate::load::digest(&path).map_err(|source| HistoryError::Io {
-            path: path.clone(),
-            source,
+        let sha256 = entry.get("sha256").and_then(|v| v.as_str());
+        let rows = entry.get("rows").and_then(|v| v.as_u64());
+        let differs = crate::load::differs_from_record(&path, sha256, rows).map_err(|source| {
+            HistoryError::Io {
+                path: path.clone(),
+                source,
+            }
         })?;
-        let changed = |what| HistoryError::Changed {
-            path: path.clone(),
-            dir: dir.display().to_string(),
-            what,
-        };
-        if (entry.get("sha256").and_then(|v| v.as_str())).is_some_and(|s| s != sha) {
-            return Err(changed("SHA-256"));
-        }
-        if (entry.get("rows").and_then(|v| v.as_u64())).is_some_and(|r| r != rows) {
-            return Err(changed("row count"));
+        if let Some(what) = differs {
+            return Err(HistoryError::Changed {
+                path,
+                dir: dir.display().to_string(),
+                what,
+            });
         }
         Ok(())
     }

@@ -377,19 +377,16 @@ pub fn check_recorded(
     sha256: Option<&str>,
     rows: Option<u64>,
 ) -> Result<(), HeldError> {
-    let (sha, records) = crate::load::digest(path).map_err(|source| HeldError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let changed = |what| HeldError::Changed {
-        path: path.to_path_buf(),
-        what,
-    };
-    if sha256.is_some_and(|expected| expected != sha) {
-        return Err(changed("its SHA-256"));
-    }
-    if rows.is_some_and(|rows| rows != records) {
-        return Err(changed("its row count"));
+    let differs =
+        crate::load::differs_from_record(path, sha256, rows).map_err(|source| HeldError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if let Some(what) = differs {
+        return Err(HeldError::Changed {
+            path: path.to_path_buf(),
+            what,
+        });
     }
     Ok(())
 }

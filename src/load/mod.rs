@@ -211,6 +211,24 @@ pub fn digest(path: &Path) -> io::Result<(String, u64)> {
     Ok((hash.finalize_hex(), counter.records_after_header(true)))
 }
 
+/// What the file at `path` no longer matches of what a manifest records
+/// of it: `"its SHA-256"` or `"its row count"`, or none when it matches
+/// everything recorded.
+pub fn differs_from_record(
+    path: &Path,
+    sha256: Option<&str>,
+    rows: Option<u64>,
+) -> io::Result<Option<&'static str>> {
+    let (sha, records) = digest(path)?;
+    Ok(if sha256.is_some_and(|expected| expected != sha) {
+        Some("its SHA-256")
+    } else if rows.is_some_and(|rows| rows != records) {
+        Some("its row count")
+    } else {
+        None
+    })
+}
+
 /// The first line of a buffered file, without consuming it.
 fn first_line(reader: &mut BufReader<File>) -> io::Result<String> {
     let buffer = reader.fill_buf()?;

@@ -368,15 +368,22 @@ fn seed(out: &Path, actions: &[Action]) {
     std::fs::write(out.join("data/activity_bi_server.csv"), text).unwrap();
 }
 
-fn generate(dir: &Path, input: &Path, config: &Path, out: &Path, extra: &[&str]) {
-    ts_principals(dir)
+/// `generate --from input --config config --out out`, run in `dir`.
+fn generating(dir: &Path, input: &Path, config: &Path, out: &Path) -> assert_cmd::Command {
+    let mut command = ts_principals(dir);
+    command
         .arg("generate")
         .arg("--from")
         .arg(input)
         .arg("--config")
         .arg(config)
         .arg("--out")
-        .arg(out)
+        .arg(out);
+    command
+}
+
+fn generate(dir: &Path, input: &Path, config: &Path, out: &Path, extra: &[&str]) {
+    generating(dir, input, config, out)
         .args(extra)
         .assert()
         .success();
@@ -600,14 +607,7 @@ fn every_path_to_the_history_gives_the_same_rows() {
     // too, though the first snapshot's rows carry no times.
     let newer_first = dir.path().join("newer-first");
     generate(dir.path(), &inputs[1], &config, &newer_first, &[]);
-    ts_principals(dir.path())
-        .arg("generate")
-        .arg("--from")
-        .arg(&inputs[0])
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&newer_first)
+    generating(dir.path(), &inputs[0], &config, &newer_first)
         .assert()
         .failure()
         .code(2);
@@ -649,28 +649,14 @@ fn every_path_to_the_history_gives_the_same_rows() {
     assert_eq!(crate::common::tree(&same), again);
     // Naming the output directory itself as --history is the same (and
     // does not wait for its own lock).
-    ts_principals(dir.path())
-        .arg("generate")
-        .arg("--from")
-        .arg(&inputs[2])
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&same)
+    generating(dir.path(), &inputs[2], &config, &same)
         .arg("--history")
         .arg(&same)
         .timeout(std::time::Duration::from_secs(60))
         .assert()
         .success();
     assert_eq!(crate::common::tree(&same), again);
-    let refused = ts_principals(dir.path())
-        .arg("generate")
-        .arg("--from")
-        .arg(&inputs[0])
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(&same)
+    let refused = generating(dir.path(), &inputs[0], &config, &same)
         .assert()
         .failure()
         .code(2);

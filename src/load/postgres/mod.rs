@@ -918,12 +918,6 @@ impl History<'_> {
         let table = format!("{}.{}", quote(schema), quote(&self.def.table));
         let staged = format!("{}.{}", quote(schema), quote(self.staged));
         let members = format!("{}.{}", quote(schema), quote(self.memberships.1));
-        let column = |def: &TableDef, csv: &str| {
-            quote(
-                &def.column(csv)
-                    .map_or_else(|| csv.to_owned(), |c| c.name.clone()),
-            )
-        };
         let h = |csv: &str| column(self.def, csv);
         let cluster = source.cluster_id.clone().unwrap_or_default();
         let stamp = self.stamp(tx, source, server, true).await?;
@@ -966,27 +960,19 @@ impl History<'_> {
                 latest,
             });
         }
-        let all: Vec<String> = self.def.columns.iter().map(|c| quote(&c.name)).collect();
-        let statements = if held == 0 {
-            vec![(
-                format!(
+        if held == 0 {
+            let all: Vec<String> = self.def.columns.iter().map(|c| quote(&c.name)).collect();
+            tx.execute(
+                &format!(
                     "INSERT INTO {table} ({all}) SELECT {all} FROM {staged} WHERE {} = $1",
                     h("cluster_id"),
                     all = all.join(", ")
                 ),
-                false,
-            )]
+                &[&cluster],
+            )
+            .await
+            .map_err(server.at(format!("taking the directory's history into {table}")))?;
         } else {
-            let same: Vec<String> = MEMBERSHIP
-                .iter()
-                .map(|csv| format!("s.{} = t.{}", column(self.memberships.0, csv), h(csv)))
-                .collect();
-            let taken: Vec<String> = MEMBERSHIP
-                .iter()
-                .map(|csv| format!("s.{}", column(self.memberships.0, csv)))
-                .collect();
-            let into: Vec<String> = MEMBERSHIP.iter().map(|csv| h(csv)).collect();
-            let (to, from, same) = (h("valid_to"), h("valid_from"), same.join(" AND "));
             // The changes the directory's history records after what the
             // database holds are replayed first, each at its own time, so
             // a directory advanced over several snapshots between loads
@@ -1005,38 +991,12 @@ impl History<'_> {
                      since the database's"
                 );
             }
-            vec![
-                (
-                    format!(
-                        "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{} = $1 \
-                     AND t.{to} IS NULL AND NOT EXISTS (SELECT 1 FROM {members} s WHERE {same})",
-                        h("cluster_id"),
-                    ),
-                    true,
-                ),
-                (
-                    format!(
-                        "INSERT INTO {table} ({}, {from}) SELECT {}, $2::text::timestamp \
-                     FROM {members} s WHERE s.{} = $1 AND NOT EXISTS \
-                     (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
-                        into.join(", "),
-                        taken.join(", "),
-                        column(self.memberships.0, "cluster_id"),
-                    ),
-                    true,
-                ),
-            ]
-        };
-        // With the stamp as $2 where it is used.
-        for (statement, stamped) in &statements {
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = if *stamped {
-                vec![&cluster, &stamp]
-            } else {
-                vec![&cluster]
-            };
-            tx.execute(statement, &params)
-                .await
-                .map_err(server.at(format!("advancing the membership history in {table}")))?;
+            let members_def = self.memberships.0;
+            for statement in self.close_and_open(&table, (&members, members_def), "TRUE") {
+                tx.execute(&statement, &[&cluster, &stamp])
+                    .await
+                    .map_err(server.at(format!("advancing the membership history in {table}")))?;
+            }
         }
         self.record(tx, &log, (&cluster, &stamp), server).await?;
         tx.batch_execute(&format!("DROP TABLE {staged}"))
@@ -1053,10 +1013,12 @@ impl History<'_> {
         cluster: &str,
         server: Failed<'_>,
     ) -> Result<u64, PgError> {
-        let column = (self.def.column("cluster_id")).map_or("cluster_id", |c| c.name.as_str());
         let rows: i64 = tx
             .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE {} = $1", quote(column)),
+                &format!(
+                    "SELECT count(*) FROM {table} WHERE {} = $1",
+                    column(self.def, "cluster_id")
+                ),
                 &[&cluster],
             )
             .await
@@ -1074,14 +1036,8 @@ impl History<'_> {
         cluster: &str,
         server: Failed<'_>,
     ) -> Result<bool, PgError> {
-        let h = |def: &TableDef, csv: &str| {
-            quote(&(def.column(csv)).map_or_else(|| csv.to_owned(), |c| c.name.clone()))
-        };
-        let same: Vec<String> = (MEMBERSHIP.iter())
-            .map(|csv| format!("s.{} = t.{}", h(self.memberships.0, csv), h(self.def, csv)))
-            .collect();
-        let same = same.join(" AND ");
-        let to = h(self.def, "valid_to");
+        let same = self.same_membership(self.memberships.0);
+        let to = column(self.def, "valid_to");
         let differs: bool = tx
             .query_one(
                 &format!(
@@ -1089,8 +1045,8 @@ impl History<'_> {
                      AND NOT EXISTS (SELECT 1 FROM {members} s WHERE {same})) \
                      OR EXISTS (SELECT 1 FROM {members} s WHERE s.{sc} = $1 AND NOT EXISTS \
                      (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same}))",
-                    c = h(self.def, "cluster_id"),
-                    sc = h(self.memberships.0, "cluster_id"),
+                    c = column(self.def, "cluster_id"),
+                    sc = column(self.memberships.0, "cluster_id"),
                 ),
                 &[&cluster],
             )
@@ -1237,9 +1193,7 @@ impl History<'_> {
         (cluster, since, until): (&str, Option<&str>, &str),
         server: Failed<'_>,
     ) -> Result<usize, PgError> {
-        let h = |csv: &str| {
-            quote(&(self.def.column(csv)).map_or_else(|| csv.to_owned(), |c| c.name.clone()))
-        };
+        let h = |csv: &str| column(self.def, csv);
         let (from, to, c) = (h("valid_from"), h("valid_to"), h("cluster_id"));
         let times: Vec<String> = tx
             .query(
@@ -1257,32 +1211,15 @@ impl History<'_> {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        let same: Vec<String> = (MEMBERSHIP.iter())
-            .map(|csv| format!("s.{0} = t.{0}", h(csv)))
-            .collect();
-        let same = same.join(" AND ");
+        // The staged history's rows valid at the time ($2) are the
+        // memberships then.
         let valid = format!(
             "(s.{from} IS NULL OR s.{from} <= $2::text::timestamp) \
              AND (s.{to} IS NULL OR $2::text::timestamp < s.{to})"
         );
-        let columns: Vec<String> = MEMBERSHIP.iter().map(|csv| h(csv)).collect();
-        let taken: Vec<String> = MEMBERSHIP
-            .iter()
-            .map(|csv| format!("s.{}", h(csv)))
-            .collect();
-        let close = format!(
-            "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{c} = $1 AND t.{to} IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {same} AND {valid})"
-        );
-        let open = format!(
-            "INSERT INTO {table} ({}, {from}) SELECT {}, $2::text::timestamp FROM {staged} s \
-             WHERE s.{c} = $1 AND {valid} AND NOT EXISTS \
-             (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
-            columns.join(", "),
-            taken.join(", ")
-        );
+        let statements = self.close_and_open(table, (staged, self.def), &valid);
         for time in &times {
-            for statement in [&close, &open] {
+            for statement in &statements {
                 tx.execute(statement.as_str(), &[&cluster, time])
                     .await
                     .map_err(server.at(format!("replaying the history change of {time}")))?;
@@ -1307,16 +1244,61 @@ fn log_name(history: &str) -> String {
     format!("{base}{suffix}")
 }
 
-/// The columns that make a membership, as the history and
-/// group_memberships name them.
-const MEMBERSHIP: [&str; 6] = [
-    "cluster_id",
-    "org_id",
-    "user_guid",
-    "group_guid",
-    "is_direct",
-    "depth",
-];
+/// The CSV names of the columns that make a membership:
+/// group_memberships' columns, which the history starts with.
+fn membership() -> impl Iterator<Item = &'static str> {
+    (crate::schema::Table::GroupMemberships.columns().iter()).map(|c| c.name)
+}
+
+/// The quoted database name of `def`'s column `csv`.
+fn column(def: &TableDef, csv: &str) -> String {
+    quote(&(def.column(csv)).map_or_else(|| csv.to_owned(), |c| c.name.clone()))
+}
+
+impl History<'_> {
+    /// `s.a = t.a AND …` over the membership columns, `s` a row of a table
+    /// described by `source`, `t` a row of the history.
+    fn same_membership(&self, source: &TableDef) -> String {
+        let same: Vec<String> = membership()
+            .map(|csv| format!("s.{} = t.{}", column(source, csv), column(self.def, csv)))
+            .collect();
+        same.join(" AND ")
+    }
+
+    /// The two statements that bring the open rows of cluster $1 in the
+    /// history `table` to the memberships of `source` (its rows `s` for
+    /// which `valid` holds), at the time $2: open rows `source` lacks are
+    /// closed, its memberships no open row holds are opened.
+    fn close_and_open(
+        &self,
+        table: &str,
+        (source, source_def): (&str, &TableDef),
+        valid: &str,
+    ) -> [String; 2] {
+        let same = self.same_membership(source_def);
+        let h = |csv: &str| column(self.def, csv);
+        let (from, to, c) = (h("valid_from"), h("valid_to"), h("cluster_id"));
+        let into: Vec<String> = membership().map(h).collect();
+        let taken: Vec<String> = membership()
+            .map(|csv| format!("s.{}", column(source_def, csv)))
+            .collect();
+        [
+            format!(
+                "UPDATE {table} t SET {to} = $2::text::timestamp WHERE t.{c} = $1 \
+                 AND t.{to} IS NULL AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {same} \
+                 AND {valid})"
+            ),
+            format!(
+                "INSERT INTO {table} ({}, {from}) SELECT {}, $2::text::timestamp FROM {source} s \
+                 WHERE s.{} = $1 AND {valid} AND NOT EXISTS \
+                 (SELECT 1 FROM {table} t WHERE t.{to} IS NULL AND {same})",
+                into.join(", "),
+                taken.join(", "),
+                column(source_def, "cluster_id"),
+            ),
+        ]
+    }
+}
 
 /// Creates (or replaces) a group activity view, or with `materialize` a
 /// table filled from the same query and indexed on the activity's time.
