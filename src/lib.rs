@@ -14,6 +14,7 @@ pub mod diff;
 pub mod generate;
 pub mod group_activity;
 pub mod history;
+pub mod import;
 pub mod input;
 pub mod load;
 pub mod model;

@@ -166,6 +166,9 @@ pub enum ActivityError {
     /// The output directory could not be opened or written.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The GUID map the TML is rendered with could not be read.
+    #[error(transparent)]
+    GuidMap(#[from] crate::import::GuidMapError),
     /// The directory holds no generated principals.
     #[error(
         "{dir} holds no {MANIFEST}: activity copies into an output directory of `ts-principals \
@@ -435,6 +438,10 @@ pub fn run(
     let dir = output::open(out, options.wait, Assembly::may_own)?;
     let (mut prior, cluster_id) = read_prior(out)?;
     check_held(out, &mut prior)?;
+    // The TML is rendered with the GUIDs generate wrote into it.
+    let mut options = options.clone();
+    options.tml.guids = crate::import::guids::for_output(out, &cluster_id)?;
+    let options = &options;
     // What is held, checked before the cluster is asked anything.
     let mut newest_held: BTreeMap<Source, (Option<i64>, usize)> = BTreeMap::new();
     for (&source, copied) in &prior.activity {

@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 mod activity;
 mod connect;
 mod falcon;
+mod import;
 mod load;
 mod profiles;
 mod progress;
@@ -177,6 +178,19 @@ enum Command {
     /// run leaves OUT as it was.
     #[command(after_help = activity::AFTER_HELP)]
     Activity(activity::ActivityArgs),
+    /// Import the TML of an output directory into a cluster, updating the same objects
+    /// every time.
+    ///
+    /// Reads OUT/tml, checks every file as ThoughtSpot reads it (YAML 1.1, the TML
+    /// structure, every table, column and join referred to present), and sends the set
+    /// in one POST /api/rest/2.0/metadata/tml/import (tables before the tables that join
+    /// them, then the model or worksheet), create_new false, never retried. The GUID of
+    /// every object imported is recorded in OUT/guids.json per cluster and org, and set
+    /// as the root guid: (and the model's fqn:) of what is sent, so the next import
+    /// updates in place. Prints one line per object: file, object, kind, status
+    /// (OK/WARNING/ERROR), GUID and the cluster's message.
+    #[command(after_help = import::AFTER_HELP)]
+    Import(import::ImportArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
     /// Profiles are kept in profiles.toml in your config directory (mode 0600; override
@@ -361,6 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => diff(args, &cli.global),
         Command::Load(args) => load::run(args, &cli.global),
         Command::Activity(args) => activity::run(args, &cli.global),
+        Command::Import(args) => import::run(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -392,7 +407,23 @@ fn fetch(args: FetchArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let stamp = args.stamp.then(crate::model::timestamp_now);
-    let (loaded, options) = prepare(&args.render, stamp, global)?;
+    let (loaded, mut options) = prepare(&args.render, stamp, global)?;
+    // The activity and the history OUT holds are read under its lock, so
+    // no other run changes them between reading and writing (a missing OUT
+    // is created and locked first, so two first runs take turns too).
+    let dir = output::open(
+        &args.out,
+        args.lock.wait(),
+        <generate::Generated<'static> as FileSet>::may_own,
+    )?;
+    options.tml.guids =
+        match crate::import::guids::for_output(&args.out, &loaded.principals.source.cluster_id) {
+            Ok(guids) => guids,
+            Err(error) => {
+                dir.remove_if_created();
+                return Err(error.into());
+            }
+        };
     let render = |held, (history, prior_as_of)| {
         let carried = generate::Carried {
             dir: args.out.clone(),
@@ -408,14 +439,6 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
             carried,
         )
     };
-    // The activity and the history OUT holds are read under its lock, so
-    // no other run changes them between reading and writing (a missing OUT
-    // is created and locked first, so two first runs take turns too).
-    let dir = output::open(
-        &args.out,
-        args.lock.wait(),
-        <generate::Generated<'static> as FileSet>::may_own,
-    )?;
     let written = (|| -> anyhow::Result<output::WriteSummary> {
         let history =
             advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
@@ -465,8 +488,10 @@ fn generate(args: GenerateArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode>
 
 fn diff(args: DiffArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let color = global.color;
-    let (loaded, options) = prepare(&args.render, None, global)?;
+    let (loaded, mut options) = prepare(&args.render, None, global)?;
     let dir = output::open_to_read(&args.out, args.lock.wait())?;
+    options.tml.guids =
+        crate::import::guids::for_output(&args.out, &loaded.principals.source.cluster_id)?;
     let (history, prior_as_of) =
         advance_history(&args.render, &args.out, &loaded, &options, args.lock.wait())?;
     let carried = generate::Carried {
@@ -749,6 +774,21 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     if error.is::<crate::load::sql::SqlError>() {
         return 2;
+    }
+    if let Some(error) = error.downcast_ref::<crate::import::ImportError>() {
+        return if error.is_output() {
+            4
+        } else if error.is_cluster() {
+            3
+        } else {
+            2
+        };
+    }
+    if let Some(error) = error.downcast_ref::<crate::import::GuidMapError>() {
+        return match error {
+            crate::import::GuidMapError::Io { .. } => 4,
+            crate::import::GuidMapError::Invalid { .. } => 2,
+        };
     }
     if error.is::<connect::UnusableResponses>() {
         return 3;

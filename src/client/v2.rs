@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 
 use super::auth::{Auth, Scope};
 use super::error::ClientError;
-use super::http::{Body, Http, Reply, Request};
+use super::http::{Body, Extra, Http, Reply, Request};
 use super::paging::Fetched;
 
 pub(crate) const SYSTEM_PATH: &str = "/api/rest/2.0/system";
@@ -99,6 +99,31 @@ impl V2<'_> {
         body: Option<&serde_json::Value>,
         scope: Scope,
     ) -> Result<Reply, ClientError> {
+        self.call_with(method, path, body, scope, false).await
+    }
+
+    /// Like [`V2::call`], but the request reaches the cluster at most once:
+    /// no retry after a broken connection, a timeout or a 5xx, for requests
+    /// that are not safe to repeat (a TML import). A refused token is still
+    /// renewed, as the cluster did nothing with the request.
+    pub async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        scope: Scope,
+    ) -> Result<Reply, ClientError> {
+        self.call_with(method, path, body, scope, true).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        scope: Scope,
+        once: bool,
+    ) -> Result<Reply, ClientError> {
         let mut renewals = 0;
         loop {
             let lease = self.auth.lease(self.http, scope).await?;
@@ -109,7 +134,11 @@ impl V2<'_> {
                 bearer: Some(&lease.token),
                 v1: false,
             };
-            let reply = self.http.send(&request).await?;
+            let reply = if once {
+                self.http.send_once(&request, Extra::default()).await?
+            } else {
+                self.http.send(&request).await?
+            };
             if reply.status.as_u16() == 401
                 && renewals < RENEWALS
                 && self.auth.refused(scope, &lease).await

@@ -78,6 +78,9 @@ pub struct TmlConfig {
     pub identifier_case: Option<IdentifierCase>,
     /// `[tml.activity]`.
     pub activity: ActivityConfig,
+    /// Also write a stable `obj_id` per object (unique per org; clusters
+    /// that support it match on it before the GUID).
+    pub obj_ids: bool,
 }
 
 impl TmlConfig {
@@ -102,6 +105,7 @@ impl Default for TmlConfig {
             target: None,
             identifier_case: None,
             activity: ActivityConfig::default(),
+            obj_ids: false,
         }
     }
 }

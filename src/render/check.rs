@@ -12,6 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+impl JoinWith {
+    /// The table the join reaches.
+    pub fn destination(&self) -> &str {
+        self.destination.name.as_deref().unwrap_or_default()
+    }
+}
+
 /// Kind of TML document, from its file suffix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TmlKind {
@@ -24,6 +31,25 @@ pub enum TmlKind {
 }
 
 impl TmlKind {
+    /// Every kind.
+    pub const ALL: [TmlKind; 3] = [TmlKind::Table, TmlKind::Model, TmlKind::Worksheet];
+
+    /// `table`, `model` or `worksheet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TmlKind::Table => "table",
+            TmlKind::Model => "model",
+            TmlKind::Worksheet => "worksheet",
+        }
+    }
+
+    /// The kind a file name's suffix says, if any.
+    pub fn of_file(file_name: &str) -> Option<TmlKind> {
+        Self::ALL
+            .into_iter()
+            .find(|k| file_name.ends_with(&format!(".{}", k.suffix())))
+    }
+
     /// The file suffix, without the leading dot.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -40,7 +66,9 @@ impl TmlKind {
 #[serde(deny_unknown_fields)]
 struct TableDoc {
     #[serde(default, rename = "guid")]
-    _guid: Option<IgnoredAny>,
+    _guid: Option<String>,
+    #[serde(default, rename = "obj_id")]
+    _obj_id: Option<String>,
     table: Table,
 }
 
@@ -161,7 +189,9 @@ struct Destination {
 #[serde(deny_unknown_fields)]
 struct ModelDoc {
     #[serde(default, rename = "guid")]
-    _guid: Option<IgnoredAny>,
+    _guid: Option<String>,
+    #[serde(default, rename = "obj_id")]
+    _obj_id: Option<String>,
     model: Model,
 }
 
@@ -239,7 +269,9 @@ struct LogicalColumn {
 #[serde(deny_unknown_fields)]
 struct WorksheetDoc {
     #[serde(default, rename = "guid")]
-    _guid: Option<IgnoredAny>,
+    _guid: Option<String>,
+    #[serde(default, rename = "obj_id")]
+    _obj_id: Option<String>,
     worksheet: Worksheet,
 }
 
@@ -527,6 +559,72 @@ pub fn parse(kind: TmlKind, text: &str) -> Result<Parsed, String> {
             Values::default().worksheet(&doc.worksheet).into_result()?;
             Parsed::Model(Box::new(ModelLike::from_worksheet(doc.worksheet)))
         }
+    })
+}
+
+/// What identifies a document on a cluster, and the tables it names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The root `guid:`.
+    pub guid: Option<String>,
+    /// The root `obj_id:`.
+    pub obj_id: Option<String>,
+    /// The tables a model (`model_tables`) or worksheet (`tables`) names,
+    /// each with its `fqn:` (the table's GUID) when given.
+    pub tables: Vec<(String, Option<String>)>,
+}
+
+#[derive(Deserialize)]
+struct IdentityDoc {
+    #[serde(default)]
+    guid: Option<String>,
+    #[serde(default)]
+    obj_id: Option<String>,
+    #[serde(default)]
+    model: Option<IdentityTables<ModelTablesKey>>,
+    #[serde(default)]
+    worksheet: Option<IdentityTables<TablesKey>>,
+}
+
+#[derive(Deserialize)]
+struct ModelTablesKey {
+    #[serde(default)]
+    model_tables: Vec<IdentityRef>,
+}
+
+#[derive(Deserialize)]
+struct TablesKey {
+    #[serde(default)]
+    tables: Vec<IdentityRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct IdentityTables<T>(T);
+
+#[derive(Deserialize)]
+struct IdentityRef {
+    name: String,
+    #[serde(default)]
+    fqn: Option<String>,
+}
+
+/// Reads a document's [`Identity`] (the rest of it is not checked here;
+/// [`parse`] does that).
+pub fn identity(text: &str) -> Result<Identity, String> {
+    let mut options = serde_saphyr::Options::default();
+    options.no_schema = true;
+    let doc: IdentityDoc =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?;
+    let refs = match (doc.model, doc.worksheet) {
+        (Some(IdentityTables(m)), _) => m.model_tables,
+        (None, Some(IdentityTables(w))) => w.tables,
+        (None, None) => Vec::new(),
+    };
+    Ok(Identity {
+        guid: doc.guid,
+        obj_id: doc.obj_id,
+        tables: refs.into_iter().map(|r| (r.name, r.fqn)).collect(),
     })
 }
 

@@ -33,6 +33,10 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/_macros.tml.j2"),
     ),
     (
+        "_identity.tml.j2",
+        include_str!("../../templates/_identity.tml.j2"),
+    ),
+    (
         "_table.tml.j2",
         include_str!("../../templates/_table.tml.j2"),
     ),
@@ -171,6 +175,44 @@ pub struct TmlSettings {
     pub identifier_case: IdentifierCase,
     /// Render the activity tables the data holds (`tml.activity.enabled`).
     pub activity: bool,
+    /// Write a stable `obj_id` into every file (`tml.obj_ids`).
+    pub obj_ids: bool,
+    /// The GUIDs the objects have on the cluster (from the GUID map): each
+    /// file gets its own as the root `guid:`, and the model names its
+    /// tables' in `model_tables[].fqn`.
+    pub guids: Guids,
+}
+
+/// GUIDs by kind and object name.
+pub type Guids = BTreeMap<(TmlKind, String), String>;
+
+/// The stable `obj_id` of the object `key` (a table's key such as `users`,
+/// or `model` / `worksheet`) under `table_prefix`: `TS_PRINCIPALS__` and
+/// the prefix and key upper-cased, in the characters ThoughtSpot allows
+/// (letters, digits, `_`). A prefix with other characters gets a hash of
+/// itself too, so prefixes that differ only there stay apart.
+pub fn obj_id(table_prefix: &str, key: &str) -> String {
+    let clean = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut id = format!("TS_PRINCIPALS__{}{}", clean(table_prefix), clean(key));
+    if table_prefix
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+    {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(table_prefix.as_bytes());
+        id.push_str(&format!("__{}", &hex::encode(hash)[..8]));
+    }
+    id
 }
 
 impl TmlSettings {
@@ -192,6 +234,8 @@ impl TmlSettings {
             format: tml.format,
             identifier_case: tml.identifier_case(),
             activity: tml.activity.enabled,
+            obj_ids: tml.obj_ids,
+            guids: Guids::new(),
         }
     }
 }
@@ -345,6 +389,8 @@ struct TableContext {
     name: String,
     /// Database table name.
     db_table: String,
+    /// The table's GUID on the cluster, when the GUID map knows it.
+    guid: Option<String>,
     /// For activity tables: the worksheet's columns, the name of the one
     /// holding the user GUID, and the worksheet's name.
     #[serde(flatten)]
@@ -415,6 +461,7 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
             TableContext {
                 name: name.clone(),
                 db_table: def.table.clone(),
+                guid: None,
                 activity: None,
             },
         );
@@ -439,6 +486,7 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
         TableContext {
             name: name.clone(),
             db_table: history.table.clone(),
+            guid: None,
             activity: None,
         },
     );
@@ -488,6 +536,7 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
                 TableContext {
                     name: name.clone(),
                     db_table: def.table.clone(),
+                    guid: None,
                     activity: Some(ActivityContext {
                         worksheet: copied.worksheet.clone(),
                         columns,
@@ -529,6 +578,7 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
                     TableContext {
                         name: name.clone(),
                         db_table: view.view.clone(),
+                        guid: None,
                         activity: Some(ActivityContext {
                             worksheet: copied.worksheet.clone(),
                             column_names: columns.iter().map(|c| c.name.clone()).collect(),
@@ -564,6 +614,11 @@ fn plan<'s>(settings: &'s TmlSettings, held: &Held) -> (Context<'s>, Vec<Planned
         db_columns: Vec::new(),
         exact: false,
     });
+    for item in &planned {
+        if let Some(table) = item.key.and_then(|key| tables.get_mut(key)) {
+            table.guid = guid_of(settings, item).map(str::to_owned);
+        }
+    }
     let context = Context {
         connection: settings.connection.as_deref(),
         database: &settings.database,
@@ -620,9 +675,14 @@ pub fn render_all(
             message: describe_template_error(&e),
         };
         let template = env.get_template(&item.template).map_err(template_error)?;
+        let guid = guid_of(settings, item);
+        let obj_id = obj_id_of(settings, item);
+        let obj_id = obj_id.as_deref();
         let ctx = match item.key.and_then(|key| context.tables.get(key)) {
-            Some(table) => context! { table => Value::from(Serde(table)), ..base.clone() },
-            None => base.clone(),
+            Some(table) => context! {
+                table => Value::from(Serde(table)), guid => guid, obj_id => obj_id, ..base.clone()
+            },
+            None => context! { guid => guid, obj_id => obj_id, ..base.clone() },
         };
         let text = template.render(ctx).map_err(template_error)?;
         let file_name = format!("{}.{}", file_stem(&item.object_name), item.kind.suffix());
@@ -635,6 +695,7 @@ pub fn render_all(
         problems.extend(
             expectations(settings, item, &document)
                 .into_iter()
+                .chain(identity_expectations(settings, item, &text))
                 .map(|message| check::Problem {
                     file: file_name.clone(),
                     message,
@@ -724,6 +785,58 @@ fn expectations(settings: &TmlSettings, item: &Planned, document: &check::Parsed
         if !extra.is_empty() {
             out.push(format!(
                 "has database column(s) {extra:?} the data does not have"
+            ));
+        }
+    }
+    out
+}
+
+/// The GUID the map records for a planned file's object.
+fn guid_of<'s>(settings: &'s TmlSettings, item: &Planned) -> Option<&'s str> {
+    (settings.guids.get(&(item.kind, item.object_name.clone()))).map(String::as_str)
+}
+
+/// The `obj_id` a planned file gets (`tml.obj_ids`).
+fn obj_id_of(settings: &TmlSettings, item: &Planned) -> Option<String> {
+    settings
+        .obj_ids
+        .then(|| obj_id(&settings.table_prefix, item.key.unwrap_or(item.kind.name())))
+}
+
+/// The root `guid:` and `obj_id:` a rendered file must carry, and the
+/// `fqn:` of every table its model names: what lets a re-import update the
+/// same objects (a template override that leaves them out would make the
+/// cluster create duplicates).
+fn identity_expectations(settings: &TmlSettings, item: &Planned, text: &str) -> Vec<String> {
+    let found = match check::identity(text) {
+        Ok(found) => found,
+        Err(message) => return vec![message],
+    };
+    let mut out = Vec::new();
+    let guid = guid_of(settings, item);
+    if found.guid.as_deref() != guid {
+        out.push(format!(
+            "has guid {:?}, but the GUID map (guids.json) records {guid:?} for {} {:?}; \
+             the template must write `guid: {{{{ guid|yaml }}}}` first when guid is not none",
+            found.guid,
+            item.kind.name(),
+            item.object_name
+        ));
+    }
+    let obj_id = obj_id_of(settings, item);
+    if found.obj_id != obj_id {
+        out.push(format!(
+            "has obj_id {:?}, expected {obj_id:?} (tml.obj_ids); the template must write \
+             `obj_id: {{{{ obj_id|yaml }}}}` when obj_id is not none",
+            found.obj_id
+        ));
+    }
+    for (table, fqn) in &found.tables {
+        let expected = settings.guids.get(&(TmlKind::Table, table.clone()));
+        if fqn.as_ref() != expected {
+            out.push(format!(
+                "names table {table:?} with fqn {fqn:?}, but the GUID map records {expected:?}; \
+                 the template must write `fqn: {{{{ tables[key].guid|yaml }}}}` when it is not none"
             ));
         }
     }

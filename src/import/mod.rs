@@ -1,0 +1,658 @@
+//! `import`: sends the TML `generate` wrote to a cluster
+//! (`POST /api/rest/2.0/metadata/tml/import`) so that every run updates the
+//! same objects.
+//!
+//! Without a GUID a cluster creates: it refuses a table whose database
+//! table is already mapped and duplicates the model. So each object's GUID
+//! is kept in the GUID map ([`guids`]), per cluster and org, and set in the
+//! TML sent to that org (root `guid:`, the model's `model_tables[].fqn`),
+//! whatever GUIDs the files carry. Before sending:
+//! - an object the map knows but the cluster no longer has is created
+//!   again (its old GUID is dropped, with a warning);
+//! - an object the map does not know is looked for by name (and, for a
+//!   table, connection, database and schema): found once, it is adopted;
+//!   found twice, the import stops, naming both.
+//!
+//! The import is one request (tables first, then the model), sent once:
+//! it is not idempotent, so it is never retried. The map is updated, in one
+//! atomic write, from the OK and WARNING results only.
+
+mod cluster;
+pub mod guids;
+pub mod set;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::atomic::Wait;
+use crate::client::auth::{Auth, Scope};
+use crate::client::http::Http;
+use crate::client::v2::V2;
+use crate::client::{ClientError, Connection};
+use crate::render::TmlKind;
+pub use guids::{GuidMap, GuidMapError, Target};
+pub use set::{Document, SetError};
+
+/// How the cluster treats failures (`import_policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Everything or nothing is imported (ALL_OR_NONE).
+    AllOrNone,
+    /// What can be imported is (PARTIAL).
+    Partial,
+    /// Nothing is imported; the cluster only checks (VALIDATE_ONLY).
+    ValidateOnly,
+}
+
+impl Policy {
+    /// The name the API takes.
+    pub fn wire(self) -> &'static str {
+        match self {
+            Policy::AllOrNone => "ALL_OR_NONE",
+            Policy::Partial => "PARTIAL",
+            Policy::ValidateOnly => "VALIDATE_ONLY",
+        }
+    }
+}
+
+/// What to import, where from and how.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The directory of TML files (`OUT/tml`).
+    pub tml: PathBuf,
+    /// The GUID map (`OUT/guids.json`).
+    pub map: PathBuf,
+    /// The import policy.
+    pub policy: Policy,
+    /// The org to import into, by name or id; none: the Primary org (0).
+    pub org: Option<String>,
+    /// What to do when another run holds the output directory.
+    pub wait: Wait,
+}
+
+impl ImportOptions {
+    /// The GUID map's default place for a TML directory: beside it when it
+    /// is an output directory's `tml`, else in it.
+    pub fn default_map(tml: &Path) -> PathBuf {
+        match (tml.file_name(), tml.parent()) {
+            (Some(name), Some(parent)) if name == crate::generate::TML_DIR => {
+                parent.join(guids::FILE)
+            }
+            _ => tml.join(guids::FILE),
+        }
+    }
+}
+
+/// An import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The TML could not be read or does not hold together.
+    #[error(transparent)]
+    Set(#[from] SetError),
+    /// The GUID map could not be read or written.
+    #[error(transparent)]
+    Map(#[from] GuidMapError),
+    /// The output directory could not be locked.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+    /// Signing in or searching failed.
+    #[error(transparent)]
+    Client(Box<ClientError>),
+    /// The async runtime could not start.
+    #[error("{0}")]
+    Setup(String),
+    /// The cluster reports no id to key the map with.
+    #[error("{url} reports no cluster id (GET /api/rest/2.0/system); the GUID map needs one")]
+    NoClusterId {
+        /// The cluster.
+        url: String,
+    },
+    /// `--org` names no org of the cluster.
+    #[error("{url} has no org {org:?}; its orgs: {}", if known.is_empty() { "(it lists none)".to_owned() } else { known.join(", ") })]
+    NoSuchOrg {
+        /// The cluster.
+        url: String,
+        /// What --org said.
+        org: String,
+        /// The orgs it has, `id (name)`.
+        known: Vec<String>,
+    },
+    /// Two objects on the cluster could be ours.
+    #[error(
+        "{target}: {file} defines {kind} {name:?}, and the cluster has {} objects that could \
+         be it ({}); nothing was imported. Keep the one to update and delete the others, or \
+         record its GUID in {map}",
+        guids.len(), guids.join(", ")
+    )]
+    Ambiguous {
+        /// Where.
+        target: Box<Target>,
+        /// The file.
+        file: String,
+        /// Its kind.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// The candidates' GUIDs.
+        guids: Vec<String>,
+        /// The GUID map.
+        map: String,
+    },
+    /// A file's GUIDs could not be set.
+    #[error("{file}: {message}")]
+    Identity {
+        /// The file.
+        file: String,
+        /// Why.
+        message: String,
+    },
+    /// The import request got no answer: the cluster may have imported
+    /// some or all of the objects.
+    #[error(
+        "the import of {sent} TML document(s) got no answer: {source}. The cluster may have \
+         imported some or all of them, so the import was not sent again (it is not idempotent) \
+         and the GUID map was not changed. Running import again is safe: objects the cluster \
+         created are found by name and adopted, and updated in place"
+    )]
+    Interrupted {
+        /// Documents sent.
+        sent: usize,
+        /// What happened.
+        #[source]
+        source: Box<ClientError>,
+    },
+    /// The cluster refused the import request as a whole.
+    #[error(
+        "the cluster refused the import: {source}. The GUID map was not changed; fix the cause \
+         and run import again"
+    )]
+    Refused {
+        /// The refusal.
+        #[source]
+        source: Box<ClientError>,
+    },
+    /// The cluster's answer is not what the API documents.
+    #[error("{what}: {problem}")]
+    Answer {
+        /// The request.
+        what: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Objects failed to import.
+    #[error(
+        "{} of {} object(s) failed{}:\n{}",
+        failed.len(), total,
+        if *validate_only { " validation" } else { " to import" },
+        failed.iter().map(|(f, m)| format!("  {f}: {m}")).collect::<Vec<_>>().join("\n")
+    )]
+    Failed {
+        /// (file, the cluster's message).
+        failed: Vec<(String, String)>,
+        /// Documents sent.
+        total: usize,
+        /// Whether it was a validation only.
+        validate_only: bool,
+    },
+}
+
+impl From<ClientError> for ImportError {
+    fn from(error: ClientError) -> Self {
+        ImportError::Client(Box::new(error))
+    }
+}
+
+impl ImportError {
+    /// Whether the cluster or the network failed (exit code 3), rather
+    /// than the input (2).
+    pub fn is_cluster(&self) -> bool {
+        matches!(
+            self,
+            ImportError::Client(_)
+                | ImportError::NoClusterId { .. }
+                | ImportError::NoSuchOrg { .. }
+                | ImportError::Ambiguous { .. }
+                | ImportError::Interrupted { .. }
+                | ImportError::Refused { .. }
+                | ImportError::Answer { .. }
+                | ImportError::Failed { .. }
+        ) && !matches!(
+            self,
+            ImportError::Client(e) if matches!(**e, ClientError::Setup(_) | ClientError::Unsupported(_))
+        )
+    }
+
+    /// Whether the output directory or the map could not be written (exit
+    /// code 4).
+    pub fn is_output(&self) -> bool {
+        matches!(
+            self,
+            ImportError::Output(_) | ImportError::Map(GuidMapError::Io { .. })
+        )
+    }
+}
+
+/// Result of one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The file.
+    pub file: String,
+    /// The object's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: TmlKind,
+    /// `OK`, `WARNING` or `ERROR`.
+    pub status: String,
+    /// Its GUID, as the cluster returned it (or as sent, for a
+    /// validation).
+    pub guid: Option<String>,
+    /// The cluster's message.
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    /// Whether the object was imported (or would be).
+    pub fn is_ok(&self) -> bool {
+        matches!(self.status.as_str(), "OK" | "WARNING")
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Where it went.
+    pub target: Target,
+    /// One per document, in the order sent.
+    pub outcomes: Vec<Outcome>,
+    /// Whether the GUID map was changed.
+    pub map_changed: bool,
+}
+
+impl Report {
+    /// The results as a table: file, object, kind, status, GUID, message.
+    pub fn table(&self) -> String {
+        let header = ["FILE", "OBJECT", "KIND", "STATUS", "GUID", "MESSAGE"];
+        let rows: Vec<[String; 6]> = (self.outcomes.iter())
+            .map(|o| {
+                [
+                    o.file.clone(),
+                    o.name.clone(),
+                    o.kind.name().to_owned(),
+                    o.status.clone(),
+                    o.guid.clone().unwrap_or_else(|| "-".to_owned()),
+                    (o.message.clone().unwrap_or_default()).replace(['\n', '\r'], " "),
+                ]
+            })
+            .collect();
+        table(&header, &rows)
+    }
+
+    /// The objects that failed, with the cluster's message.
+    pub fn failed(&self) -> Vec<(String, String)> {
+        (self.outcomes.iter())
+            .filter(|o| !o.is_ok())
+            .map(|o| {
+                (
+                    o.file.clone(),
+                    o.message
+                        .clone()
+                        .unwrap_or_else(|| format!("status {}", o.status)),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Left-aligned columns, the last one unpadded.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// What a dry run would send.
+#[derive(Clone, Debug)]
+pub struct DryRun {
+    /// The target the GUIDs are of (as the map knows it, offline).
+    pub target: Option<Target>,
+    /// (file, kind, name, bytes, GUID) in the order they would be sent.
+    pub documents: Vec<(String, TmlKind, String, usize, Option<String>)>,
+}
+
+impl DryRun {
+    /// As a table.
+    pub fn table(&self) -> String {
+        let rows: Vec<[String; 5]> = (self.documents.iter())
+            .map(|(file, kind, name, bytes, guid)| {
+                [
+                    file.clone(),
+                    name.clone(),
+                    kind.name().to_owned(),
+                    bytes.to_string(),
+                    guid.clone()
+                        .unwrap_or_else(|| "(none: found by name, else created)".to_owned()),
+                ]
+            })
+            .collect();
+        table(&["FILE", "OBJECT", "KIND", "BYTES", "KNOWN GUID"], &rows)
+    }
+}
+
+/// What `import --dry-run` would send, without asking the cluster: the
+/// files in order, their sizes, and the GUIDs the map knows for the
+/// target (`cluster`, else the map's only one; `org` by id or by a name the
+/// map recorded, else Primary).
+pub fn dry_run(options: &ImportOptions, cluster: Option<&str>) -> Result<DryRun, ImportError> {
+    let documents = set::read(&options.tml)?;
+    let map = GuidMap::read(&options.map)?;
+    let clusters = map.clusters();
+    let cluster = cluster.filter(|c| clusters.contains(c)).or_else(|| {
+        (clusters.len() == 1)
+            .then(|| clusters.first().copied())
+            .flatten()
+    });
+    let target = cluster.map(|cluster| {
+        let org_id = match &options.org {
+            None => 0,
+            Some(org) => org
+                .trim()
+                .parse()
+                .ok()
+                .or_else(|| map.org_named(cluster, org))
+                .unwrap_or(-1),
+        };
+        let org_name = map
+            .orgs(cluster)
+            .get(&org_id)
+            .copied()
+            .flatten()
+            .map(str::to_owned);
+        Target {
+            cluster: cluster.to_owned(),
+            org_id,
+            org_name,
+        }
+    });
+    let documents = (documents.into_iter())
+        .map(|d| {
+            let guid = (target.as_ref())
+                .and_then(|t| map.get(t, d.kind, &d.name))
+                .map(str::to_owned);
+            (d.file, d.kind, d.name, d.text.len(), guid)
+        })
+        .collect();
+    Ok(DryRun { target, documents })
+}
+
+/// Imports the TML in `options.tml` into the cluster at `connection`.
+/// Per-object failures come back in the report (see [`Report::failed`]);
+/// the GUID map is updated from the objects imported.
+pub fn run(connection: &Connection, options: &ImportOptions) -> Result<Report, ImportError> {
+    let documents = set::read(&options.tml)?;
+    let lock_dir = options
+        .map
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let _lock = crate::output::open_to_read(lock_dir, options.wait)?;
+    let mut map = GuidMap::read(&options.map)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ImportError::Setup(format!("cannot start the async runtime: {e}")))?;
+    let before = map.clone();
+    let (target, outcomes) = runtime.block_on(import(connection, options, &documents, &mut map))?;
+    let imported = options.policy != Policy::ValidateOnly
+        && !(options.policy == Policy::AllOrNone && outcomes.iter().any(|o| !o.is_ok()));
+    if imported {
+        for outcome in outcomes.iter().filter(|o| o.is_ok()) {
+            if let Some(guid) = outcome.guid.as_deref().filter(|g| guids::is_guid(g)) {
+                map.set(&target, outcome.kind, &outcome.name, guid);
+            }
+        }
+    }
+    let map_changed = imported && map != before;
+    if map_changed {
+        map.write(&options.map)?;
+    }
+    Ok(Report {
+        target,
+        outcomes,
+        map_changed,
+    })
+}
+
+async fn import(
+    connection: &Connection,
+    options: &ImportOptions,
+    documents: &[Document],
+    map: &mut GuidMap,
+) -> Result<(Target, Vec<Outcome>), ImportError> {
+    let http = Http::new(connection)?;
+    let auth = Auth::new(connection.credentials.clone())?;
+    let api = V2 {
+        http: &http,
+        auth: &auth,
+    };
+    let url = http.base().to_owned();
+    let system = api.system().await?;
+    let cluster = system
+        .id()
+        .ok_or_else(|| ImportError::NoClusterId { url: url.clone() })?;
+    let (org_id, org_name) = resolve_org(&api, &url, options.org.as_deref()).await?;
+    // A password or secret key signs in to the org; a bearer token is
+    // already of one (its own), which --org must then name.
+    let scope: Scope = auth.scopes_tokens().then_some(org_id);
+    let target = Target {
+        cluster,
+        org_id,
+        org_name,
+    };
+    tracing::info!(
+        "importing {} TML document(s) from {} into {target} at {url} ({})",
+        documents.len(),
+        options.tml.display(),
+        options.policy.wire()
+    );
+    let map_name = options.map.display().to_string();
+    // The GUIDs the map knows, checked against what the cluster has.
+    let known: Vec<(&Document, String)> = (documents.iter())
+        .filter_map(|d| Some((d, map.get(&target, d.kind, &d.name)?.to_owned())))
+        .collect();
+    let guid_ids: Vec<&str> = known.iter().map(|(_, g)| g.as_str()).collect();
+    let present = cluster::search(&api, &guid_ids, scope).await?;
+    let mut guid_of: BTreeMap<(TmlKind, String), String> = BTreeMap::new();
+    for (d, guid) in &known {
+        if present.iter().any(|l| &l.guid == guid) {
+            guid_of.insert((d.kind, d.name.clone()), guid.clone());
+        } else {
+            tracing::warn!(
+                "{} {:?} (GUID {guid} in {map_name}) is gone from {target}; it is created again \
+                 and the map corrected",
+                d.kind.name(),
+                d.name
+            );
+            map.remove(&target, d.kind, &d.name);
+        }
+    }
+    // The others are looked for by name: ours, imported by hand?
+    let unknown: Vec<&Document> = (documents.iter())
+        .filter(|d| !guid_of.contains_key(&(d.kind, d.name.clone())))
+        .collect();
+    let mut names: Vec<&str> = unknown.iter().map(|d| d.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let listed = cluster::search(&api, &names, scope).await?;
+    for d in unknown {
+        match cluster::candidates(&listed, d).as_slice() {
+            [] => {}
+            [one] => {
+                tracing::info!(
+                    "{} {:?} is already on {target} (GUID {}, imported by hand?); adopting it",
+                    d.kind.name(),
+                    d.name,
+                    one.guid
+                );
+                guid_of.insert((d.kind, d.name.clone()), one.guid.clone());
+            }
+            many => {
+                return Err(ImportError::Ambiguous {
+                    target: Box::new(target),
+                    file: d.file.clone(),
+                    kind: d.kind.name(),
+                    name: d.name.clone(),
+                    guids: many.iter().map(|l| l.guid.clone()).collect(),
+                    map: map_name,
+                });
+            }
+        }
+    }
+    let tables: BTreeMap<String, String> = (guid_of.iter())
+        .filter(|((kind, _), _)| *kind == TmlKind::Table)
+        .map(|((_, name), guid)| (name.clone(), guid.clone()))
+        .collect();
+    let mut tmls = Vec::with_capacity(documents.len());
+    for d in documents {
+        let guid = guid_of.get(&(d.kind, d.name.clone())).map(String::as_str);
+        let text =
+            set::with_identity(d, guid, &tables).map_err(|message| ImportError::Identity {
+                file: d.file.clone(),
+                message,
+            })?;
+        tmls.push(text);
+    }
+    let answers = cluster::import(&api, &tmls, options.policy.wire(), scope).await?;
+    let outcomes = (documents.iter().zip(answers))
+        .map(|(d, a)| Outcome {
+            file: d.file.clone(),
+            name: d.name.clone(),
+            kind: d.kind,
+            status: a.status,
+            guid: a
+                .guid
+                .or_else(|| guid_of.get(&(d.kind, d.name.clone())).cloned()),
+            message: a.message,
+        })
+        .collect();
+    Ok((target, outcomes))
+}
+
+/// The org `--org` names (an id, or a name the cluster lists), with its
+/// name when known; none is the Primary org, 0.
+async fn resolve_org(
+    api: &V2<'_>,
+    url: &str,
+    org: Option<&str>,
+) -> Result<(i64, Option<String>), ImportError> {
+    let listed = api.orgs().await?;
+    let orgs: Vec<(i64, String)> = (listed.iter().flatten())
+        .filter_map(|o| Some((o.id()?, o.name().unwrap_or_default().to_owned())))
+        .collect();
+    let name_of = |id: i64| {
+        (orgs.iter())
+            .find(|(o, _)| *o == id)
+            .map(|(_, n)| n.clone())
+    };
+    let Some(org) = org.map(str::trim) else {
+        return Ok((0, name_of(0).or_else(|| Some("Primary".to_owned()))));
+    };
+    if let Ok(id) = org.parse::<i64>() {
+        if listed.is_some() && name_of(id).is_none() {
+            return Err(no_such_org(url, org, &orgs));
+        }
+        return Ok((id, name_of(id)));
+    }
+    match (orgs.iter()).find(|(_, name)| name.eq_ignore_ascii_case(org)) {
+        Some((id, name)) => Ok((*id, Some(name.clone()))),
+        None => Err(no_such_org(url, org, &orgs)),
+    }
+}
+
+fn no_such_org(url: &str, org: &str, orgs: &[(i64, String)]) -> ImportError {
+    ImportError::NoSuchOrg {
+        url: url.to_owned(),
+        org: org.to_owned(),
+        known: orgs.iter().map(|(id, n)| format!("{id} ({n})")).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_results_table_lines_up() {
+        let report = Report {
+            target: Target {
+                cluster: "c".into(),
+                org_id: 0,
+                org_name: None,
+            },
+            outcomes: vec![
+                Outcome {
+                    file: "TS_USERS.table.tml".into(),
+                    name: "TS_USERS".into(),
+                    kind: TmlKind::Table,
+                    status: "OK".into(),
+                    guid: Some("g1".into()),
+                    message: None,
+                },
+                Outcome {
+                    file: "m.model.tml".into(),
+                    name: "M".into(),
+                    kind: TmlKind::Model,
+                    status: "ERROR".into(),
+                    guid: None,
+                    message: Some("bad\nthing".into()),
+                },
+            ],
+            map_changed: false,
+        };
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        let status = lines[0].find("STATUS").unwrap();
+        assert_eq!(&lines[1][status..status + 2], "OK");
+        assert_eq!(&lines[2][status..status + 5], "ERROR");
+        assert!(lines[2].ends_with("bad thing"), "{table}");
+        assert_eq!(
+            report.failed(),
+            vec![("m.model.tml".into(), "bad\nthing".into())]
+        );
+    }
+
+    #[test]
+    fn the_map_sits_beside_an_output_directorys_tml() {
+        assert_eq!(
+            ImportOptions::default_map(Path::new("out/tml")),
+            Path::new("out/guids.json")
+        );
+        assert_eq!(
+            ImportOptions::default_map(Path::new("repo")),
+            Path::new("repo/guids.json")
+        );
+    }
+}
