@@ -12,8 +12,10 @@
 //! makes it a Software cluster with Falcon for `load --to falcon`;
 //! `--activity ROWS` serves the system worksheets of user activity for
 //! `activity` (with `--row-cap`, `--time-zone` and `--old-stats-name` to
-//! make it harder). The server lives in `tests/fake_thoughtspot`, where the
-//! integration tests use it.
+//! make it harder). It also accepts TML imports (`metadata/tml/import`:
+//! tables, models and worksheets, kept per org and listed by
+//! `metadata/search`). The server lives in `tests/fake_thoughtspot`, where
+//! the integration tests use it.
 
 #[path = "../tests/fake_thoughtspot/mod.rs"]
 mod fake;

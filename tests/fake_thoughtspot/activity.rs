@@ -1090,21 +1090,35 @@ fn like(pattern: &str, text: &str) -> bool {
 
 /// Whether `ws` is what one `metadata` entry of a search asks for.
 fn wanted(ws: &Worksheet, entry: &Value) -> bool {
+    asked_for(entry, &ws.guid, &ws.name, None)
+}
+
+/// Whether the object of `guid`, `name` and `obj_id` is what one
+/// `metadata` entry of a search asks for: of its `type` (LOGICAL_TABLE, or
+/// none), its `obj_identifier` if given, and then its `identifier` (the
+/// GUID or the name, in any case), else its `name_pattern`, else any.
+pub(super) fn asked_for(entry: &Value, guid: &str, name: &str, obj_id: Option<&str>) -> bool {
     let kind = entry.get("type").and_then(Value::as_str);
     if kind.is_some_and(|k| !k.eq_ignore_ascii_case("LOGICAL_TABLE")) {
         return false;
     }
+    if let Some(wanted) = entry.get("obj_identifier").and_then(Value::as_str)
+        && obj_id != Some(wanted)
+    {
+        return false;
+    }
     if let Some(id) = entry.get("identifier").and_then(Value::as_str) {
-        return ws.name.eq_ignore_ascii_case(id) || ws.guid.eq_ignore_ascii_case(id);
+        return name.eq_ignore_ascii_case(id) || guid.eq_ignore_ascii_case(id);
     }
     if let Some(pattern) = entry.get("name_pattern").and_then(Value::as_str) {
-        return like(pattern, &ws.name);
+        return like(pattern, name);
     }
     true
 }
 
 /// `POST /api/rest/2.0/metadata/search`: the activity worksheets asked
-/// for, in the activity org.
+/// for, in the activity org, then the org's imported tables, models and
+/// worksheets asked for (see [`super::tml`]).
 pub async fn metadata_search(
     State(state): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -1158,7 +1172,7 @@ fn metadata_response(
     };
     let activity_org = state.faults.lock().unwrap().activity_org;
     let set = state.activity();
-    let found: Vec<Value> = if org == activity_org {
+    let mut found: Vec<Value> = if org == activity_org {
         set.worksheets()
             .filter(|ws| entries.iter().any(|e| wanted(ws, e)))
             .map(|ws| listing(ws, details))
@@ -1166,6 +1180,7 @@ fn metadata_response(
     } else {
         Vec::new()
     };
+    found.extend(state.listed_objects(org, &entries));
     let size = if size < 0 { found.len() } else { size as usize };
     let page: Vec<Value> = found.into_iter().skip(offset as usize).take(size).collect();
     json_response(&Value::Array(page))

@@ -15,12 +15,20 @@
 //! the system worksheets of user activity: `metadata/search` and
 //! `searchdata` (see [`activity`]).
 //!
+//! It keeps the tables, models and worksheets imported through
+//! `metadata/tml/import`, per org, checking each document as a cluster does
+//! (YAML 1.1 readings, GUID and obj_id identity, a database table mapped
+//! once, references, import policies), and lists them in `metadata/search`
+//! (see [`tml`]); faults break an import after it is stored or answer a
+//! warning.
+//!
 //! Used by `tests/cli/fetch.rs`, `tests/cli/falcon.rs` and
 //! `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
 
 pub mod activity;
 pub mod falcon;
+pub mod tml;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -293,6 +301,12 @@ pub struct Faults {
     pub time_zone: Option<String>,
     /// Every searchdata request fails with 500 and this message.
     pub searchdata_error: Option<String>,
+    /// TML imports are processed and stored, then the connection is cut
+    /// without an answer (a network failure mid-import).
+    pub import_drop_after_store: bool,
+    /// Imported objects of this name are answered WARNING ("fake warning:
+    /// NAME"), and imported all the same.
+    pub import_warning: Option<String>,
 }
 
 /// One request, as the fake saw it.
@@ -347,6 +361,9 @@ pub struct Shared {
     activity: Mutex<Arc<activity::ActivitySet>>,
     /// searchdata requests so far.
     searchdata: AtomicUsize,
+    /// The tables, models and worksheets imported, shared with the other
+    /// nodes of the same fake cluster.
+    tml: Arc<Mutex<tml::Store>>,
 }
 
 impl Shared {
@@ -449,11 +466,11 @@ impl FakeThoughtSpot {
 
     /// Serves `data` on 127.0.0.1:`port` (0: a random port) with `faults`.
     pub fn start_on(data: Data, port: u16, faults: Faults) -> Self {
-        Self::start_with(data, port, faults, falcon::new_store())
+        Self::start_with(data, port, faults, falcon::new_store(), tml::new_store())
     }
 
     /// Another node of this fake's cluster: its own address and sessions,
-    /// the same data and Falcon, the same faults as now.
+    /// the same data, Falcon and imported objects, the same faults as now.
     pub fn start_node(&self) -> Self {
         let faults = self.state.faults.lock().unwrap().clone();
         let node = Self::start_with(
@@ -461,6 +478,7 @@ impl FakeThoughtSpot {
             0,
             faults,
             self.state.falcon.clone(),
+            self.state.tml.clone(),
         );
         *node.state.activity.lock().unwrap() = self.state.activity();
         node
@@ -471,6 +489,7 @@ impl FakeThoughtSpot {
         port: u16,
         faults: Faults,
         falcon: Arc<Mutex<falcon::FalconStore>>,
+        tml: Arc<Mutex<tml::Store>>,
     ) -> Self {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -492,6 +511,7 @@ impl FakeThoughtSpot {
             tsload_sessions: Mutex::new(HashMap::new()),
             activity: Mutex::new(Arc::default()),
             searchdata: AtomicUsize::new(0),
+            tml,
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(state.clone());
@@ -555,6 +575,7 @@ fn router(state: Arc<Shared>) -> Router {
             post(activity::metadata_search),
         )
         .route("/api/rest/2.0/searchdata", post(activity::searchdata))
+        .route(tml::IMPORT_PATH, post(tml::import))
         .route("/callosum/v1/tspublic/v1/session/login", post(v1_login))
         .route("/callosum/v1/tspublic/v1/session/logout", post(v1_logout))
         .route("/callosum/v1/tspublic/v1/user/list", get(v1_user_list))
@@ -651,6 +672,25 @@ fn error(status: StatusCode, code: u32, debug: &str) -> Response {
     let body =
         json!({"error": {"message": {"code": code, "incident_id_guid": "fake", "debug": debug}}});
     (status, axum::Json(body)).into_response()
+}
+
+/// A response whose connection is cut after `sent` bytes of its body (none:
+/// the client gets no answer at all).
+fn cut_off(sent: Bytes) -> Response {
+    let dropped = std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "fake: connection dropped",
+    );
+    let chunks: Vec<Result<Bytes, std::io::Error>> = if sent.is_empty() {
+        vec![Err(dropped)]
+    } else {
+        vec![Ok(sent), Err(dropped)]
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .expect("response")
 }
 
 fn json_response(value: &Value) -> Response {
@@ -1077,19 +1117,7 @@ fn search_response(
             .into_response();
     }
     if take(&mut faults.drop_mid_body) {
-        let half = Bytes::copy_from_slice(&bytes[..bytes.len() / 2]);
-        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-            Ok(half),
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "fake: connection dropped mid-body",
-            )),
-        ];
-        return Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from_stream(futures_util::stream::iter(chunks)))
-            .expect("response");
+        return cut_off(Bytes::copy_from_slice(&bytes[..bytes.len() / 2]));
     }
     drop(faults);
     (
