@@ -122,12 +122,12 @@ pub(super) fn run(args: ImportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
         .into());
     }
     let done = if options.policy == Policy::ValidateOnly {
-        "validated (nothing imported)"
+        "validated (nothing imported) for"
     } else {
-        "imported"
+        "imported into"
     };
     tracing::info!(
-        "{} object(s) {done} into {}{}",
+        "{} object(s) {done} {}{}",
         report.outcomes.len(),
         report.target,
         if report.map_changed {

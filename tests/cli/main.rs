@@ -12,6 +12,7 @@ mod fake;
 mod falcon;
 mod fetch;
 mod generate;
+mod import;
 mod layering;
 mod postgres;
 mod runs;
