@@ -166,9 +166,6 @@ pub enum ActivityError {
     /// The output directory could not be opened or written.
     #[error(transparent)]
     Output(#[from] OutputError),
-    /// The GUID map the TML is rendered with could not be read.
-    #[error(transparent)]
-    GuidMap(#[from] crate::import::GuidMapError),
     /// The directory holds no generated principals.
     #[error(
         "{dir} holds no {MANIFEST}: activity copies into an output directory of `ts-principals \
@@ -438,9 +435,10 @@ pub fn run(
     let dir = output::open(out, options.wait, Assembly::may_own)?;
     let (mut prior, cluster_id) = read_prior(out)?;
     check_held(out, &mut prior)?;
-    // The TML is rendered with the GUIDs generate wrote into it.
+    // The TML is rendered with the GUIDs generate wrote into it (an
+    // import since may know more; the next generate writes them).
     let mut options = options.clone();
-    options.tml.guids = crate::import::guids::for_output(out, &cluster_id)?;
+    options.tml.guids = render::check::guids_in(&out.join(TML_DIR));
     let options = &options;
     // What is held, checked before the cluster is asked anything.
     let mut newest_held: BTreeMap<Source, (Option<i64>, usize)> = BTreeMap::new();

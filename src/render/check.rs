@@ -565,6 +565,8 @@ pub fn parse(kind: TmlKind, text: &str) -> Result<Parsed, String> {
 /// What identifies a document on a cluster, and the tables it names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
+    /// The object's name.
+    pub name: Option<String>,
     /// The root `guid:`.
     pub guid: Option<String>,
     /// The root `obj_id:`.
@@ -581,26 +583,22 @@ struct IdentityDoc {
     #[serde(default)]
     obj_id: Option<String>,
     #[serde(default)]
-    model: Option<IdentityTables<ModelTablesKey>>,
+    table: Option<IdentityObject>,
     #[serde(default)]
-    worksheet: Option<IdentityTables<TablesKey>>,
+    model: Option<IdentityObject>,
+    #[serde(default)]
+    worksheet: Option<IdentityObject>,
 }
 
 #[derive(Deserialize)]
-struct ModelTablesKey {
+struct IdentityObject {
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     model_tables: Vec<IdentityRef>,
-}
-
-#[derive(Deserialize)]
-struct TablesKey {
     #[serde(default)]
     tables: Vec<IdentityRef>,
 }
-
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct IdentityTables<T>(T);
 
 #[derive(Deserialize)]
 struct IdentityRef {
@@ -616,16 +614,43 @@ pub fn identity(text: &str) -> Result<Identity, String> {
     options.no_schema = true;
     let doc: IdentityDoc =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?;
-    let refs = match (doc.model, doc.worksheet) {
-        (Some(IdentityTables(m)), _) => m.model_tables,
-        (None, Some(IdentityTables(w))) => w.tables,
-        (None, None) => Vec::new(),
+    let object = doc.table.or(doc.model).or(doc.worksheet);
+    let (name, refs) = match object {
+        Some(o) => (o.name, o.model_tables.into_iter().chain(o.tables).collect()),
+        None => (None, Vec::new()),
     };
     Ok(Identity {
+        name,
         guid: doc.guid,
         obj_id: doc.obj_id,
-        tables: refs.into_iter().map(|r| (r.name, r.fqn)).collect(),
+        tables: refs
+            .into_iter()
+            .map(|r: IdentityRef| (r.name, r.fqn))
+            .collect(),
     })
+}
+
+/// The GUIDs the TML files in `dir` carry, by kind and name: what a run
+/// that must render the same files as the last `generate` renders with.
+/// Files that cannot be read are left out (the comparison then tells).
+pub fn guids_in(dir: &std::path::Path) -> BTreeMap<(TmlKind, String), String> {
+    let mut guids = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(kind) = TmlKind::of_file(&file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if let Ok(Identity {
+            name: Some(name),
+            guid: Some(guid),
+            ..
+        }) = identity(&text)
+        {
+            guids.insert((kind, name), guid);
+        }
+    }
+    guids
 }
 
 impl ModelLike {

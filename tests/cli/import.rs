@@ -414,6 +414,50 @@ fn obj_ids_are_written_and_reach_the_cluster() {
 }
 
 #[test]
+fn the_scheduled_loop_keeps_one_object_per_file_with_activity_joining_in() {
+    let data = Data::generated(20, 6, 2);
+    let users = crate::fake::activity::user_guids(&data);
+    let server = FakeThoughtSpot::start(data);
+    let now = jiff::Timestamp::now().as_second();
+    let set = crate::fake::activity::ActivitySet::generated(
+        &users,
+        300,
+        now - 86_400,
+        86_400,
+        3,
+        "TS: AI and BI Stats",
+    );
+    server.state.set_activity(set);
+    let scratch = Scratch::new();
+    let activity = || {
+        scratch
+            .with_password(&server)
+            .args(["activity", "--out", "out"])
+            .assert()
+            .success();
+    };
+    // An import between generate and activity leaves the files' GUIDs
+    // behind the map's: activity renders what generate wrote.
+    generated(&scratch, &server);
+    import(&scratch, &server, &[]).success();
+    activity();
+    import(&scratch, &server, &[]).success();
+    for _ in 0..2 {
+        generated(&scratch, &server);
+        activity();
+        import(&scratch, &server, &[]).success();
+    }
+    let count = files(&scratch).len();
+    assert!(
+        files(&scratch).keys().any(|f| f.contains("ACTIVITY")),
+        "{:?}",
+        files(&scratch).keys()
+    );
+    assert_eq!(objects(&server, 0).len(), count, "one object per file");
+    assert_eq!(mapped(&scratch, 0).len(), count);
+}
+
+#[test]
 fn the_readme_walkthrough_works_as_written() {
     let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
     let block = readme
