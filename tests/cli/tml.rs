@@ -69,6 +69,44 @@ fn every_variant_passes_thoughtspot_validation() {
     }
 }
 
+/// With the GUIDs of an import (root `guid:`, the model's `fqn:`) and
+/// `obj_id`s, as a re-import sends them.
+#[test]
+fn tml_with_guids_and_obj_ids_passes_thoughtspot_validation() {
+    let Some(python) = python_with_tml() else {
+        return;
+    };
+    for config in [
+        "[tml]\nobj_ids = true\n",
+        "[tml]\nobj_ids = true\nformat = \"worksheet\"\n",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = generate_with(dir.path(), config, &activity_held());
+        let set = ts_principals::import::set::read(&out.join("tml")).unwrap();
+        let objects: Vec<serde_json::Value> = (set.iter().enumerate())
+            .map(|(n, d)| {
+                serde_json::json!({"cluster": "acme-prod", "org_id": 0, "kind": d.kind.name(),
+                    "name": d.name, "guid": format!("{n:08x}-2222-4000-8000-{n:012x}")})
+            })
+            .collect();
+        let map =
+            serde_json::json!({"schema_version": 1, "tool": "ts-principals", "objects": objects});
+        std::fs::write(out.join("guids.json"), map.to_string()).unwrap();
+        let out = generate_with(dir.path(), config, &activity_held());
+        let files = tml_files(&out);
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(text.starts_with("guid: \""), "{}", file.display());
+            assert!(
+                text.contains("\nobj_id: \"TS_PRINCIPALS__"),
+                "{}",
+                file.display()
+            );
+        }
+        validate_tml(python, &files);
+    }
+}
+
 /// Settings that break naive YAML: YAML 1.1 booleans, nulls, numbers,
 /// dates, structure characters, quotes, newlines, emoji, right-to-left text.
 const HOSTILE: &str = r#"
