@@ -73,7 +73,9 @@ pub fn write_file(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
         let mode = match (access, &existing) {
             (Access::Private, _) => Some(0o600),
             (Access::Default, Some(meta)) => Some(meta.permissions().mode() & 0o7777),
-            (Access::Default, None) => None,
+            // What creating the file in place would give it (a temporary
+            // file is private).
+            (Access::Default, None) => Some(0o666 & !umask()),
         };
         if let Some(mode) = mode {
             builder.permissions(fs::Permissions::from_mode(mode));
@@ -86,6 +88,19 @@ pub fn write_file(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     file.as_file().sync_all()?;
     file.persist(&target).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The process's file mode creation mask (Linux reports it in
+/// /proc/self/status; elsewhere the usual 022 is assumed).
+#[cfg(unix)]
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
 }
 
 /// Where a symbolic link finally points; an error when that is nowhere.
@@ -169,6 +184,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
+            // A new file gets what creating it in place would give it.
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o666 & !umask(), "{mode:o}");
             fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
             write_file(&path, b"two", Access::Default).unwrap();
             let mode = fs::metadata(&path).unwrap().permissions().mode();

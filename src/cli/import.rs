@@ -50,7 +50,7 @@ pub(super) struct ImportArgs {
     profile: Option<String>,
     /// The org to import into, by name or id, signing in to it [default: the Primary org,
     /// 0]. With a bearer token, which is already of an org, name that org.
-    #[arg(long, value_name = "NAME|ID")]
+    #[arg(long, value_name = "NAME|ID", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     org: Option<String>,
     /// What happens when some objects fail: nothing is imported (all-or-none), or the
     /// others are (partial).
@@ -147,7 +147,6 @@ fn dry_run(options: &ImportOptions) -> anyhow::Result<ExitCode> {
     let out = options.map.parent().unwrap_or(std::path::Path::new("."));
     let cluster = crate::history::Recorded::of(out).cluster_id;
     let plan = import::dry_run(options, cluster.as_deref())?;
-    let mut stdout = std::io::stdout().lock();
     let target = match &plan.target {
         Some(target) => format!("{target} (as {} records it)", options.map.display()),
         None => format!(
@@ -157,18 +156,18 @@ fn dry_run(options: &ImportOptions) -> anyhow::Result<ExitCode> {
         ),
     };
     let bytes: usize = plan.documents.iter().map(|d| d.3).sum();
-    writeln!(
-        stdout,
+    let text = format!(
         "Would send {} TML document(s), {bytes} bytes, in this order, to \
-         POST /api/rest/2.0/metadata/tml/import ({}) into {target}:",
+         POST /api/rest/2.0/metadata/tml/import ({}) into {target}:\n{}Nothing was sent. A real \
+         run first checks the known GUIDs on the cluster and looks for the others by name.\n",
         plan.documents.len(),
-        options.policy.wire()
-    )?;
-    stdout.write_all(plan.table().as_bytes())?;
-    writeln!(
-        stdout,
-        "Nothing was sent. A real run first checks the known GUIDs on the cluster and looks \
-         for the others by name."
-    )?;
+        options.policy.wire(),
+        plan.table()
+    );
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ use super::http::{Body, Extra, Http, Reply, Request};
 use super::paging::Fetched;
 
 pub(crate) const SYSTEM_PATH: &str = "/api/rest/2.0/system";
+pub(crate) const SESSION_USER_PATH: &str = "/api/rest/2.0/auth/session/user";
 pub(crate) const ORGS_PATH: &str = "/api/rest/2.0/orgs/search";
 pub(crate) const USERS_PATH: &str = "/api/rest/2.0/users/search";
 pub(crate) const GROUPS_PATH: &str = "/api/rest/2.0/groups/search";
@@ -161,6 +162,22 @@ impl V2<'_> {
             .await?
             .success(&Method::GET, SYSTEM_PATH)?;
         serde_json::from_slice(&body).map_err(|e| malformed("GET", SYSTEM_PATH, "", e))
+    }
+
+    /// The org the credentials' token is of (`current_org` of
+    /// `GET /api/rest/2.0/auth/session/user`) in `scope`; `Ok(None)` when the
+    /// cluster does not say.
+    pub async fn session_org(&self, scope: Scope) -> Result<Option<i64>, ClientError> {
+        let reply = self
+            .call(Method::GET, SESSION_USER_PATH, None, scope)
+            .await?;
+        if matches!(reply.status.as_u16(), 400 | 404) {
+            return Ok(None);
+        }
+        let body = reply.success(&Method::GET, SESSION_USER_PATH)?;
+        let user: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| malformed("GET", SESSION_USER_PATH, "", e))?;
+        Ok(OrgHeader(user.get("current_org").cloned().unwrap_or_default()).id())
     }
 
     /// `POST /api/rest/2.0/orgs/search`: the orgs.

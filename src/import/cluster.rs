@@ -175,10 +175,21 @@ pub async fn import(
                 source: Box::new(source),
             },
         })?;
+    // A gateway's 5xx may come after the cluster imported: the outcome is
+    // unknown, as with no answer at all.
+    let unknown = reply.status.is_server_error();
     let body = reply
         .success(&Method::POST, IMPORT_PATH)
-        .map_err(|source| ImportError::Refused {
-            source: Box::new(source),
+        .map_err(|source| {
+            let source = Box::new(source);
+            if unknown {
+                ImportError::Interrupted {
+                    sent: tmls.len(),
+                    source,
+                }
+            } else {
+                ImportError::Refused { source }
+            }
         })?;
     let what = || format!("POST {IMPORT_PATH}");
     let items: Vec<Item> = serde_json::from_slice(&body).map_err(|e| ImportError::Answer {

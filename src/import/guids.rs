@@ -128,13 +128,11 @@ impl GuidMap {
         };
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let file: File = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let inner = e.inner();
-            invalid(format!(
-                "not a GUID map at line {}, column {} ({}): {inner}",
-                inner.line(),
-                inner.column(),
-                e.path()
-            ))
+            let at = match e.path().to_string() {
+                path if path == "?" || path == "." => String::new(),
+                path => format!(" (at {path})"),
+            };
+            invalid(format!("not a GUID map: {}{at}", e.inner()))
         })?;
         if file.schema_version != SCHEMA_VERSION || file.tool != crate::output::TOOL {
             return Err(invalid(format!(
@@ -254,6 +252,21 @@ impl GuidMap {
             .map(|((_, org_id, _, _), _)| *org_id)
     }
 
+    /// The kind the map records `guid` as in `target`, if any.
+    pub fn kind_of(&self, target: &Target, guid: &str) -> Option<TmlKind> {
+        (self.objects.iter())
+            .find(|((c, o, _, _), (g, _))| *c == target.cluster && *o == target.org_id && g == guid)
+            .map(|((_, _, kind, _), _)| *kind)
+    }
+
+    /// Every object of `target`: kind, name, GUID.
+    pub fn objects_of(&self, target: &Target) -> Vec<(TmlKind, String, String)> {
+        (self.objects.iter())
+            .filter(|((c, o, _, _), _)| *c == target.cluster && *o == target.org_id)
+            .map(|((_, _, kind, name), (guid, _))| (*kind, name.clone(), guid.clone()))
+            .collect()
+    }
+
     /// The clusters the map holds.
     pub fn clusters(&self) -> BTreeSet<&str> {
         self.objects.keys().map(|(c, _, _, _)| c.as_str()).collect()
@@ -303,6 +316,30 @@ impl GuidMap {
             .map(|((_, _, kind, name), (guid, _))| ((*kind, name.clone()), guid.clone()))
             .collect()
     }
+}
+
+/// Fails when the map at `path` could not be written (its directory
+/// missing or not writable, or a directory in its place): found before
+/// the cluster is changed, not after.
+pub fn check_writable(path: &Path) -> Result<(), GuidMapError> {
+    let io = |source| GuidMapError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "a directory is where the GUID map goes; move it away or give --guids FILE",
+        )));
+    }
+    let dir = (path.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".guids-probe.")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(io)
 }
 
 /// The GUIDs `generate` writes for data of `cluster` into the output

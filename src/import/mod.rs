@@ -75,6 +75,8 @@ impl ImportOptions {
     /// The GUID map's default place for a TML directory: beside it when it
     /// is an output directory's `tml`, else in it.
     pub fn default_map(tml: &Path) -> PathBuf {
+        // `--tml .` inside OUT/tml still means OUT/guids.json.
+        let tml = &std::fs::canonicalize(tml).unwrap_or_else(|_| tml.to_path_buf());
         match (tml.file_name(), tml.parent()) {
             (Some(name), Some(parent)) if name == crate::generate::TML_DIR => {
                 parent.join(guids::FILE)
@@ -138,6 +140,39 @@ pub enum ImportError {
         guids: Vec<String>,
         /// The GUID map.
         map: String,
+    },
+    /// A bearer token is of another org than `--org` names.
+    #[error(
+        "the bearer token is of org {token_org}, not of org {asked} that --org names; a bearer \
+         token imports into its own org: get one for org {asked}, or sign in with a password or \
+         secret key (which sign in to the org --org names)"
+    )]
+    TokenOrg {
+        /// The token's org.
+        token_org: i64,
+        /// The org --org names.
+        asked: i64,
+    },
+    /// The object the map knows has another kind than the file's.
+    #[error(
+        "{}: {} defines {} {:?}, but the object of that name there (GUID {}) is the {} {} \
+         records; ThoughtSpot does not turn one into the other on import. Keep tml.format = \
+         \"{}\", or convert or delete the {} in ThoughtSpot and remove its entry from {}, then \
+         import again",
+        .0.target, .0.file, .0.now, .0.name, .0.guid, .0.was, .0.map, .0.was, .0.was, .0.map
+    )]
+    KindChanged(Box<KindChange>),
+    /// The objects were imported, but the map could not be written.
+    #[error(
+        "the objects were imported:\n{table}but the GUID map could not be written: {source}. \
+         Make it writable and run import again: it finds the objects by name and adopts them"
+    )]
+    MapAfterImport {
+        /// The results.
+        table: String,
+        /// Why.
+        #[source]
+        source: GuidMapError,
     },
     /// A file's GUIDs could not be set.
     #[error("{file}: {message}")]
@@ -211,7 +246,6 @@ impl ImportError {
             self,
             ImportError::Client(_)
                 | ImportError::NoClusterId { .. }
-                | ImportError::NoSuchOrg { .. }
                 | ImportError::Ambiguous { .. }
                 | ImportError::Interrupted { .. }
                 | ImportError::Refused { .. }
@@ -228,9 +262,30 @@ impl ImportError {
     pub fn is_output(&self) -> bool {
         matches!(
             self,
-            ImportError::Output(_) | ImportError::Map(GuidMapError::Io { .. })
+            ImportError::Output(_)
+                | ImportError::Map(GuidMapError::Io { .. })
+                | ImportError::MapAfterImport { .. }
         )
     }
+}
+
+/// An object whose kind differs from what the map records of it.
+#[derive(Debug)]
+pub struct KindChange {
+    /// Where.
+    pub target: Target,
+    /// The file.
+    pub file: String,
+    /// The object's name.
+    pub name: String,
+    /// Its GUID.
+    pub guid: String,
+    /// The kind the map records.
+    pub was: &'static str,
+    /// The file's kind.
+    pub now: &'static str,
+    /// The GUID map.
+    pub map: String,
 }
 
 /// Result of one object.
@@ -365,6 +420,7 @@ impl DryRun {
 /// target (`cluster`, else the map's only one; `org` by id or by a name the
 /// map recorded, else Primary).
 pub fn dry_run(options: &ImportOptions, cluster: Option<&str>) -> Result<DryRun, ImportError> {
+    let _lock = lock(options)?;
     let documents = set::read(&options.tml)?;
     let map = GuidMap::read(&options.map)?;
     let clusters = map.clusters();
@@ -373,27 +429,20 @@ pub fn dry_run(options: &ImportOptions, cluster: Option<&str>) -> Result<DryRun,
             .then(|| clusters.first().copied())
             .flatten()
     });
-    let target = cluster.map(|cluster| {
-        let org_id = match &options.org {
+    let target = cluster.and_then(|cluster| {
+        let orgs = map.orgs(cluster);
+        let org_id = match options.org.as_deref().map(str::trim) {
             None => 0,
-            Some(org) => org
-                .trim()
-                .parse()
-                .ok()
+            Some(org) => (org.parse().ok())
+                .filter(|id| orgs.contains_key(id))
                 .or_else(|| map.org_named(cluster, org))
-                .unwrap_or(-1),
+                .or_else(|| org.parse().ok())?,
         };
-        let org_name = map
-            .orgs(cluster)
-            .get(&org_id)
-            .copied()
-            .flatten()
-            .map(str::to_owned);
-        Target {
+        Some(Target {
             cluster: cluster.to_owned(),
             org_id,
-            org_name,
-        }
+            org_name: orgs.get(&org_id).copied().flatten().map(str::to_owned),
+        })
     });
     let documents = (documents.into_iter())
         .map(|d| {
@@ -410,14 +459,12 @@ pub fn dry_run(options: &ImportOptions, cluster: Option<&str>) -> Result<DryRun,
 /// Per-object failures come back in the report (see [`Report::failed`]);
 /// the GUID map is updated from the objects imported.
 pub fn run(connection: &Connection, options: &ImportOptions) -> Result<Report, ImportError> {
+    let _lock = lock(options)?;
     let documents = set::read(&options.tml)?;
-    let lock_dir = options
-        .map
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let _lock = crate::output::open_to_read(lock_dir, options.wait)?;
     let mut map = GuidMap::read(&options.map)?;
+    if options.policy != Policy::ValidateOnly {
+        guids::check_writable(&options.map)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -435,14 +482,27 @@ pub fn run(connection: &Connection, options: &ImportOptions) -> Result<Report, I
         }
     }
     let map_changed = imported && map != before;
-    if map_changed {
-        map.write(&options.map)?;
-    }
-    Ok(Report {
+    let report = Report {
         target,
         outcomes,
         map_changed,
-    })
+    };
+    if map_changed && let Err(source) = map.write(&options.map) {
+        return Err(ImportError::MapAfterImport {
+            table: report.table(),
+            source,
+        });
+    }
+    Ok(report)
+}
+
+/// Locks the directory of the GUID map (the output directory), so no
+/// `generate` changes the TML or the map while they are read and written.
+fn lock(options: &ImportOptions) -> Result<crate::output::OutputDir, ImportError> {
+    let dir = (options.map.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(crate::output::open_to_read(dir, options.wait)?)
 }
 
 async fn import(
@@ -462,9 +522,29 @@ async fn import(
     let cluster = system
         .id()
         .ok_or_else(|| ImportError::NoClusterId { url: url.clone() })?;
-    let (org_id, org_name) = resolve_org(&api, &url, options.org.as_deref()).await?;
+    let (mut org_id, orgs) = resolve_org(&api, &url, options.org.as_deref()).await?;
     // A password or secret key signs in to the org; a bearer token is
     // already of one (its own), which --org must then name.
+    if !auth.scopes_tokens() {
+        match api.session_org(None).await? {
+            Some(token_org) if options.org.is_some() && token_org != org_id => {
+                return Err(ImportError::TokenOrg {
+                    token_org,
+                    asked: org_id,
+                });
+            }
+            Some(token_org) => org_id = token_org,
+            None if options.org.is_none() => tracing::warn!(
+                "{url} does not say which org the bearer token is of; its objects are recorded \
+                 as org 0 (Primary): name the token's org with --org"
+            ),
+            None => {}
+        }
+    }
+    let org_name = (orgs.iter())
+        .find(|(id, _)| *id == org_id)
+        .map(|(_, name)| name.clone())
+        .or_else(|| (org_id == 0).then(|| "Primary".to_owned()));
     let scope: Scope = auth.scopes_tokens().then_some(org_id);
     let target = Target {
         cluster,
@@ -490,8 +570,8 @@ async fn import(
             guid_of.insert((d.kind, d.name.clone()), guid.clone());
         } else {
             tracing::warn!(
-                "{} {:?} (GUID {guid} in {map_name}) is gone from {target}; it is created again \
-                 and the map corrected",
+                "{} {:?} (GUID {guid} in {map_name}) is gone from {target}; the map is \
+                 corrected: it is looked for by name, else created again",
                 d.kind.name(),
                 d.name
             );
@@ -507,8 +587,37 @@ async fn import(
     names.dedup();
     let listed = cluster::search(&api, &names, scope).await?;
     for d in unknown {
-        match cluster::candidates(&listed, d).as_slice() {
+        let candidates = cluster::candidates(&listed, d);
+        if d.kind == TmlKind::Table {
+            let elsewhere: Vec<&str> = (listed.iter())
+                .filter(|l| l.name.eq_ignore_ascii_case(&d.name))
+                .filter(|l| !candidates.iter().any(|c| c.guid == l.guid))
+                .map(|l| l.guid.as_str())
+                .collect();
+            if !elsewhere.is_empty() {
+                tracing::warn!(
+                    "{target} has other tables named {:?} in another connection, database or \
+                     schema ({}); the model names its new tables by name, so the cluster may \
+                     refuse it as ambiguous: rename ours (tml.table_prefix) or theirs",
+                    d.name,
+                    elsewhere.join(", ")
+                );
+            }
+        }
+        match candidates.as_slice() {
             [] => {}
+            [one] if map.kind_of(&target, &one.guid).is_some_and(|k| k != d.kind) => {
+                let was = map.kind_of(&target, &one.guid).map_or("", TmlKind::name);
+                return Err(ImportError::KindChanged(Box::new(KindChange {
+                    target,
+                    file: d.file.clone(),
+                    name: d.name.clone(),
+                    guid: one.guid.clone(),
+                    was,
+                    now: d.kind.name(),
+                    map: map_name,
+                })));
+            }
             [one] => {
                 tracing::info!(
                     "{} {:?} is already on {target} (GUID {}, imported by hand?); adopting it",
@@ -528,6 +637,16 @@ async fn import(
                     map: map_name,
                 });
             }
+        }
+    }
+    for (kind, name, guid) in map.objects_of(&target) {
+        if !documents.iter().any(|d| d.kind == kind && d.name == name) {
+            tracing::warn!(
+                "{map_name} records {} {name:?} (GUID {guid}) on {target}, which the TML no \
+                 longer has (tml.table_prefix or tml.model_name changed?); it stays on the \
+                 cluster: delete it there if nothing uses it, and its entry in {map_name}",
+                kind.name()
+            );
         }
     }
     let tables: BTreeMap<String, String> = (guid_of.iter())
@@ -560,33 +679,28 @@ async fn import(
     Ok((target, outcomes))
 }
 
-/// The org `--org` names (an id, or a name the cluster lists), with its
-/// name when known; none is the Primary org, 0.
+/// The org `--org` names (an id, or a name the cluster lists; a number
+/// that is no org's id may be an org's name), and the orgs the cluster
+/// lists; none is the Primary org, 0.
 async fn resolve_org(
     api: &V2<'_>,
     url: &str,
     org: Option<&str>,
-) -> Result<(i64, Option<String>), ImportError> {
+) -> Result<(i64, Vec<(i64, String)>), ImportError> {
     let listed = api.orgs().await?;
     let orgs: Vec<(i64, String)> = (listed.iter().flatten())
         .filter_map(|o| Some((o.id()?, o.name().unwrap_or_default().to_owned())))
         .collect();
-    let name_of = |id: i64| {
-        (orgs.iter())
-            .find(|(o, _)| *o == id)
-            .map(|(_, n)| n.clone())
-    };
     let Some(org) = org.map(str::trim) else {
-        return Ok((0, name_of(0).or_else(|| Some("Primary".to_owned()))));
+        return Ok((0, orgs));
     };
-    if let Ok(id) = org.parse::<i64>() {
-        if listed.is_some() && name_of(id).is_none() {
-            return Err(no_such_org(url, org, &orgs));
-        }
-        return Ok((id, name_of(id)));
-    }
-    match (orgs.iter()).find(|(_, name)| name.eq_ignore_ascii_case(org)) {
-        Some((id, name)) => Ok((*id, Some(name.clone()))),
+    let by_id = (org.parse::<i64>().ok())
+        .filter(|id| listed.is_none() || orgs.iter().any(|(o, _)| o == id));
+    let by_name = (orgs.iter())
+        .find(|(_, name)| name.eq_ignore_ascii_case(org))
+        .map(|(id, _)| *id);
+    match by_id.or(by_name) {
+        Some(id) => Ok((id, orgs)),
         None => Err(no_such_org(url, org, &orgs)),
     }
 }

@@ -88,13 +88,17 @@ pub fn read(dir: &Path) -> Result<Vec<Document>, SetError> {
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if TmlKind::of_file(&name).is_some() && entry.path().is_file() {
-            names.push(name);
-        } else if name.ends_with(".tml") {
-            tracing::warn!(
+        match (TmlKind::of_file(&name), entry.path().is_file()) {
+            (Some(_), true) => names.push(name),
+            (Some(_), false) => tracing::warn!(
+                "{}: not a regular file (a directory, or a link to nothing); not imported",
+                entry.path().display()
+            ),
+            (None, _) if name.ends_with(".tml") => tracing::warn!(
                 "{}: not a .table.tml, .model.tml or .worksheet.tml file; not imported",
                 entry.path().display()
-            );
+            ),
+            (None, _) => {}
         }
     }
     names.sort();
@@ -109,16 +113,24 @@ pub fn read(dir: &Path) -> Result<Vec<Document>, SetError> {
     for file in names {
         let path = dir.join(&file);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let Ok(text) = String::from_utf8(bytes) else {
+        let Ok(mut text) = String::from_utf8(bytes) else {
             problems.push((file, "is not UTF-8 text".to_owned()));
             continue;
         };
+        // A byte order mark is no part of the document.
+        if let Some(rest) = text.strip_prefix('\u{feff}') {
+            text = rest.to_owned();
+        }
         let Some(kind) = TmlKind::of_file(&file) else {
             continue;
         };
         match check::parse(kind, &text) {
             Err(message) => problems.push((file, message)),
             Ok(document) => {
+                if let Err(message) = editable(kind, &text) {
+                    problems.push((file, message));
+                    continue;
+                }
                 let (table, joins_to) = match &document {
                     Parsed::Table(t) => (
                         Some(TablePlace {
@@ -146,11 +158,15 @@ pub fn read(dir: &Path) -> Result<Vec<Document>, SetError> {
             }
         }
     }
-    problems.extend(
-        check::check_set(&parsed)
-            .into_iter()
-            .map(|p| (p.file, p.message)),
-    );
+    // A file that cannot be read would make every reference to it a
+    // problem too: those come once the files read.
+    if problems.is_empty() {
+        problems.extend(
+            check::check_set(&parsed)
+                .into_iter()
+                .map(|p| (p.file, p.message)),
+        );
+    }
     let mut seen: BTreeMap<(TmlKind, &str), &str> = BTreeMap::new();
     for d in &documents {
         if let Some(other) = seen.insert((d.kind, &d.name), &d.file) {
@@ -195,6 +211,27 @@ fn in_dependency_order(documents: Vec<Document>) -> Vec<Document> {
     ordered
 }
 
+/// Whether the GUIDs of a file laid out as `text` can be set (see
+/// [`with_identity`]), checked with made-up GUIDs before anything is sent.
+fn editable(kind: TmlKind, text: &str) -> Result<(), String> {
+    const PROBE: &str = "00000000-0000-4000-8000-000000000000";
+    let identity = check::identity(text)?;
+    let tables = (identity.tables.iter())
+        .map(|(name, _)| (name.clone(), PROBE.to_owned()))
+        .collect();
+    let document = Document {
+        file: String::new(),
+        kind,
+        name: identity.name.unwrap_or_default(),
+        text: text.to_owned(),
+        table: None,
+        joins_to: Vec::new(),
+    };
+    with_identity(&document, Some(PROBE), &tables)
+        .and_then(|_| with_identity(&document, None, &BTreeMap::new()))
+        .map(|_| ())
+}
+
 /// `text` with its root `guid:` set to `guid` (or removed), and, for a
 /// model or worksheet, each named table's `fqn:` set to the GUID in
 /// `tables` (or removed). The result is read back and checked, so a
@@ -227,11 +264,12 @@ pub fn with_identity(
         .map(|(name, _)| (name.clone(), tables.get(name).cloned()))
         .collect();
     if found.guid.as_deref() != guid || found.tables != expected {
-        return Err(format!(
-            "cannot set the GUIDs in this file's layout (guid {:?}, tables {:?}); write it as \
-             `ts-principals generate` does",
-            found.guid, found.tables
-        ));
+        return Err(
+            "the root guid: or the tables' fqn: cannot be set in this file's layout (the \
+             model's table list must be a block list of `- name:` entries); write it as \
+             `ts-principals generate` does"
+                .to_owned(),
+        );
     }
     check::parse(document.kind, &text)?;
     Ok(text)
@@ -239,9 +277,13 @@ pub fn with_identity(
 
 /// Sets or removes `fqn:` in the entries of the root object's
 /// `model_tables:` (or `tables:`) list, each of which must start
-/// `- name: …`.
+/// `- name:`, however the document is indented.
 fn with_fqns(lines: Vec<String>, tables: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
     let indent = |line: &str| line.len() - line.trim_start().len();
+    let content = |line: &str| !line.trim().is_empty() && !line.trim_start().starts_with('#');
+    // The indentation of the root object's keys: its first content line's.
+    let mut root_keys: Option<usize> = None;
+    let mut in_root = false;
     let mut out = Vec::with_capacity(lines.len());
     // Inside the list: the indentation of its key, and of its entries'
     // dashes once seen.
@@ -249,18 +291,25 @@ fn with_fqns(lines: Vec<String>, tables: &BTreeMap<String, String>) -> Result<Ve
     for line in lines {
         let at = indent(&line);
         let trimmed = line.trim_start();
+        if content(&line) && at == 0 {
+            in_root = trimmed == "model:" || trimmed == "worksheet:";
+            list = None;
+        } else if in_root && content(&line) && root_keys.is_none() {
+            root_keys = Some(at);
+        }
         if let Some((key, dash)) = list
-            && !trimmed.is_empty()
+            && content(&line)
         {
             let dash = dash.unwrap_or(at);
             if trimmed.starts_with("- ") && at == dash && at >= key {
                 let Some(value) = trimmed.strip_prefix("- name:") else {
                     return Err(format!(
-                        "line {line:?}: each table of the list must start with `- name:`"
+                        "line {:?}: each table of the list must start with `- name:`",
+                        line.trim()
                     ));
                 };
                 let name: String = serde_saphyr::from_str(value.trim())
-                    .map_err(|e| format!("line {line:?}: {e}"))?;
+                    .map_err(|e| format!("line {:?}: {e}", line.trim()))?;
                 list = Some((key, Some(dash)));
                 out.push(line);
                 if let Some(guid) = tables.get(&name) {
@@ -275,7 +324,11 @@ fn with_fqns(lines: Vec<String>, tables: &BTreeMap<String, String>) -> Result<Ve
                 continue;
             }
         }
-        if list.is_none() && at == 2 && (trimmed == "model_tables:" || trimmed == "tables:") {
+        if list.is_none()
+            && in_root
+            && Some(at) == root_keys
+            && (trimmed == "model_tables:" || trimmed == "tables:")
+        {
             list = Some((at, None));
         }
         out.push(line);
@@ -349,6 +402,34 @@ mod tests {
                 assert_eq!(without, d.text, "{}", d.file);
             }
         }
+    }
+
+    #[test]
+    fn identities_are_set_in_other_indentations_and_odd_layouts_are_refused_early() {
+        let set = read(rendered(&TmlSettings::default()).path()).unwrap();
+        let model = set.iter().find(|d| d.kind == TmlKind::Model).unwrap();
+        let wide: String = (model.text.lines())
+            .map(|l| match l.len() - l.trim_start().len() {
+                0 => format!("{l}\n"),
+                _ => format!("  {l}\n"),
+            })
+            .collect();
+        let wide = Document {
+            text: wide,
+            ..model.clone()
+        };
+        let tables: BTreeMap<String, String> = [("TS_USERS".to_owned(), "g-1".to_owned())].into();
+        let text = with_identity(&wide, Some("g-m"), &tables).unwrap();
+        assert!(text.starts_with("guid: \"g-m\"\n"), "{text}");
+        assert!(
+            text.contains("    - name: \"TS_USERS\"\n      fqn: \"g-1\"\n"),
+            "{text}"
+        );
+        assert!(editable(TmlKind::Model, &wide.text).is_ok());
+        let flow = model
+            .text
+            .replacen("  - name: \"TS_USERS\"\n", "  - {name: \"TS_USERS\"}\n", 1);
+        assert!(editable(TmlKind::Model, &flow).is_err());
     }
 
     #[test]

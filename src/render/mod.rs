@@ -812,13 +812,16 @@ fn identity_expectations(settings: &TmlSettings, item: &Planned, text: &str) -> 
         Ok(found) => found,
         Err(message) => return vec![message],
     };
+    // `"…"`, or `none`.
+    let shown = |value: Option<&str>| value.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"));
     let mut out = Vec::new();
     let guid = guid_of(settings, item);
     if found.guid.as_deref() != guid {
         out.push(format!(
-            "has guid {:?}, but the GUID map (guids.json) records {guid:?} for {} {:?}; \
-             the template must write `guid: {{{{ guid|yaml }}}}` first when guid is not none",
-            found.guid,
+            "has guid {}, but the GUID map (guids.json) records {} for {} {:?}; the template \
+             must write `guid: {{{{ guid|yaml }}}}` first when guid is not none",
+            shown(found.guid.as_deref()),
+            shown(guid),
             item.kind.name(),
             item.object_name
         ));
@@ -826,17 +829,20 @@ fn identity_expectations(settings: &TmlSettings, item: &Planned, text: &str) -> 
     let obj_id = obj_id_of(settings, item);
     if found.obj_id != obj_id {
         out.push(format!(
-            "has obj_id {:?}, expected {obj_id:?} (tml.obj_ids); the template must write \
+            "has obj_id {}, expected {} (tml.obj_ids); the template must write \
              `obj_id: {{{{ obj_id|yaml }}}}` when obj_id is not none",
-            found.obj_id
+            shown(found.obj_id.as_deref()),
+            shown(obj_id.as_deref())
         ));
     }
     for (table, fqn) in &found.tables {
         let expected = settings.guids.get(&(TmlKind::Table, table.clone()));
         if fqn.as_ref() != expected {
             out.push(format!(
-                "names table {table:?} with fqn {fqn:?}, but the GUID map records {expected:?}; \
-                 the template must write `fqn: {{{{ tables[key].guid|yaml }}}}` when it is not none"
+                "names table {table:?} with fqn {}, but the GUID map records {}; the template \
+                 must write `fqn: {{{{ tables[key].guid|yaml }}}}` when it is not none",
+                shown(fqn.as_deref()),
+                shown(expected.map(String::as_str))
             ));
         }
     }

@@ -322,7 +322,7 @@ fn orgs_and_clusters_are_kept_apart() {
         assert_eq!(version, 2);
     }
     import(&scratch, &server, &["--org", "Nowhere"])
-        .code(3)
+        .code(2)
         .stderr(contains("no org \"Nowhere\"").and(contains("Tenant 1")));
 }
 
@@ -348,6 +348,153 @@ fn a_connection_cut_mid_import_is_reported_and_running_again_is_safe() {
     import(&scratch, &server, &[]).success();
     assert_eq!(objects(&server, 0).len(), count, "adopted, not duplicated");
     assert_eq!(mapped(&scratch, 0).len(), count);
+}
+
+#[test]
+fn a_gateway_timeout_is_an_unknown_outcome_not_a_refusal() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    server.state.set(|f| f.import_gateway_timeout = true);
+    import(&scratch, &server, &[])
+        .code(3)
+        .stderr(contains("may have imported").and(contains("again is safe")));
+    server.state.set(|f| f.import_gateway_timeout = false);
+    import(&scratch, &server, &[]).success();
+    assert_eq!(objects(&server, 0).len(), files(&scratch).len());
+}
+
+#[test]
+fn a_bearer_token_imports_into_its_own_org_and_the_map_says_so() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    let token = server.state.mint_token(TENANT);
+    let with_token = |extra: &[&str]| {
+        scratch
+            .cmd()
+            .env("THOUGHTSPOT_URL", server.url())
+            .env("THOUGHTSPOT_TOKEN", &token)
+            .args(["import", "--tml", "out/tml"])
+            .args(extra)
+            .assert()
+    };
+    with_token(&["--org", "0"])
+        .code(2)
+        .stderr(contains(format!("the bearer token is of org {TENANT}")));
+    assert!(server.state.objects().is_empty());
+    with_token(&[]).success();
+    assert_eq!(objects(&server, TENANT).len(), files(&scratch).len());
+    assert!(mapped(&scratch, 0).is_empty());
+    assert_eq!(mapped(&scratch, TENANT).len(), files(&scratch).len());
+}
+
+#[test]
+fn input_problems_are_found_before_the_cluster_is_changed() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    // A map that cannot be written.
+    import(&scratch, &server, &["--guids", "missing/dir/guids.json"])
+        .code(4)
+        .stderr(contains("missing/dir/guids.json"));
+    std::fs::create_dir(scratch.file("out/guids.json")).unwrap();
+    import(&scratch, &server, &[])
+        .code(4)
+        .stderr(contains("directory"));
+    std::fs::remove_dir(scratch.file("out/guids.json")).unwrap();
+    // A corrupt map.
+    std::fs::write(scratch.file("out/guids.json"), "{\"schema_version\": 1,").unwrap();
+    import(&scratch, &server, &[])
+        .code(2)
+        .stderr(contains("guids.json").and(contains("git checkout")));
+    std::fs::remove_file(scratch.file("out/guids.json")).unwrap();
+    // An org that is not there.
+    import(&scratch, &server, &["--org", "Nowhere"]).code(2);
+    // A file ThoughtSpot would misread.
+    let path = scratch.file("out/tml/TS_GROUPS.table.tml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"on\":", "on:")).unwrap();
+    import(&scratch, &server, &[])
+        .code(2)
+        .stderr(contains("TS_GROUPS.table.tml").and(contains("YAML 1.1")));
+    assert!(
+        server.state.objects().is_empty(),
+        "nothing reached the cluster"
+    );
+    let imports = (server.state.seen().iter())
+        .filter(|s| s.path.ends_with("/tml/import"))
+        .count();
+    assert_eq!(imports, 0);
+}
+
+#[test]
+fn a_switch_from_worksheet_to_model_is_explained_and_renamed_objects_are_named() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.file("ts-principals.toml"),
+        "[tml]\nformat = \"worksheet\"\n",
+    )
+    .unwrap();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[]).success();
+    std::fs::write(scratch.file("ts-principals.toml"), "").unwrap();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[])
+        .code(2)
+        .stderr(contains("is the worksheet").and(contains("tml.format")));
+    // A new model name leaves the old worksheet behind: said, not hidden.
+    std::fs::write(
+        scratch.file("ts-principals.toml"),
+        "[tml]\nformat = \"worksheet\"\nmodel_name = \"Use cases\"\n",
+    )
+    .unwrap();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[])
+        .success()
+        .stderr(contains("no longer has").and(contains("TS: Users and Groups")));
+}
+
+#[test]
+fn a_template_override_that_drops_the_guid_is_refused_once_guids_are_known() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[]).success();
+    std::fs::create_dir(scratch.file("templates")).unwrap();
+    std::fs::write(scratch.file("templates/_identity.tml.j2"), "").unwrap();
+    scratch
+        .with_password(&server)
+        .args([
+            "generate",
+            "--profile",
+            "env",
+            "--out",
+            "out",
+            "--templates",
+            "templates",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "has guid none, but the GUID map (guids.json) records",
+        ));
+}
+
+#[test]
+fn the_map_beside_the_tml_is_found_from_inside_it() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    scratch
+        .with_password(&server)
+        .current_dir(scratch.file("out/tml"))
+        .args(["import", "--tml", "."])
+        .assert()
+        .success();
+    assert!(scratch.file("out/guids.json").is_file());
+    assert!(!scratch.file("out/tml/guids.json").exists());
 }
 
 #[test]

@@ -304,6 +304,9 @@ pub struct Faults {
     /// TML imports are processed and stored, then the connection is cut
     /// without an answer (a network failure mid-import).
     pub import_drop_after_store: bool,
+    /// TML imports are processed and stored, then answered 504 Gateway
+    /// Timeout, as a proxy in front of a slow cluster does.
+    pub import_gateway_timeout: bool,
     /// Imported objects of this name are answered WARNING ("fake warning:
     /// NAME"), and imported all the same.
     pub import_warning: Option<String>,
@@ -567,6 +570,7 @@ fn router(state: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/rest/2.0/auth/token/full", post(token))
         .route("/api/rest/2.0/system", get(system))
+        .route("/api/rest/2.0/auth/session/user", get(session_user))
         .route("/api/rest/2.0/orgs/search", post(orgs))
         .route("/api/rest/2.0/users/search", post(users))
         .route("/api/rest/2.0/groups/search", post(groups))
@@ -826,6 +830,39 @@ fn authorize(state: &Shared, headers: &HeaderMap) -> Result<i64, Response> {
         return Err(error(StatusCode::UNAUTHORIZED, 10000, "Token expired"));
     }
     Ok(entry.org)
+}
+
+/// `GET /api/rest/2.0/auth/session/user`: who the token is, and the org
+/// it is of (`current_org`).
+async fn session_user(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    pause(&state).await;
+    let mut log = seen(
+        "GET",
+        "/api/rest/2.0/auth/session/user",
+        &headers,
+        &Bytes::new(),
+    );
+    let authorized = match no_v2(&state) {
+        Some(r) => Err(r),
+        None => authorize(&state, &headers),
+    };
+    let response = match authorized {
+        Err(r) => r,
+        Ok(org) => {
+            let name = (state.data.orgs.iter())
+                .find(|o| org_id(o) == Some(org))
+                .and_then(|o| o.get("name").cloned())
+                .unwrap_or_else(|| json!("Primary"));
+            json_response(&json!({
+                "id": "59481331-ee53-42be-a548-bd87be6ddd4a",
+                "name": USERNAME,
+                "current_org": {"id": org, "name": name},
+            }))
+        }
+    };
+    log.status = response.status().as_u16();
+    state.record(log);
+    response
 }
 
 async fn system(State(state): State<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -18,8 +18,9 @@
 //! - Import policies PARTIAL (and PARTIAL_OBJECT), ALL_OR_NONE and
 //!   VALIDATE_ONLY; `create_new` creates every object anew.
 //!
-//! Faults: [`Faults::import_warning`] and
-//! [`Faults::import_drop_after_store`]. `metadata/search` lists the objects
+//! Faults: [`Faults::import_warning`],
+//! [`Faults::import_drop_after_store`] and
+//! [`Faults::import_gateway_timeout`]. `metadata/search` lists the objects
 //! ([`Shared::listed_objects`]); tests read and change them with
 //! [`Shared::objects`], [`Shared::delete_object`] and
 //! [`Shared::import_by_hand`].
@@ -1255,15 +1256,23 @@ fn import_response(state: &Shared, headers: &HeaderMap, body: &Bytes, log: &mut 
             .lock()
             .unwrap()
             .import(org, &request.docs, request.policy, request.create_new);
-    let (warning, cut) = {
+    let (warning, cut, gateway) = {
         let faults = state.faults.lock().unwrap();
         (
             faults.import_warning.clone(),
             faults.import_drop_after_store,
+            faults.import_gateway_timeout,
         )
     };
     if cut {
         return cut_off(Bytes::new());
+    }
+    if gateway {
+        return error(
+            StatusCode::GATEWAY_TIMEOUT,
+            10002,
+            "upstream request timeout (the gateway gave up; the cluster went on)",
+        );
     }
     let items = outcomes
         .iter()
