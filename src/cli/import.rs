@@ -28,7 +28,7 @@ the map does not know (imported by hand) is found by name and adopted.
 
 Exit codes: 0 imported (warnings are shown); 2 bad input (the TML or guids.json); 3 the cluster
 refused an object (the table says which and why) or the cluster or network failed; 4 the output
-directory is busy.";
+directory is busy or guids.json cannot be written.";
 
 /// `--policy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

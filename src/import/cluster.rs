@@ -30,6 +30,9 @@ pub struct Listed {
     /// A table's connection (`dataSourceName`), database and schema, when
     /// given.
     pub connection: Option<String>,
+    /// `worksheetVersion`: `V2` for a model, `V1` for a worksheet, when
+    /// given.
+    pub worksheet_version: Option<String>,
     /// `databaseStripe`.
     pub db: Option<String>,
     /// `schemaStripe`.
@@ -47,8 +50,23 @@ struct Entry {
 }
 
 impl Listed {
-    /// Whether this can be `kind` (the header's type, when given, says).
-    fn is(&self, kind: TmlKind) -> bool {
+    /// The kind the header says this is, when it says: a model or a
+    /// worksheet by `worksheetVersion`, a table by any other type.
+    pub fn kind(&self) -> Option<TmlKind> {
+        let t = self.header_type.as_deref()?;
+        if !t.eq_ignore_ascii_case("WORKSHEET") {
+            return Some(TmlKind::Table);
+        }
+        match self.worksheet_version.as_deref() {
+            Some(v) if v.eq_ignore_ascii_case("V2") => Some(TmlKind::Model),
+            Some(v) if v.eq_ignore_ascii_case("V1") => Some(TmlKind::Worksheet),
+            _ => None,
+        }
+    }
+
+    /// Whether this can be `kind` (the header's type, when given, says;
+    /// models and worksheets are told apart later, with a message).
+    pub fn is(&self, kind: TmlKind) -> bool {
         match (self.header_type.as_deref(), kind) {
             (None, _) => true,
             (Some(t), TmlKind::Table) => !t.eq_ignore_ascii_case("WORKSHEET"),
@@ -109,6 +127,7 @@ pub async fn search(
                 guid: e.metadata_id.or_else(|| text(header, "id"))?,
                 name: e.metadata_name.or_else(|| text(header, "name"))?,
                 header_type: text(header, "type"),
+                worksheet_version: text(header, "worksheetVersion"),
                 connection: text(header, "dataSourceName"),
                 db: text(header, "databaseStripe"),
                 schema: text(header, "schemaStripe"),

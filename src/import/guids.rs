@@ -163,6 +163,17 @@ impl GuidMap {
             if entry.cluster.is_empty() || entry.name.is_empty() {
                 return Err(invalid(format!("{}: an empty cluster or name", at())));
             }
+            let twice = (map.objects.iter()).find(|((c, o, _, _), (g, _))| {
+                *c == entry.cluster && *o == entry.org_id && g.eq_ignore_ascii_case(&entry.guid)
+            });
+            if let Some(((_, _, other_kind, other), _)) = twice {
+                return Err(invalid(format!(
+                    "{}: GUID {} is also recorded for {} {other:?}; one object, one GUID",
+                    at(),
+                    entry.guid,
+                    other_kind.name()
+                )));
+            }
             let key = (entry.cluster, entry.org_id, kind, entry.name);
             if map.objects.contains_key(&key) {
                 return Err(invalid(format!(
@@ -432,6 +443,10 @@ mod tests {
             (
                 r#"{"schema_version": 1, "tool": "ts-principals", "objects": [{"cluster": "a", "org_id": 0, "kind": "table", "name": "x", "guid": "g"}, {"cluster": "a", "org_id": 0, "kind": "table", "name": "x", "guid": "h"}]}"#,
                 "twice",
+            ),
+            (
+                r#"{"schema_version": 1, "tool": "ts-principals", "objects": [{"cluster": "a", "org_id": 0, "kind": "table", "name": "x", "guid": "g"}, {"cluster": "a", "org_id": 0, "kind": "model", "name": "y", "guid": "G"}]}"#,
+                "one object, one GUID",
             ),
         ] {
             std::fs::write(&path, text).unwrap();

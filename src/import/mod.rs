@@ -153,10 +153,28 @@ pub enum ImportError {
         /// The org --org names.
         asked: i64,
     },
+    /// The map's GUID names another object on the cluster.
+    #[error(
+        "{file}: {map} records GUID {guid} for {name:?}, but on the cluster {guid} is {found}; \
+         nothing was imported (updating it would overwrite that object). Correct or remove the \
+         entry in {map} (git log shows who changed it), then import again"
+    )]
+    NotOurs {
+        /// The file.
+        file: String,
+        /// The object's name.
+        name: String,
+        /// The GUID.
+        guid: String,
+        /// What the cluster has under it.
+        found: String,
+        /// The GUID map.
+        map: String,
+    },
     /// The object the map knows has another kind than the file's.
     #[error(
-        "{}: {} defines {} {:?}, but the object of that name there (GUID {}) is the {} {} \
-         records; ThoughtSpot does not turn one into the other on import. Keep tml.format = \
+        "{}: {} defines {} {:?}, but the object of that name there (GUID {}) is the {} (as the \
+         cluster or {} says); ThoughtSpot does not turn one into the other on import. Keep tml.format = \
          \"{}\", or convert or delete the {} in ThoughtSpot and remove its entry from {}, then \
          import again",
         .0.target, .0.file, .0.now, .0.name, .0.guid, .0.was, .0.map, .0.was, .0.was, .0.map
@@ -247,6 +265,7 @@ impl ImportError {
             ImportError::Client(_)
                 | ImportError::NoClusterId { .. }
                 | ImportError::Ambiguous { .. }
+                | ImportError::NotOurs { .. }
                 | ImportError::Interrupted { .. }
                 | ImportError::Refused { .. }
                 | ImportError::Answer { .. }
@@ -336,7 +355,7 @@ impl Report {
                     o.kind.name().to_owned(),
                     o.status.clone(),
                     o.guid.clone().unwrap_or_else(|| "-".to_owned()),
-                    (o.message.clone().unwrap_or_default()).replace(['\n', '\r'], " "),
+                    o.message.clone().unwrap_or_default(),
                 ]
             })
             .collect();
@@ -359,8 +378,27 @@ impl Report {
     }
 }
 
-/// Left-aligned columns, the last one unpadded.
+/// Left-aligned columns, the last one unpadded; control characters in
+/// cells (a newline in a name, a terminal escape in a message) are shown
+/// escaped.
 fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let rows: Vec<[String; N]> = (rows.iter())
+        .map(|row| {
+            row.clone().map(|cell| {
+                cell.chars()
+                    .flat_map(|c| {
+                        let escaped: String = if c.is_control() {
+                            c.escape_default().collect()
+                        } else {
+                            c.to_string()
+                        };
+                        escaped.chars().collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let rows = rows.as_slice();
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -566,8 +604,24 @@ async fn import(
     let present = cluster::search(&api, &guid_ids, scope).await?;
     let mut guid_of: BTreeMap<(TmlKind, String), String> = BTreeMap::new();
     for (d, guid) in &known {
-        if present.iter().any(|l| &l.guid == guid) {
-            guid_of.insert((d.kind, d.name.clone()), guid.clone());
+        if let Some(listed) = present.iter().find(|l| l.guid.eq_ignore_ascii_case(guid)) {
+            // The map must not point at someone else's object: updating it
+            // would overwrite and rename it.
+            let kind_differs = listed.kind().is_some_and(|k| k != d.kind);
+            if !listed.name.eq_ignore_ascii_case(&d.name) || kind_differs {
+                return Err(ImportError::NotOurs {
+                    file: d.file.clone(),
+                    name: d.name.clone(),
+                    guid: guid.clone(),
+                    found: format!(
+                        "{} {:?}",
+                        listed.kind().map_or("object", TmlKind::name),
+                        listed.name
+                    ),
+                    map: map_name,
+                });
+            }
+            guid_of.insert((d.kind, d.name.clone()), listed.guid.clone());
         } else {
             tracing::warn!(
                 "{} {:?} (GUID {guid} in {map_name}) is gone from {target}; the map is \
@@ -578,7 +632,8 @@ async fn import(
             map.remove(&target, d.kind, &d.name);
         }
     }
-    // The others are looked for by name: ours, imported by hand?
+    // The others are looked for by name: ours, imported by hand or by a run
+    // whose answer was lost?
     let unknown: Vec<&Document> = (documents.iter())
         .filter(|d| !guid_of.contains_key(&(d.kind, d.name.clone())))
         .collect();
@@ -590,7 +645,7 @@ async fn import(
         let candidates = cluster::candidates(&listed, d);
         if d.kind == TmlKind::Table {
             let elsewhere: Vec<&str> = (listed.iter())
-                .filter(|l| l.name.eq_ignore_ascii_case(&d.name))
+                .filter(|l| l.name.eq_ignore_ascii_case(&d.name) && l.is(TmlKind::Table))
                 .filter(|l| !candidates.iter().any(|c| c.guid == l.guid))
                 .map(|l| l.guid.as_str())
                 .collect();
@@ -606,8 +661,12 @@ async fn import(
         }
         match candidates.as_slice() {
             [] => {}
-            [one] if map.kind_of(&target, &one.guid).is_some_and(|k| k != d.kind) => {
-                let was = map.kind_of(&target, &one.guid).map_or("", TmlKind::name);
+            [one]
+                if (map.kind_of(&target, &one.guid).or(one.kind()))
+                    .is_some_and(|k| k != d.kind) =>
+            {
+                let was =
+                    (map.kind_of(&target, &one.guid).or(one.kind())).map_or("", TmlKind::name);
                 return Err(ImportError::KindChanged(Box::new(KindChange {
                     target,
                     file: d.file.clone(),
@@ -620,7 +679,8 @@ async fn import(
             }
             [one] => {
                 tracing::info!(
-                    "{} {:?} is already on {target} (GUID {}, imported by hand?); adopting it",
+                    "{} {:?} is already on {target} (GUID {}: imported by hand, or by a run \
+                     whose answer was lost); adopting it",
                     d.kind.name(),
                     d.name,
                     one.guid
@@ -751,7 +811,7 @@ mod tests {
         let status = lines[0].find("STATUS").unwrap();
         assert_eq!(&lines[1][status..status + 2], "OK");
         assert_eq!(&lines[2][status..status + 5], "ERROR");
-        assert!(lines[2].ends_with("bad thing"), "{table}");
+        assert!(lines[2].ends_with("bad\\nthing"), "{table}");
         assert_eq!(
             report.failed(),
             vec![("m.model.tml".into(), "bad\nthing".into())]

@@ -242,14 +242,16 @@ pub fn with_identity(
     tables: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let mut lines: Vec<String> = Vec::new();
+    let mut body = document.text.lines().peekable();
+    // A document start marker stays first.
+    if let Some(start) = body.next_if(|line| line.trim_end() == "---") {
+        lines.push(start.to_owned());
+    }
     if let Some(guid) = guid {
         lines.push(format!("guid: {}", crate::render::yaml::quote(guid)));
     }
     lines.extend(
-        document
-            .text
-            .lines()
-            .filter(|line| !line.starts_with("guid:"))
+        body.filter(|line| !line.starts_with("guid:"))
             .map(str::to_owned),
     );
     if document.kind != TmlKind::Table {
@@ -327,7 +329,7 @@ fn with_fqns(lines: Vec<String>, tables: &BTreeMap<String, String>) -> Result<Ve
         if list.is_none()
             && in_root
             && Some(at) == root_keys
-            && (trimmed == "model_tables:" || trimmed == "tables:")
+            && matches!(trimmed.trim_end(), "model_tables:" | "tables:")
         {
             list = Some((at, None));
         }

@@ -443,7 +443,7 @@ fn a_switch_from_worksheet_to_model_is_explained_and_renamed_objects_are_named()
     generated(&scratch, &server);
     import(&scratch, &server, &[])
         .code(2)
-        .stderr(contains("is the worksheet").and(contains("tml.format")));
+        .stderr(contains("is the worksheet (as the").and(contains("tml.format")));
     // A new model name leaves the old worksheet behind: said, not hidden.
     std::fs::write(
         scratch.file("ts-principals.toml"),
@@ -480,6 +480,62 @@ fn a_template_override_that_drops_the_guid_is_refused_once_guids_are_known() {
         .stderr(contains(
             "has guid none, but the GUID map (guids.json) records",
         ));
+}
+
+#[test]
+fn a_map_entry_pointing_at_another_object_is_refused_not_overwritten() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[]).success();
+    // Someone's own model, and a map edited to point ours at it.
+    let model = (files(&scratch).into_iter())
+        .find(|(f, _)| f.ends_with(".model.tml"))
+        .unwrap()
+        .1;
+    let theirs = model
+        .lines()
+        .filter(|l| !l.starts_with("guid:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replacen(
+            "name: \"TS: Users and Groups\"",
+            "name: \"Finance KPIs\"",
+            1,
+        );
+    let foreign = server.state.import_by_hand(0, &theirs).unwrap();
+    let path = scratch.file("out/guids.json");
+    let ours = mapped(&scratch, 0)["TS: Users and Groups"].clone();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&ours, &foreign);
+    std::fs::write(&path, text).unwrap();
+    import(&scratch, &server, &[])
+        .code(3)
+        .stderr(contains(foreign.as_str()).and(contains("Finance KPIs")));
+    let kept = (server.state.objects().into_iter())
+        .find(|o| o.guid == foreign)
+        .unwrap();
+    assert_eq!((kept.name.as_str(), kept.version), ("Finance KPIs", 1));
+}
+
+#[test]
+fn a_worksheet_is_not_adopted_for_a_model_even_without_a_map() {
+    let server = cluster();
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.file("ts-principals.toml"),
+        "[tml]\nformat = \"worksheet\"\n",
+    )
+    .unwrap();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[]).success();
+    std::fs::remove_file(scratch.file("out/guids.json")).unwrap();
+    std::fs::write(scratch.file("ts-principals.toml"), "").unwrap();
+    generated(&scratch, &server);
+    import(&scratch, &server, &[])
+        .code(2)
+        .stderr(contains("is the worksheet (as the"));
 }
 
 #[test]
