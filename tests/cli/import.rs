@@ -428,19 +428,21 @@ fn input_problems_are_found_before_the_cluster_is_changed() {
     assert_eq!(imports, 0);
 }
 
+/// Imports the set as a worksheet, then generates it as a model again.
+fn worksheet_then_model(scratch: &Scratch, server: &FakeThoughtSpot) {
+    let config = scratch.file("ts-principals.toml");
+    std::fs::write(&config, "[tml]\nformat = \"worksheet\"\n").unwrap();
+    generated(scratch, server);
+    import(scratch, server, &[]).success();
+    std::fs::write(&config, "").unwrap();
+    generated(scratch, server);
+}
+
 #[test]
 fn a_switch_from_worksheet_to_model_is_explained_and_renamed_objects_are_named() {
     let server = cluster();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.file("ts-principals.toml"),
-        "[tml]\nformat = \"worksheet\"\n",
-    )
-    .unwrap();
-    generated(&scratch, &server);
-    import(&scratch, &server, &[]).success();
-    std::fs::write(scratch.file("ts-principals.toml"), "").unwrap();
-    generated(&scratch, &server);
+    worksheet_then_model(&scratch, &server);
     import(&scratch, &server, &[])
         .code(2)
         .stderr(contains("is the worksheet (as the").and(contains("tml.format")));
@@ -523,16 +525,8 @@ fn a_map_entry_pointing_at_another_object_is_refused_not_overwritten() {
 fn a_worksheet_is_not_adopted_for_a_model_even_without_a_map() {
     let server = cluster();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.file("ts-principals.toml"),
-        "[tml]\nformat = \"worksheet\"\n",
-    )
-    .unwrap();
-    generated(&scratch, &server);
-    import(&scratch, &server, &[]).success();
+    worksheet_then_model(&scratch, &server);
     std::fs::remove_file(scratch.file("out/guids.json")).unwrap();
-    std::fs::write(scratch.file("ts-principals.toml"), "").unwrap();
-    generated(&scratch, &server);
     import(&scratch, &server, &[])
         .code(2)
         .stderr(contains("is the worksheet (as the"));
