@@ -15,7 +15,6 @@ use crate::activity::run::{self, ActivityOptions, InDatabase, Progress};
 use crate::activity::window::Event;
 use crate::activity::{self, Source};
 use crate::config::TmlFormat;
-use crate::config::profile::{self, ProcessSecrets, Store};
 use crate::generate::GenerateOptions;
 use crate::load::postgres::{self, Environment, Target};
 use crate::render::Templates;
@@ -191,12 +190,8 @@ pub(super) fn run(args: ActivityArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         now,
         database,
     };
-    let store = Store::locate()?;
-    let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
-    let connection = args
-        .transport
-        .connection_to(&resolved, args.max_response_mb);
-    tracing::debug!("connecting with {}", resolved.origin);
+    let (connection, _) =
+        (args.transport).connect(args.profile.as_deref(), args.max_response_mb)?;
     let progress = ActivityProgress::new(global.no_progress || global.quiet > 0);
     let started = Instant::now();
     let report = run::run(&args.out, &connection, &options, &progress);

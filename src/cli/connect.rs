@@ -128,6 +128,19 @@ impl TransportArgs {
 }
 
 impl TransportArgs {
+    /// Resolves `profile` (`--profile`; none or `env` uses the
+    /// THOUGHTSPOT_* variables) and the connection it describes, with the
+    /// flags on top and responses capped at `max_response_mb`.
+    pub(super) fn connect(
+        &self,
+        profile: Option<&str>,
+        max_response_mb: u32,
+    ) -> anyhow::Result<(Connection, profile::Resolved)> {
+        let store = Store::locate()?;
+        let resolved = profile::resolve(&store, profile, &ProcessSecrets)?;
+        Ok((self.connection_to(&resolved, max_response_mb), resolved))
+    }
+
     /// The connection a resolved profile describes, with the flags on top
     /// and responses capped at `max_response_mb`.
     pub(super) fn connection_to(
@@ -167,10 +180,9 @@ pub(super) fn fetch(
     cluster_id: Option<String>,
     global: &GlobalArgs,
 ) -> anyhow::Result<Loaded> {
-    let store = Store::locate()?;
-    let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
     let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
-    let connection = args.transport.connection_to(&resolved, max_response_mb);
+    let (connection, resolved) =
+        (args.transport).connect(args.profile.as_deref(), max_response_mb)?;
     let orgs = if !args.orgs.is_empty() {
         OrgSelection::Named(args.orgs.clone())
     } else if args.all_orgs || config.fetch.all_orgs {

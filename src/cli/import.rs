@@ -10,7 +10,6 @@ use clap::{Args, ValueEnum};
 use super::connect::TransportArgs;
 use super::{GlobalArgs, LockArgs};
 use crate::config::ProjectConfig;
-use crate::config::profile::{self, ProcessSecrets, Store};
 use crate::import::{self, ImportError, ImportOptions, Policy};
 
 pub(super) const AFTER_HELP: &str = "\
@@ -93,11 +92,8 @@ pub(super) fn run(args: ImportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     if args.dry_run {
         return dry_run(&options);
     }
-    let store = Store::locate()?;
-    let resolved = profile::resolve(&store, args.profile.as_deref(), &ProcessSecrets)?;
     let max_response_mb = ProjectConfig::default().fetch.max_response_mb;
-    let connection = args.transport.connection_to(&resolved, max_response_mb);
-    tracing::debug!("connecting with {}", resolved.origin);
+    let (connection, _) = (args.transport).connect(args.profile.as_deref(), max_response_mb)?;
     let report = import::run(&connection, &options)?;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(report.table().as_bytes());

@@ -263,7 +263,7 @@ fn warn_about_the_tml(source: &Source) {
     let mut missing = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        if !path.to_string_lossy().ends_with(".table.tml") {
+        if TmlKind::of_file(&path.to_string_lossy()) != Some(TmlKind::Table) {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(&path) else {

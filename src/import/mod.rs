@@ -643,6 +643,11 @@ async fn import(
     let listed = cluster::search(&api, &names, scope).await?;
     for d in unknown {
         let candidates = cluster::candidates(&listed, d);
+        // What the map (else the cluster) says a single candidate is.
+        let their_kind = match candidates.as_slice() {
+            [one] => map.kind_of(&target, &one.guid).or(one.kind()),
+            _ => None,
+        };
         if d.kind == TmlKind::Table {
             let elsewhere: Vec<&str> = (listed.iter())
                 .filter(|l| l.name.eq_ignore_ascii_case(&d.name) && l.is(TmlKind::Table))
@@ -661,12 +666,8 @@ async fn import(
         }
         match candidates.as_slice() {
             [] => {}
-            [one]
-                if (map.kind_of(&target, &one.guid).or(one.kind()))
-                    .is_some_and(|k| k != d.kind) =>
-            {
-                let was =
-                    (map.kind_of(&target, &one.guid).or(one.kind())).map_or("", TmlKind::name);
+            [one] if their_kind.is_some_and(|k| k != d.kind) => {
+                let was = their_kind.map_or("", TmlKind::name);
                 return Err(ImportError::KindChanged(Box::new(KindChange {
                     target,
                     file: d.file.clone(),
