@@ -14,7 +14,9 @@
 //! `activity` (with `--row-cap`, `--time-zone` and `--old-stats-name` to
 //! make it harder). It also accepts TML imports (`metadata/tml/import`:
 //! tables, models and worksheets, kept per org and listed by
-//! `metadata/search`). The server lives in `tests/fake_thoughtspot`, where
+//! `metadata/search`), and principal writes (v2 users/groups create, update,
+//! delete and import, `security/metadata/assign`; v1 `user/sync` and
+//! `user/transfer/ownership`). The server lives in `tests/fake_thoughtspot`, where
 //! the integration tests use it.
 
 #[path = "../tests/fake_thoughtspot/mod.rs"]

@@ -1056,7 +1056,7 @@ fn listing(ws: &Worksheet, details: bool) -> Value {
 }
 
 /// SQL `LIKE` with `%` (any run) and `_` (one character), ignoring case.
-fn like(pattern: &str, text: &str) -> bool {
+pub(super) fn like(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
     let t: Vec<char> = text.to_lowercase().chars().collect();
     // Positions of p reachable after each character of t.
@@ -1170,9 +1170,28 @@ fn metadata_response(
             return error(StatusCode::BAD_REQUEST, 10002, "metadata is not an array");
         }
     };
+    // `created_by_user_identifiers`: objects those users authored only (the
+    // activity worksheets are the system's, imported TML the admin's).
+    let authors = match request.get("created_by_user_identifiers") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(ids)) if ids.iter().all(Value::is_string) => {
+            let ids: Vec<String> = ids
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            Some(state.author_ids(&ids))
+        }
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                10002,
+                "created_by_user_identifiers is not an array of strings",
+            );
+        }
+    };
     let activity_org = state.faults.lock().unwrap().activity_org;
     let set = state.activity();
-    let mut found: Vec<Value> = if org == activity_org {
+    let mut found: Vec<Value> = if org == activity_org && authors.is_none() {
         set.worksheets()
             .filter(|ws| entries.iter().any(|e| wanted(ws, e)))
             .map(|ws| listing(ws, details))
@@ -1180,7 +1199,13 @@ fn metadata_response(
     } else {
         Vec::new()
     };
-    found.extend(state.listed_objects(org, &entries));
+    if authors
+        .as_ref()
+        .is_none_or(|a| a.contains(super::principals::ADMIN_GUID))
+    {
+        found.extend(state.listed_objects(org, &entries));
+    }
+    found.extend(state.listed_owned(org, &entries, authors.as_ref()));
     let size = if size < 0 { found.len() } else { size as usize };
     let page: Vec<Value> = found.into_iter().skip(offset as usize).take(size).collect();
     json_response(&Value::Array(page))

@@ -22,12 +22,19 @@
 //! (see [`tml`]); faults break an import after it is stored or answer a
 //! warning.
 //!
+//! Principals are writable, as on a cluster with its rules: REST v2
+//! `users/create`, `users/{id}/update`, `users/{id}/delete`,
+//! `users/import`, the same for groups, `security/metadata/assign`, and v1
+//! `user/sync` and `user/transfer/ownership`; searches and `user/list` see
+//! writes at once (see [`principals`]).
+//!
 //! Used by `tests/cli/fetch.rs`, `tests/cli/falcon.rs` and
 //! `examples/fake_thoughtspot.rs`.
 #![allow(dead_code)]
 
 pub mod activity;
 pub mod falcon;
+pub mod principals;
 pub mod tml;
 
 use std::collections::{HashMap, HashSet};
@@ -310,6 +317,19 @@ pub struct Faults {
     /// Imported objects of this name are answered WARNING ("fake warning:
     /// NAME"), and imported all the same.
     pub import_warning: Option<String>,
+    /// Writes of the principal of this name (case-insensitive) fail with
+    /// 500: its create, update or delete, and its entry in an import or a
+    /// v1 sync (not a dry run), whose other changes are applied. See
+    /// [`principals`].
+    pub principal_write_fail: Option<String>,
+    /// Dry runs (imports with `dry_run`, v1 sync without `applyChanges`)
+    /// also report the principal of this name as deleted, though applying
+    /// would not delete it.
+    pub dry_run_extra_delete: Option<String>,
+    /// The v2 principal write endpoints (create, update, delete, import,
+    /// `security/metadata/assign`) answer 404, as on an older cluster;
+    /// reads and v1 still work.
+    pub no_v2_writes: bool,
 }
 
 /// One request, as the fake saw it.
@@ -333,7 +353,7 @@ struct Token {
 }
 
 /// What one org sees: its principals (indices into the data) and their ids.
-struct OrgView {
+pub(crate) struct OrgView {
     users: Vec<usize>,
     groups: Vec<usize>,
     user_ids: HashSet<String>,
@@ -342,8 +362,10 @@ struct OrgView {
 
 /// The server's state.
 pub struct Shared {
-    data: Data,
-    views: Mutex<HashMap<i64, Arc<OrgView>>>,
+    /// The principals (mutable through the write endpoints, see
+    /// [`principals`]), their per-org views and the objects users own;
+    /// shared with the other nodes of the same fake cluster.
+    principals: Arc<Mutex<principals::Store>>,
     pub faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, Token>>,
     sessions: Mutex<HashSet<String>>,
@@ -408,39 +430,16 @@ impl Shared {
     /// Works out every org's principals now rather than on first use (so
     /// a benchmark does not time it).
     pub fn prepare_views(&self) {
-        let orgs: Vec<i64> = self.data.orgs.iter().filter_map(org_id).collect();
+        let mut store = self.principals.lock().unwrap();
+        let orgs: Vec<i64> = store.data.orgs.iter().filter_map(org_id).collect();
         for org in orgs {
-            self.view(org);
+            store.view(org);
         }
     }
 
-    /// The principals of `org`, worked out once.
-    fn view(&self, org: i64) -> Arc<OrgView> {
-        let mut views = self.views.lock().unwrap();
-        views
-            .entry(org)
-            .or_insert_with(|| {
-                let pick = |list: &[Value]| -> Vec<usize> {
-                    (0..list.len())
-                        .filter(|&i| orgs_of(&list[i]).contains(&org))
-                        .collect()
-                };
-                let ids = |list: &[Value], picked: &[usize]| -> HashSet<String> {
-                    picked
-                        .iter()
-                        .filter_map(|&i| id_of(&list[i]).map(str::to_owned))
-                        .collect()
-                };
-                let users = pick(&self.data.users);
-                let groups = pick(&self.data.groups);
-                Arc::new(OrgView {
-                    user_ids: ids(&self.data.users, &users),
-                    group_ids: ids(&self.data.groups, &groups),
-                    users,
-                    groups,
-                })
-            })
-            .clone()
+    /// The orgs of the cluster (`orgs/search`'s answer).
+    fn orgs(&self) -> Vec<Value> {
+        self.principals.lock().unwrap().data.orgs.clone()
     }
 
     fn record(&self, seen: Seen) {
@@ -476,8 +475,8 @@ impl FakeThoughtSpot {
     /// the same data, Falcon and imported objects, the same faults as now.
     pub fn start_node(&self) -> Self {
         let faults = self.state.faults.lock().unwrap().clone();
-        let node = Self::start_with(
-            self.state.data.clone(),
+        let node = Self::start_shared(
+            self.state.principals.clone(),
             0,
             faults,
             self.state.falcon.clone(),
@@ -494,12 +493,22 @@ impl FakeThoughtSpot {
         falcon: Arc<Mutex<falcon::FalconStore>>,
         tml: Arc<Mutex<tml::Store>>,
     ) -> Self {
+        let principals = Arc::new(Mutex::new(principals::Store::new(data)));
+        Self::start_shared(principals, port, faults, falcon, tml)
+    }
+
+    fn start_shared(
+        principals: Arc<Mutex<principals::Store>>,
+        port: u16,
+        faults: Faults,
+        falcon: Arc<Mutex<falcon::FalconStore>>,
+        tml: Arc<Mutex<tml::Store>>,
+    ) -> Self {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Shared {
-            data,
-            views: Mutex::new(HashMap::new()),
+            principals,
             faults: Mutex::new(faults),
             tokens: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashSet::new()),
@@ -580,6 +589,44 @@ fn router(state: Arc<Shared>) -> Router {
         )
         .route("/api/rest/2.0/searchdata", post(activity::searchdata))
         .route(tml::IMPORT_PATH, post(tml::import))
+        .route("/api/rest/2.0/users/create", post(principals::users_create))
+        .route(
+            "/api/rest/2.0/users/{user_identifier}/update",
+            post(principals::users_update),
+        )
+        .route(
+            "/api/rest/2.0/users/{user_identifier}/delete",
+            post(principals::users_delete),
+        )
+        .route("/api/rest/2.0/users/import", post(principals::users_import))
+        .route(
+            "/api/rest/2.0/groups/create",
+            post(principals::groups_create),
+        )
+        .route(
+            "/api/rest/2.0/groups/{group_identifier}/update",
+            post(principals::groups_update),
+        )
+        .route(
+            "/api/rest/2.0/groups/{group_identifier}/delete",
+            post(principals::groups_delete),
+        )
+        .route(
+            "/api/rest/2.0/groups/import",
+            post(principals::groups_import),
+        )
+        .route(
+            "/api/rest/2.0/security/metadata/assign",
+            post(principals::metadata_assign),
+        )
+        .route(
+            "/callosum/v1/tspublic/v1/user/sync",
+            post(principals::v1_sync),
+        )
+        .route(
+            "/callosum/v1/tspublic/v1/user/transfer/ownership",
+            post(principals::v1_transfer),
+        )
         .route("/callosum/v1/tspublic/v1/session/login", post(v1_login))
         .route("/callosum/v1/tspublic/v1/session/logout", post(v1_logout))
         .route("/callosum/v1/tspublic/v1/user/list", get(v1_user_list))
@@ -774,7 +821,8 @@ fn issue_token(state: &Shared, body: &Bytes) -> Response {
         );
     }
     let org = request.get("org_id").and_then(Value::as_i64).unwrap_or(0);
-    if !state.data.orgs.is_empty() && !state.data.orgs.iter().any(|o| org_id(o) == Some(org)) {
+    let orgs = state.orgs();
+    if !orgs.is_empty() && !orgs.iter().any(|o| org_id(o) == Some(org)) {
         return error(
             StatusCode::BAD_REQUEST,
             10002,
@@ -849,15 +897,30 @@ async fn session_user(State(state): State<Arc<Shared>>, headers: HeaderMap) -> R
     let response = match authorized {
         Err(r) => r,
         Ok(org) => {
-            let name = (state.data.orgs.iter())
+            let store = state.principals.lock().unwrap();
+            let name = (store.data.orgs.iter())
                 .find(|o| org_id(o) == Some(org))
                 .and_then(|o| o.get("name").cloned())
                 .unwrap_or_else(|| json!("Primary"));
-            json_response(&json!({
-                "id": "59481331-ee53-42be-a548-bd87be6ddd4a",
+            // The signed-in account as the data has it now, if it is there.
+            let me = (store.data.users.iter()).find(|u| {
+                u["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(USERNAME))
+            });
+            let mut answer = json!({
+                "id": principals::ADMIN_GUID,
                 "name": USERNAME,
                 "current_org": {"id": org, "name": name},
-            }))
+            });
+            if let Some(me) = me {
+                for key in ["id", "name", "display_name", "orgs"] {
+                    if let Some(value) = me.get(key) {
+                        answer[key] = value.clone();
+                    }
+                }
+            }
+            json_response(&answer)
         }
     };
     log.status = response.status().as_u16();
@@ -904,12 +967,43 @@ async fn orgs(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
                 10003,
                 "User does not have access to orgs",
             ),
-            Ok(_) => json_response(&Value::Array(state.data.orgs.clone())),
+            Ok(_) => json_response(&Value::Array(state.orgs())),
         },
     };
     log.status = response.status().as_u16();
     state.record(log);
     response
+}
+
+impl principals::Store {
+    /// The principals of `org`, worked out once (until the next write).
+    pub(crate) fn view(&mut self, org: i64) -> Arc<OrgView> {
+        let data = &self.data;
+        self.views
+            .entry(org)
+            .or_insert_with(|| {
+                let pick = |list: &[Value]| -> Vec<usize> {
+                    (0..list.len())
+                        .filter(|&i| orgs_of(&list[i]).contains(&org))
+                        .collect()
+                };
+                let ids = |list: &[Value], picked: &[usize]| -> HashSet<String> {
+                    picked
+                        .iter()
+                        .filter_map(|&i| id_of(&list[i]).map(str::to_owned))
+                        .collect()
+                };
+                let users = pick(&data.users);
+                let groups = pick(&data.groups);
+                Arc::new(OrgView {
+                    user_ids: ids(&data.users, &users),
+                    group_ids: ids(&data.groups, &groups),
+                    users,
+                    groups,
+                })
+            })
+            .clone()
+    }
 }
 
 fn org_id(value: &Value) -> Option<i64> {
@@ -1074,16 +1168,20 @@ fn search_response(
         }
     }
 
-    let view = state.view(org);
+    let (leak, cap) = {
+        let faults = state.faults.lock().unwrap();
+        (faults.leak_org, faults.max_page)
+    };
+    let mut store = state.principals.lock().unwrap();
+    let view = store.view(org);
+    let leaked = leak.filter(|&o| o != org).map(|other| store.view(other));
     let (group_ids, user_ids) = (&view.group_ids, &view.user_ids);
     let (picked, list) = match kind {
-        Kind::Users => (&view.users, &state.data.users),
-        Kind::Groups => (&view.groups, &state.data.groups),
+        Kind::Users => (&view.users, &store.data.users),
+        Kind::Groups => (&view.groups, &store.data.groups),
     };
     let mut all: Vec<&Value> = picked.iter().map(|&i| &list[i]).collect();
-    let leak = state.faults.lock().unwrap().leak_org;
-    if let Some(other) = leak.filter(|&o| o != org) {
-        let leaked = state.view(other);
+    if let Some(leaked) = leaked {
         let leaked = match kind {
             Kind::Users => &leaked.users,
             Kind::Groups => &leaked.groups,
@@ -1095,7 +1193,6 @@ fn search_response(
                 .map(|&i| &list[i]),
         );
     }
-    let cap = state.faults.lock().unwrap().max_page;
     let mut size = if size < 0 { all.len() } else { size as usize };
     if let Some(cap) = cap {
         size = size.min(cap);
@@ -1119,6 +1216,7 @@ fn search_response(
             p
         })
         .collect();
+    drop(store);
     let bytes = serde_json::to_vec(&page).expect("json");
 
     let mut faults = state.faults.lock().unwrap();
@@ -1246,7 +1344,8 @@ async fn v1_login(State(state): State<Arc<Shared>>, headers: HeaderMap, body: By
     );
     let response = if let Some(r) = v1_header_missing(&headers) {
         r
-    } else if state.data.v1.is_none() && !state.faults.lock().unwrap().falcon {
+    } else if !state.principals.lock().unwrap().serves_v1() && !state.faults.lock().unwrap().falcon
+    {
         error(StatusCode::NOT_FOUND, 10004, "no such endpoint")
     } else if form_field(&body, "username").as_deref() == Some(USERNAME)
         && form_field(&body, "password").as_deref() == Some(PASSWORD)
@@ -1299,7 +1398,7 @@ async fn v1_user_list(State(state): State<Arc<Shared>>, headers: HeaderMap) -> R
     } else if session_of(&state, &headers).is_none() {
         error(StatusCode::UNAUTHORIZED, 10000, "not signed in")
     } else {
-        json_response(&Value::Array(state.data.v1.clone().unwrap_or_default()))
+        json_response(&Value::Array(state.principals.lock().unwrap().v1_list()))
     };
     log.status = response.status().as_u16();
     state.record(log);
