@@ -20,6 +20,8 @@ pub mod load;
 pub mod model;
 pub mod output;
 mod parallel;
+pub mod plan;
 pub mod render;
 pub mod schema;
 pub mod sink;
+pub mod spec;

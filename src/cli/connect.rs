@@ -180,6 +180,17 @@ pub(super) fn fetch(
     cluster_id: Option<String>,
     global: &GlobalArgs,
 ) -> anyhow::Result<Loaded> {
+    fetch_as(args, config, cluster_id, global).map(|(loaded, _)| loaded)
+}
+
+/// Resolves the connection and fetches; also says who signed in (the
+/// profile's username).
+pub(super) fn fetch_as(
+    args: &ConnectArgs,
+    config: &ProjectConfig,
+    cluster_id: Option<String>,
+    global: &GlobalArgs,
+) -> anyhow::Result<(Loaded, Option<String>)> {
     let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
     let (connection, resolved) =
         (args.transport).connect(args.profile.as_deref(), max_response_mb)?;
@@ -220,7 +231,7 @@ pub(super) fn fetch(
         progress.summary(),
         started.elapsed()
     );
-    Ok(loaded)
+    Ok((loaded, resolved.username))
 }
 
 #[cfg(test)]

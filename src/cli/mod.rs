@@ -16,6 +16,7 @@ mod load;
 mod profiles;
 mod progress;
 mod snapshot_out;
+mod spec;
 
 use crate::activity::run::{ActivityError, held_in};
 use crate::atomic::Wait;
@@ -191,6 +192,39 @@ enum Command {
     /// (OK/WARNING/ERROR), GUID and the cluster's message.
     #[command(after_help = import::AFTER_HELP)]
     Import(import::ImportArgs),
+    /// Write a cluster's users, groups and memberships as a spec (principals.yaml), to
+    /// start managing principals as code from what the cluster has.
+    ///
+    /// Reads the cluster (--profile) or a snapshot (--from) and writes every org, group
+    /// (name, org, display name, description, type, visibility, privileges, parent
+    /// groups) and user (display name, e-mail, visibility, account type, orgs, groups),
+    /// sorted by name, every string double-quoted. Planning the export against the same
+    /// cluster shows no change. Edit it, review it in git, and `plan` it.
+    #[command(name = "export-spec", after_help = spec::EXPORT_HELP)]
+    ExportSpec(spec::ExportArgs),
+    /// Check a spec offline with ThoughtSpot's rules.
+    ///
+    /// Reads principals.yaml (or renders principals.yaml.j2 with --vars) and reports,
+    /// with line and column: unknown keys, a password in the spec, usernames declared
+    /// twice (compared case-insensitively), group names twice in an org, groups that
+    /// users or groups name but the spec does not declare, nesting cycles, parents in
+    /// another org, orgs not declared, values the API does not take; and warns about
+    /// privileges outside ThoughtSpot's documented list. The initial password for new
+    /// local users (TS_PRINCIPALS_NEW_USER_PASSWORD), when set, is checked against the
+    /// password rules. Nothing is contacted.
+    #[command(after_help = spec::VALIDATE_HELP)]
+    Validate(spec::ValidateArgs),
+    /// Compare a spec with the cluster and print what applying it would change.
+    ///
+    /// Validates the spec, reads the cluster (--profile) or a snapshot (--from) and
+    /// prints a reviewable plan: groups and users to create or update (each field old →
+    /// new), privileges granted and taken away, members added and (for groups with
+    /// `members: exact`) removed, and counts per kind. Fields the spec leaves out are
+    /// not changed. --out saves the plan with the state of every principal it touches as
+    /// the cluster had it and their fingerprint, so a plan the cluster has moved away
+    /// from can be told. --check exits 1 when there are changes.
+    #[command(after_help = spec::PLAN_HELP)]
+    Plan(spec::PlanArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
     /// Profiles are kept in profiles.toml in your config directory (mode 0600; override
@@ -376,6 +410,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(args, &cli.global),
         Command::Activity(args) => activity::run(args, &cli.global),
         Command::Import(args) => import::run(args, &cli.global),
+        Command::ExportSpec(args) => spec::export(args, &cli.global),
+        Command::Validate(args) => spec::validate(args, &cli.global),
+        Command::Plan(args) => spec::plan(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -721,7 +758,7 @@ fn load_config(args: &RenderArgs) -> anyhow::Result<ProjectConfig> {
 }
 
 /// `--config`, else `./ts-principals.toml` if present, else defaults.
-fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
+pub(super) fn read_config(path: Option<&Path>) -> anyhow::Result<ProjectConfig> {
     let default = Path::new(config::DEFAULT_FILE);
     Ok(match path {
         Some(path) => ProjectConfig::load(path)?,

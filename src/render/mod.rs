@@ -298,23 +298,31 @@ impl Templates {
     /// The minijinja environment: strict undefined, trim/lstrip blocks,
     /// trailing newline kept, no auto-escaping (the `yaml` filter escapes).
     pub fn environment(&self) -> Environment<'static> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        let syntax = SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(true)
-            .build();
-        // The default delimiters are always valid.
-        if let Ok(syntax) = syntax {
-            env.set_syntax(syntax);
-        }
+        let mut env = base_environment();
         env.set_auto_escape_callback(|_| AutoEscape::None);
         add_filters(&mut env);
         let overrides = self.overrides.clone();
         env.set_loader(move |name| load_template(overrides.as_deref(), name));
         env
     }
+}
+
+/// A minijinja environment as every template of ts-principals is read:
+/// undefined values are errors, blocks trim the line they are on, and the
+/// trailing newline is kept.
+pub fn base_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build();
+    // The default delimiters are always valid.
+    if let Ok(syntax) = syntax {
+        env.set_syntax(syntax);
+    }
+    env
 }
 
 fn load_template(overrides: Option<&Path>, name: &str) -> Result<Option<String>, minijinja::Error> {

@@ -18,5 +18,6 @@ mod postgres;
 mod runs;
 mod secrets;
 mod snapshots;
+mod spec;
 mod tls;
 mod tml;

@@ -1,0 +1,273 @@
+//! `export-spec`, `validate` and `plan`: principals as code.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{GlobalArgs, connect, read_config, snapshot_out};
+use crate::input::{self, LoadOptions, Loaded};
+use crate::plan::{self, Change, PlanOptions};
+use crate::spec::template::VarsFile;
+use crate::spec::validate::{self, PASSWORD_ENV, check_password};
+use crate::spec::{self, Rendered};
+
+pub(super) const EXPORT_HELP: &str = "\
+Examples:
+  ts-principals export-spec --profile prod -o principals.yaml
+  ts-principals export-spec --from principals.json -o principals.yaml
+
+Then: ts-principals plan principals.yaml --profile prod   (shows no change)";
+
+pub(super) const VALIDATE_HELP: &str = "\
+Examples:
+  ts-principals validate principals.yaml
+  ts-principals validate principals.yaml.j2 --vars hr.csv --print > rendered.yaml
+
+Exit codes: 0 valid (warnings may be printed), 2 errors (each with line and column).";
+
+pub(super) const PLAN_HELP: &str = "\
+Examples:
+  ts-principals plan principals.yaml --profile prod
+  ts-principals plan principals.yaml --profile prod --out plan.json
+  ts-principals plan principals.yaml.j2 --vars hr.csv --profile prod --check   # in CI
+  ts-principals plan principals.yaml --from principals.json                    # offline
+
+Reading a plan: `+` creates, `~` updates (field: \"old\" → \"new\"), `-` removes;
+memberships are listed per group. Groups are `additive` unless the spec says
+`members: exact`: additive groups never lose members; exact groups lose every
+member the spec does not name, each listed. Built-in users and groups, the
+caller and principals of an identity provider are never removed unless the
+spec declares them; the plan lists them as kept.
+
+Exit codes: 0 planned (with --check: no changes), 1 with --check: changes,
+2 spec or input error, 3 cluster error.";
+
+/// The spec and how to render it.
+#[derive(Debug, Args)]
+pub(super) struct SpecArgs {
+    /// The spec: principals.yaml, or a minijinja template whose name ends in .j2.
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    /// Variables for a .j2 spec: a CSV (rows of text, by column), JSON or YAML file,
+    /// bound to its file name (`hr.csv` → `hr`; with one file also `vars`) or to NAME
+    /// (repeatable).
+    #[arg(long = "vars", value_name = "[NAME=]FILE", value_parser = VarsFile::parse)]
+    vars: Vec<VarsFile>,
+}
+
+impl SpecArgs {
+    fn read(&self) -> anyhow::Result<Rendered> {
+        Ok(spec::read(&self.spec, &self.vars)?)
+    }
+}
+
+/// Where the cluster's principals come from: a file, or the cluster.
+#[derive(Debug, Args)]
+pub(super) struct SourceArgs {
+    /// Principals to read instead of fetching (a snapshot `fetch` wrote, a v2 export,
+    /// v2 search responses, or a v1 user/list), repeatable.
+    #[arg(long = "from", value_name = "FILE", conflicts_with = "profile")]
+    from: Vec<PathBuf>,
+    #[command(flatten)]
+    connect: connect::ConnectArgs,
+    /// Project config, for its [fetch] settings and data.cluster_id
+    /// [default: ./ts-principals.toml when present].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The principals, and the caller's username when fetched live.
+    fn load(&self, global: &GlobalArgs) -> anyhow::Result<(Loaded, Option<String>)> {
+        let config = read_config(self.config.as_deref())?;
+        if self.from.is_empty() {
+            let (loaded, caller) = connect::fetch_as(&self.connect, &config, None, global)?;
+            let url = loaded
+                .principals
+                .source
+                .cluster_url
+                .clone()
+                .unwrap_or_default();
+            loaded.refuse_empty(&format!("the fetch from {url}"), false)?;
+            Ok((loaded, caller))
+        } else {
+            let loaded = input::load(
+                &self.from,
+                &LoadOptions {
+                    cluster_id: None,
+                    fallback_cluster_id: config.data.cluster_id.clone(),
+                    allow_empty: false,
+                },
+            )?;
+            Ok((loaded, None))
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExportArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Where to write the spec: a file (replaced atomically) or `-` for standard output.
+    #[arg(short, long, value_name = "FILE|-", default_value = "principals.yaml")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ValidateArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Print the spec as read (a template's rendering) on standard output.
+    #[arg(long)]
+    print: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct PlanArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Save the plan as JSON: the changes, the state of every principal they touch as
+    /// the cluster had it, and its fingerprint.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Exit with 1 when the plan has changes, 0 when it has none (for CI).
+    #[arg(long)]
+    check: bool,
+}
+
+pub(super) fn export(args: ExportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let (loaded, _) = args.source.load(global)?;
+    let p = &loaded.principals;
+    let text = spec::export::export(p);
+    let written_to = snapshot_out::write(&args.output, text.as_bytes())?;
+    tracing::info!(
+        "wrote {written_to}: {} orgs, {} groups, {} users (cluster {})",
+        p.orgs.len(),
+        p.groups.len(),
+        p.users.len(),
+        p.source.cluster_id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the warnings (errors are the error's message).
+fn print_warnings(report: &validate::Report) {
+    let mut stderr = std::io::stderr().lock();
+    for finding in report.warnings() {
+        let _ = writeln!(stderr, "{finding}");
+    }
+}
+
+pub(super) fn validate(args: ValidateArgs, _global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    if args.print {
+        // Printed before it is parsed, so a template's broken rendering can be read.
+        let (text, _) = spec::read_text(&args.spec.spec, &args.spec.vars)?;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+    }
+    let rendered = args.spec.read()?;
+    let report = validate::validate(&rendered.spec);
+    print_warnings(&report);
+    let s = &rendered.spec;
+    if !report.is_ok() {
+        return Err(validate::Invalid {
+            origin: s.origin.clone(),
+            report,
+        }
+        .into());
+    }
+    tracing::info!(
+        "{} is valid: {} orgs, {} groups, {} users{}",
+        s.origin,
+        s.orgs.len(),
+        s.groups.len(),
+        s.users.len(),
+        match report.warnings().count() {
+            0 => String::new(),
+            n => format!(" ({n} warnings)"),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the initial password of the local users the plan creates, when
+/// it is in the environment; says where it comes from otherwise.
+fn check_new_passwords(plan: &plan::Plan) -> anyhow::Result<()> {
+    let new_local: Vec<(&str, &str)> = (plan.changes.iter())
+        .filter_map(|c| match c {
+            Change::CreateUser { name, attrs } if attrs.account_type == "LOCAL_USER" => {
+                Some((name.as_str(), attrs.display_name.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    if new_local.is_empty() {
+        return Ok(());
+    }
+    match std::env::var(PASSWORD_ENV) {
+        Ok(password) => {
+            for (name, display_name) in new_local {
+                let mut blocked = vec![name];
+                blocked.extend(display_name.split_whitespace());
+                if let Some(local) = name.split('@').next() {
+                    blocked.push(local);
+                }
+                check_password(&password, &blocked).map_err(|problem| {
+                    anyhow::anyhow!(
+                        "the initial password in {PASSWORD_ENV} {problem} for the new user {name:?}; \
+                         choose another"
+                    )
+                })?;
+            }
+        }
+        Err(_) => tracing::info!(
+            "{} new LOCAL_USERs need an initial password, taken from {PASSWORD_ENV} (checked here when set) or asked for",
+            new_local.len()
+        ),
+    }
+    Ok(())
+}
+
+pub(super) fn plan(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let rendered = args.spec.read()?;
+    let report = validate::validate(&rendered.spec);
+    print_warnings(&report);
+    let (loaded, caller) = args.source.load(global)?;
+    let plan = plan::plan(
+        &rendered.spec,
+        &rendered.text,
+        &loaded.principals,
+        &PlanOptions { caller },
+    )?;
+    check_new_passwords(&plan)?;
+    if let Some(out) = &args.out {
+        write_plan(out, &plan)?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(plan.to_text().as_bytes())?;
+    stdout.flush()?;
+    if let Some(out) = &args.out {
+        tracing::info!(
+            "saved the plan to {} (fingerprint {})",
+            out.display(),
+            plan.fingerprint
+        );
+    }
+    Ok(if args.check && !plan.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_plan(path: &Path, plan: &plan::Plan) -> anyhow::Result<()> {
+    let mut json = serde_json::to_string_pretty(plan)?;
+    json.push('\n');
+    snapshot_out::write(path, json.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,963 @@
+//! `plan`: what it takes to make a cluster match a [`Spec`], as a list of
+//! [`Change`]s a reviewer reads and `apply` carries out.
+//!
+//! A field the spec leaves out is not managed. Memberships follow the
+//! authority of the group they are in: an `additive` group (the default)
+//! gets the members the spec names and keeps every other; an `exact` group
+//! loses the members the spec does not name, each removal listed in the
+//! plan, so switching a group to `exact` shows every removal it causes. An
+//! org with `members: exact` likewise loses the users the spec does not
+//! place in it. Protected principals (the caller, `tsadmin`, `system`,
+//! `su`, `guest`, the `All` and `Administrator` groups, the cluster's
+//! system groups, and principals provisioned by an identity provider) are
+//! never removed from anything unless the spec declares them: such
+//! removals are listed as kept, with the reason.
+//!
+//! The plan records the principals it touches as the cluster had them
+//! ([`state::Record`]) and their fingerprint, so `apply` can tell when any
+//! moved since.
+
+pub mod state;
+mod text;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AccountType, GroupType, PRIMARY_ORG_ID, PRIMARY_ORG_NAME, Principals, Visibility,
+};
+use crate::spec::export::group_org;
+use crate::spec::validate::{self, Invalid};
+use crate::spec::{Authority, Located, Pos, Spec};
+pub use state::{Index, Key, Moved, Record};
+
+/// The plan format this version writes (`schema_version`).
+pub const PLAN_VERSION: u32 = 1;
+
+/// Usernames that are never changed or removed unless the spec declares them.
+pub const PROTECTED_USERS: &[&str] = &["tsadmin", "system", "su", "guest"];
+/// Group names likewise protected.
+pub const PROTECTED_GROUPS: &[&str] = &["All", "All Group", "Administrator", "System"];
+
+/// An org, by id and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OrgRef {
+    /// The org's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+}
+
+/// A group: one the cluster has (`id`), or one the plan creates.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupRef {
+    /// Its org.
+    pub org: OrgRef,
+    /// Its name.
+    pub name: String,
+    /// Its GUID, when it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// A member of a group.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Member {
+    /// A user.
+    User {
+        /// Username.
+        name: String,
+        /// GUID, when the user exists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// A group.
+    Group(GroupRef),
+}
+
+/// One field that changes: `old` → `new`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field (`display_name`, `email`, `visibility`, …).
+    pub field: String,
+    /// What the cluster has.
+    pub old: String,
+    /// What the spec says.
+    pub new: String,
+}
+
+/// A new group's attributes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupAttrs {
+    /// Display name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Visibility.
+    pub visibility: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub group_type: String,
+    /// Privileges.
+    pub privileges: Vec<String>,
+}
+
+/// A new user's attributes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAttrs {
+    /// Display name.
+    pub display_name: String,
+    /// E-mail (may be empty).
+    pub email: String,
+    /// Visibility.
+    pub visibility: String,
+    /// Account type.
+    pub account_type: String,
+    /// Orgs.
+    pub orgs: Vec<OrgRef>,
+}
+
+/// One change a plan makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Change {
+    /// A group to create.
+    CreateGroup {
+        /// The group.
+        group: GroupRef,
+        /// Its attributes.
+        attrs: GroupAttrs,
+    },
+    /// A group's fields and privileges to change.
+    UpdateGroup {
+        /// The group.
+        group: GroupRef,
+        /// Fields that change.
+        fields: Vec<FieldChange>,
+        /// Privileges granted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        privileges_added: Vec<String>,
+        /// Privileges taken away.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        privileges_removed: Vec<String>,
+    },
+    /// A user to create.
+    CreateUser {
+        /// Username.
+        name: String,
+        /// Attributes.
+        attrs: UserAttrs,
+    },
+    /// A user's fields and orgs to change.
+    UpdateUser {
+        /// Username.
+        name: String,
+        /// GUID.
+        id: String,
+        /// Fields that change.
+        fields: Vec<FieldChange>,
+        /// Orgs the user joins.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        orgs_added: Vec<OrgRef>,
+        /// Orgs the user leaves (an org with `members: exact`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        orgs_removed: Vec<OrgRef>,
+    },
+    /// A member to add to a group.
+    AddMember {
+        /// The group.
+        group: GroupRef,
+        /// The member.
+        member: Member,
+    },
+    /// A member to remove from a group (`members: exact`).
+    RemoveMember {
+        /// The group.
+        group: GroupRef,
+        /// The member.
+        member: Member,
+    },
+}
+
+/// A removal `exact` would make but protection prevents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// What is kept (`user "x" in group "y"`).
+    pub what: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The cluster a plan is for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRef {
+    /// The cluster's id.
+    pub id: String,
+    /// Its URL, when fetched live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// The spec a plan was made from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRef {
+    /// Its path (a template's, with `(rendered)`).
+    pub origin: String,
+    /// SHA-256 of the YAML planned.
+    pub sha256: String,
+}
+
+/// A plan: the changes, and the principals they touch as the cluster had
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`PLAN_VERSION`].
+    pub schema_version: u32,
+    /// `ts-principals`.
+    pub tool: String,
+    /// The cluster.
+    pub cluster: ClusterRef,
+    /// The spec.
+    pub spec: SpecRef,
+    /// Fingerprint of `records`.
+    pub fingerprint: String,
+    /// The changes, in the order they are applied.
+    pub changes: Vec<Change>,
+    /// Removals not planned, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<Kept>,
+    /// Every principal the changes touch, as the cluster had it.
+    pub records: Vec<Record>,
+}
+
+impl Plan {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The plan for review (see [`text`]).
+    pub fn to_text(&self) -> String {
+        text::render(self)
+    }
+
+    /// The one-line summary: counts per kind.
+    pub fn summary(&self) -> String {
+        text::summary(self)
+    }
+}
+
+/// Who is running the plan, and other choices.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// The caller's username: never removed from anything.
+    pub caller: Option<String>,
+}
+
+/// A plan that cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The spec has errors.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The spec names an org the cluster does not have.
+    #[error(
+        "{origin}: {at}: the org `{name}` does not exist on cluster {cluster} (it has: {available}); \
+         create it in ThoughtSpot (Admin → Orgs) first, or correct the name — plans do not create orgs"
+    )]
+    NoSuchOrg {
+        /// The spec.
+        origin: String,
+        /// Where it is named.
+        at: Pos,
+        /// The name.
+        name: String,
+        /// The cluster.
+        cluster: String,
+        /// The orgs it has.
+        available: String,
+    },
+}
+
+/// Why a user may not be removed from anything it is not declared for.
+pub fn protected_user(user: &crate::model::User, caller: Option<&str>) -> Option<String> {
+    let name = user.name.to_lowercase();
+    if caller.is_some_and(|c| c.eq_ignore_ascii_case(&name)) {
+        return Some("the user running ts-principals".to_owned());
+    }
+    if PROTECTED_USERS.contains(&name.as_str()) {
+        return Some("a built-in ThoughtSpot user".to_owned());
+    }
+    match &user.account_type {
+        Some(AccountType::LocalUser) | None => None,
+        Some(t) => Some(format!("provisioned by an identity provider ({t})")),
+    }
+}
+
+/// Why a group may not be removed from anything it is not declared for, or
+/// lose members.
+pub fn protected_group(group: &crate::model::Group) -> Option<String> {
+    if PROTECTED_GROUPS
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(&group.name))
+    {
+        return Some("a built-in ThoughtSpot group".to_owned());
+    }
+    match &group.group_type {
+        Some(GroupType::TenantGroup) => Some("an org's system group (TENANT_GROUP)".to_owned()),
+        Some(GroupType::LdapGroup) => {
+            Some("provisioned by an identity provider (LDAP_GROUP)".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The spec's groups resolved against the cluster.
+struct SpecGroup {
+    org: OrgRef,
+    /// The cluster's group, when it exists.
+    cluster: Option<usize>,
+    authority: Authority,
+}
+
+impl SpecGroup {
+    fn reference(&self, name: &str, index: &Index) -> GroupRef {
+        GroupRef {
+            org: self.org.clone(),
+            name: self.cluster.map_or_else(
+                || name.to_owned(),
+                |g| index.principals.groups[g].name.clone(),
+            ),
+            id: self.cluster.map(|g| index.principals.groups[g].id.clone()),
+        }
+    }
+}
+
+fn group_ref(index: &Index, g: usize) -> GroupRef {
+    let group = &index.principals.groups[g];
+    let org = group_org(group);
+    GroupRef {
+        org: OrgRef {
+            id: org,
+            name: index.org_name(org),
+        },
+        name: group.name.clone(),
+        id: Some(group.id.clone()),
+    }
+}
+
+fn user_member(index: &Index, u: usize) -> Member {
+    let user = &index.principals.users[u];
+    Member::User {
+        name: user.name.clone(),
+        id: Some(user.id.clone()),
+    }
+}
+
+fn field(fields: &mut Vec<FieldChange>, name: &str, old: &str, new: Option<&str>) {
+    if let Some(new) = new
+        && new != old
+    {
+        fields.push(FieldChange {
+            field: name.to_owned(),
+            old: old.to_owned(),
+            new: new.to_owned(),
+        });
+    }
+}
+
+fn text_of<T: AsRef<str>>(value: Option<&T>) -> &str {
+    value.map_or("", AsRef::as_ref)
+}
+
+struct Planner<'a> {
+    spec: &'a Spec,
+    index: Index<'a>,
+    options: &'a PlanOptions,
+    groups: Vec<SpecGroup>,
+    keys: HashMap<&'a str, usize>,
+    changes: Vec<Change>,
+    memberships: Vec<Change>,
+    user_updates: BTreeMap<String, Change>,
+    kept: Vec<Kept>,
+    touched: BTreeSet<Key>,
+}
+
+impl<'a> Planner<'a> {
+    fn org(&self, name: &Located) -> Result<OrgRef, PlanError> {
+        if let Some((id, name)) = self.index.org(&name.text) {
+            return Ok(OrgRef {
+                id,
+                name: name.to_owned(),
+            });
+        }
+        if name.text == PRIMARY_ORG_NAME {
+            return Ok(OrgRef {
+                id: PRIMARY_ORG_ID,
+                name: PRIMARY_ORG_NAME.to_owned(),
+            });
+        }
+        let mut available: Vec<&str> = self
+            .index
+            .principals
+            .orgs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        available.sort_unstable();
+        Err(PlanError::NoSuchOrg {
+            origin: self.spec.origin.clone(),
+            at: name.at,
+            name: name.text.clone(),
+            cluster: self.index.principals.source.cluster_id.clone(),
+            available: available.join(", "),
+        })
+    }
+
+    fn group_key(&self, g: usize) -> Key {
+        let group = &self.groups[g];
+        Key::Group {
+            org: group.org.name.clone(),
+            name: match group.cluster {
+                Some(c) => self.index.principals.groups[c].name.clone(),
+                None => self.spec.groups[g].name.clone(),
+            },
+            members: group.authority == Authority::Exact,
+        }
+    }
+
+    fn cluster_group_key(&self, c: usize) -> Key {
+        let spec_group = self.groups.iter().position(|g| g.cluster == Some(c));
+        match spec_group {
+            Some(g) => self.group_key(g),
+            None => {
+                let group = &self.index.principals.groups[c];
+                Key::Group {
+                    org: self.index.org_name(group_org(group)),
+                    name: group.name.clone(),
+                    members: false,
+                }
+            }
+        }
+    }
+
+    fn resolve_groups(&mut self) -> Result<(), PlanError> {
+        for (g, group) in self.spec.groups.iter().enumerate() {
+            let org_name = group
+                .org
+                .clone()
+                .or_else(|| self.spec.defaults.groups.org.clone())
+                .unwrap_or_else(|| Located::new(PRIMARY_ORG_NAME));
+            let org = self.org(&org_name)?;
+            let cluster = self.index.group(org.id, &group.name);
+            self.groups.push(SpecGroup {
+                org,
+                cluster,
+                authority: self.spec.group_authority(group),
+            });
+            self.keys.insert(group.key.text.as_str(), g);
+        }
+        Ok(())
+    }
+
+    fn plan_groups(&mut self) {
+        let defaults = &self.spec.defaults.groups;
+        for (g, group) in self.spec.groups.iter().enumerate() {
+            let visibility = group.visibility.as_ref().or(defaults.visibility.as_ref());
+            let group_type = group.group_type.as_ref().or(defaults.group_type.as_ref());
+            let privileges: Option<Vec<String>> = group.privileges.as_ref().map(|p| {
+                let set: BTreeSet<String> = p.iter().map(|p| p.text.clone()).collect();
+                set.into_iter().collect()
+            });
+            let reference = self.groups[g].reference(&group.name, &self.index);
+            match self.groups[g].cluster {
+                None => {
+                    self.touched.insert(self.group_key(g));
+                    self.changes.push(Change::CreateGroup {
+                        group: reference,
+                        attrs: GroupAttrs {
+                            display_name: group
+                                .display_name
+                                .clone()
+                                .unwrap_or_else(|| group.name.clone()),
+                            description: group.description.clone().unwrap_or_default(),
+                            visibility: visibility
+                                .map_or(Visibility::Sharable.as_str(), |v| v.as_str())
+                                .to_owned(),
+                            group_type: group_type
+                                .map_or(GroupType::LocalGroup.as_str(), |t| t.as_str())
+                                .to_owned(),
+                            privileges: privileges.unwrap_or_default(),
+                        },
+                    });
+                }
+                Some(c) => {
+                    let current = &self.index.principals.groups[c];
+                    let mut fields = Vec::new();
+                    field(
+                        &mut fields,
+                        "display_name",
+                        &current.display_name,
+                        group.display_name.as_deref(),
+                    );
+                    field(
+                        &mut fields,
+                        "description",
+                        &current.description,
+                        group.description.as_deref(),
+                    );
+                    field(
+                        &mut fields,
+                        "visibility",
+                        text_of(current.visibility.as_ref()),
+                        visibility.map(|v| v.as_str()),
+                    );
+                    field(
+                        &mut fields,
+                        "type",
+                        text_of(current.group_type.as_ref()),
+                        group_type.map(|t| t.as_str()),
+                    );
+                    let (mut added, mut removed) = (Vec::new(), Vec::new());
+                    if let Some(wanted) = &privileges {
+                        added = wanted
+                            .iter()
+                            .filter(|p| !current.privileges.contains(p))
+                            .cloned()
+                            .collect();
+                        removed = (current.privileges.iter())
+                            .filter(|p| !wanted.contains(p))
+                            .cloned()
+                            .collect();
+                    }
+                    if !fields.is_empty() || !added.is_empty() || !removed.is_empty() {
+                        self.touched.insert(self.group_key(g));
+                        self.changes.push(Change::UpdateGroup {
+                            group: reference,
+                            fields,
+                            privileges_added: added,
+                            privileges_removed: removed,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Orgs a spec user is to be in.
+    fn user_orgs(
+        &self,
+        user: &crate::spec::UserSpec,
+        groups: &[usize],
+    ) -> Result<BTreeSet<OrgRef>, PlanError> {
+        let mut orgs = BTreeSet::new();
+        for org in user
+            .orgs
+            .as_ref()
+            .or(self.spec.defaults.users.orgs.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            orgs.insert(self.org(org)?);
+        }
+        for &g in groups {
+            orgs.insert(self.groups[g].org.clone());
+        }
+        Ok(orgs)
+    }
+
+    fn plan_users(&mut self) -> Result<(), PlanError> {
+        let defaults = &self.spec.defaults.users;
+        for user in &self.spec.users {
+            let groups: Vec<usize> = (user.groups.iter().chain(&defaults.groups))
+                .filter_map(|g| self.keys.get(g.text.as_str()).copied())
+                .collect::<BTreeSet<usize>>()
+                .into_iter()
+                .collect();
+            let orgs = self.user_orgs(user, &groups)?;
+            let visibility = user.visibility.as_ref().or(defaults.visibility.as_ref());
+            let account_type = user
+                .account_type
+                .as_ref()
+                .or(defaults.account_type.as_ref());
+            let name = user.name.text.as_str();
+            let cluster = self.index.user(name);
+            let member = match cluster {
+                Some(u) => user_member(&self.index, u),
+                None => Member::User {
+                    name: name.to_owned(),
+                    id: None,
+                },
+            };
+            match cluster {
+                None => {
+                    self.touched.insert(Key::user(name));
+                    let mut orgs: Vec<OrgRef> = orgs.into_iter().collect();
+                    if orgs.is_empty() {
+                        orgs.push(OrgRef {
+                            id: PRIMARY_ORG_ID,
+                            name: self.index.org_name(PRIMARY_ORG_ID),
+                        });
+                    }
+                    self.changes.push(Change::CreateUser {
+                        name: name.to_owned(),
+                        attrs: UserAttrs {
+                            display_name: user
+                                .display_name
+                                .clone()
+                                .unwrap_or_else(|| name.to_owned()),
+                            email: user.email.clone().unwrap_or_default(),
+                            visibility: visibility
+                                .map_or(Visibility::Sharable.as_str(), |v| v.as_str())
+                                .to_owned(),
+                            account_type: account_type
+                                .map_or(AccountType::LocalUser.as_str(), |t| t.as_str())
+                                .to_owned(),
+                            orgs,
+                        },
+                    });
+                }
+                Some(u) => {
+                    let current = &self.index.principals.users[u];
+                    let mut fields = Vec::new();
+                    field(
+                        &mut fields,
+                        "display_name",
+                        &current.display_name,
+                        user.display_name.as_deref(),
+                    );
+                    field(&mut fields, "email", &current.email, user.email.as_deref());
+                    field(
+                        &mut fields,
+                        "visibility",
+                        text_of(current.visibility.as_ref()),
+                        visibility.map(|v| v.as_str()),
+                    );
+                    field(
+                        &mut fields,
+                        "account_type",
+                        text_of(current.account_type.as_ref()),
+                        account_type.map(|t| t.as_str()),
+                    );
+                    let orgs_added: Vec<OrgRef> = orgs
+                        .into_iter()
+                        .filter(|o| !current.org_ids.contains(&o.id))
+                        .collect();
+                    if !fields.is_empty() || !orgs_added.is_empty() {
+                        self.touched.insert(Key::user(name));
+                        self.user_updates.insert(
+                            current.name.to_lowercase(),
+                            Change::UpdateUser {
+                                name: current.name.clone(),
+                                id: current.id.clone(),
+                                fields,
+                                orgs_added,
+                                orgs_removed: Vec::new(),
+                            },
+                        );
+                    }
+                }
+            }
+            for &g in &groups {
+                let is_member = match (cluster, self.groups[g].cluster) {
+                    (Some(u), Some(c)) => self.index.principals.users[u]
+                        .groups
+                        .iter()
+                        .any(|x| x.get() == c),
+                    _ => false,
+                };
+                if !is_member {
+                    self.touched.insert(Key::user(name));
+                    self.memberships.push(Change::AddMember {
+                        group: self.groups[g].reference(&self.spec.groups[g].name, &self.index),
+                        member: member.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_parents(&mut self) {
+        for (g, group) in self.spec.groups.iter().enumerate() {
+            let member = Member::Group(self.groups[g].reference(&group.name, &self.index));
+            for parent in &group.parents {
+                let Some(&p) = self.keys.get(parent.text.as_str()) else {
+                    continue;
+                };
+                let is_member = match (self.groups[g].cluster, self.groups[p].cluster) {
+                    (Some(c), Some(pc)) => self.index.principals.groups[c]
+                        .parents
+                        .iter()
+                        .any(|x| x.get() == pc),
+                    _ => false,
+                };
+                if !is_member {
+                    self.touched.insert(self.group_key(g));
+                    self.memberships.push(Change::AddMember {
+                        group: self.groups[p].reference(&self.spec.groups[p].name, &self.index),
+                        member: member.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Members of `exact` groups the spec does not name.
+    fn plan_exact(&mut self) {
+        let declared_users: HashSet<String> = self
+            .spec
+            .users
+            .iter()
+            .map(|u| u.name.text.to_lowercase())
+            .collect();
+        let declared_groups: HashSet<usize> =
+            self.groups.iter().filter_map(|g| g.cluster).collect();
+        let defaults = &self.spec.defaults.users.groups;
+        for (g, group) in self.spec.groups.iter().enumerate() {
+            let (Some(c), Authority::Exact) = (self.groups[g].cluster, self.groups[g].authority)
+            else {
+                continue;
+            };
+            let cluster_group = &self.index.principals.groups[c];
+            let reference = self.groups[g].reference(&group.name, &self.index);
+            let wanted_users: HashSet<String> = (self.spec.users.iter())
+                .filter(|u| (u.groups.iter().chain(defaults)).any(|x| x.text == group.key.text))
+                .map(|u| u.name.text.to_lowercase())
+                .collect();
+            let wanted_groups: HashSet<usize> = (self.spec.groups.iter().enumerate())
+                .filter(|(_, s)| s.parents.iter().any(|p| p.text == group.key.text))
+                .filter_map(|(s, _)| self.groups[s].cluster)
+                .collect();
+            let group_protection = protected_group(cluster_group);
+            for &u in &self.index.user_members[c] {
+                let user = &self.index.principals.users[u];
+                let folded = user.name.to_lowercase();
+                if wanted_users.contains(&folded) {
+                    continue;
+                }
+                let what = format!(
+                    "user {:?} in group {:?} (org {})",
+                    user.name, group.name, reference.org.name
+                );
+                if let Some(reason) = &group_protection {
+                    self.kept.push(Kept {
+                        what,
+                        reason: format!("the group is {reason}"),
+                    });
+                    continue;
+                }
+                if !declared_users.contains(&folded)
+                    && let Some(reason) = protected_user(user, self.options.caller.as_deref())
+                {
+                    self.kept.push(Kept {
+                        what,
+                        reason: format!(
+                            "the user is {reason}; declare the user in the spec to manage it"
+                        ),
+                    });
+                    continue;
+                }
+                self.touched.insert(self.group_key(g));
+                self.touched.insert(Key::user(&user.name));
+                self.memberships.push(Change::RemoveMember {
+                    group: reference.clone(),
+                    member: user_member(&self.index, u),
+                });
+            }
+            for &m in &self.index.group_members[c] {
+                if wanted_groups.contains(&m) {
+                    continue;
+                }
+                let member = &self.index.principals.groups[m];
+                let what = format!(
+                    "group {:?} in group {:?} (org {})",
+                    member.name, group.name, reference.org.name
+                );
+                if let Some(reason) = &group_protection {
+                    self.kept.push(Kept {
+                        what,
+                        reason: format!("the group is {reason}"),
+                    });
+                    continue;
+                }
+                if !declared_groups.contains(&m)
+                    && let Some(reason) = protected_group(member)
+                {
+                    self.kept.push(Kept {
+                        what,
+                        reason: format!(
+                            "the member group is {reason}; declare it in the spec to manage it"
+                        ),
+                    });
+                    continue;
+                }
+                self.touched.insert(self.group_key(g));
+                self.touched.insert(self.cluster_group_key(m));
+                self.memberships.push(Change::RemoveMember {
+                    group: reference.clone(),
+                    member: Member::Group(group_ref(&self.index, m)),
+                });
+            }
+        }
+    }
+
+    /// Users of `exact` orgs the spec does not place there.
+    fn plan_exact_orgs(&mut self) -> Result<(), PlanError> {
+        let mut wanted: HashMap<i64, HashSet<String>> = HashMap::new();
+        let defaults = &self.spec.defaults.users;
+        for user in &self.spec.users {
+            let groups: Vec<usize> = (user.groups.iter().chain(&defaults.groups))
+                .filter_map(|g| self.keys.get(g.text.as_str()).copied())
+                .collect();
+            for org in self.user_orgs(user, &groups)? {
+                wanted
+                    .entry(org.id)
+                    .or_default()
+                    .insert(user.name.text.to_lowercase());
+            }
+        }
+        let declared: HashSet<String> = self
+            .spec
+            .users
+            .iter()
+            .map(|u| u.name.text.to_lowercase())
+            .collect();
+        for org in &self.spec.orgs {
+            if org.members != Some(Authority::Exact) {
+                continue;
+            }
+            let org = self.org(&org.name)?;
+            let empty = HashSet::new();
+            let wanted = wanted.get(&org.id).unwrap_or(&empty);
+            for user in &self.index.principals.users {
+                let folded = user.name.to_lowercase();
+                if !user.org_ids.contains(&org.id) || wanted.contains(&folded) {
+                    continue;
+                }
+                if !declared.contains(&folded)
+                    && let Some(reason) = protected_user(user, self.options.caller.as_deref())
+                {
+                    self.kept.push(Kept {
+                        what: format!("user {:?} in org {}", user.name, org.name),
+                        reason: format!(
+                            "the user is {reason}; declare the user in the spec to manage it"
+                        ),
+                    });
+                    continue;
+                }
+                self.touched.insert(Key::user(&user.name));
+                let change =
+                    self.user_updates
+                        .entry(folded)
+                        .or_insert_with(|| Change::UpdateUser {
+                            name: user.name.clone(),
+                            id: user.id.clone(),
+                            fields: Vec::new(),
+                            orgs_added: Vec::new(),
+                            orgs_removed: Vec::new(),
+                        });
+                if let Change::UpdateUser { orgs_removed, .. } = change {
+                    orgs_removed.push(org.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Plans `spec` against `principals` (what the cluster has).
+pub fn plan(
+    spec: &Spec,
+    spec_text: &str,
+    principals: &Principals,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let report = validate::validate(spec);
+    if !report.is_ok() {
+        return Err(Invalid {
+            origin: spec.origin.clone(),
+            report,
+        }
+        .into());
+    }
+    let mut planner = Planner {
+        spec,
+        index: Index::new(principals),
+        options,
+        groups: Vec::new(),
+        keys: HashMap::new(),
+        changes: Vec::new(),
+        memberships: Vec::new(),
+        user_updates: BTreeMap::new(),
+        kept: Vec::new(),
+        touched: BTreeSet::new(),
+    };
+    planner.resolve_groups()?;
+    for org in &spec.orgs {
+        planner.org(&org.name)?;
+    }
+    planner.plan_groups();
+    planner.plan_users()?;
+    planner.plan_parents();
+    planner.plan_exact();
+    planner.plan_exact_orgs()?;
+    let Planner {
+        mut changes,
+        mut memberships,
+        user_updates,
+        kept,
+        touched,
+        index,
+        ..
+    } = planner;
+    // Groups and users first (creations, then updates), then memberships:
+    // a member and its group exist before the one joins the other.
+    changes.sort_by_key(order);
+    changes.extend(user_updates.into_values());
+    memberships.sort_by(|a, b| membership_sort(a).cmp(&membership_sort(b)));
+    memberships.dedup();
+    changes.extend(memberships);
+    let records: Vec<Record> = touched.iter().map(|key| index.record(key)).collect();
+    let fingerprint = state::fingerprint(&records);
+    Ok(Plan {
+        schema_version: PLAN_VERSION,
+        tool: "ts-principals".to_owned(),
+        cluster: ClusterRef {
+            id: principals.source.cluster_id.clone(),
+            url: principals.source.cluster_url.clone(),
+        },
+        spec: SpecRef {
+            origin: spec.origin.clone(),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(spec_text.as_bytes())),
+        },
+        fingerprint,
+        changes,
+        kept,
+        records,
+    })
+}
+
+fn order(change: &Change) -> u8 {
+    match change {
+        Change::CreateGroup { .. } => 0,
+        Change::UpdateGroup { .. } => 1,
+        Change::CreateUser { .. } => 2,
+        Change::UpdateUser { .. } => 3,
+        Change::AddMember { .. } => 4,
+        Change::RemoveMember { .. } => 5,
+    }
+}
+
+fn membership_sort(change: &Change) -> (Option<&GroupRef>, u8, Option<&Member>) {
+    match change {
+        Change::AddMember { group, member } => (Some(group), 0, Some(member)),
+        Change::RemoveMember { group, member } => (Some(group), 1, Some(member)),
+        other => (None, order(other), None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::input::{self, LoadOptions};
+use crate::spec;
+
+fn load(paths: &[PathBuf]) -> Principals {
+    input::load(paths, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .principals
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A small cluster: orgs Primary and T; groups All, Admins (with tsadmin),
+/// Sales (alice, bob, carol the SAML user; Sales EMEA under it), Ops; T has
+/// its own Sales.
+fn cluster() -> Principals {
+    let json = serde_json::json!({
+        "orgs": [{"id": 0, "name": "Primary"}, {"id": 7, "name": "T"}],
+        "users": [
+            {"id": "u-alice", "name": "alice", "display_name": "Alice", "email": "alice@x.com",
+             "visibility": "SHARABLE", "account_type": "LOCAL_USER", "modification_time_in_millis": 10,
+             "orgs": [{"id": 0, "name": "Primary"}], "user_groups": [{"id": "g-sales", "name": "Sales"}]},
+            {"id": "u-bob", "name": "bob", "display_name": "Bob", "email": "",
+             "visibility": "SHARABLE", "account_type": "LOCAL_USER", "modification_time_in_millis": 11,
+             "orgs": [{"id": 0, "name": "Primary"}, {"id": 7, "name": "T"}],
+             "user_groups": [{"id": "g-sales", "name": "Sales"}, {"id": "g-tsales", "name": "Sales"}]},
+            {"id": "u-carol", "name": "carol", "display_name": "Carol", "email": "",
+             "visibility": "SHARABLE", "account_type": "SAML_USER", "modification_time_in_millis": 12,
+             "orgs": [{"id": 0, "name": "Primary"}], "user_groups": [{"id": "g-sales", "name": "Sales"}]},
+            {"id": "u-tsadmin", "name": "tsadmin", "display_name": "Administrator", "email": "",
+             "visibility": "SHARABLE", "account_type": "LOCAL_USER", "modification_time_in_millis": 13,
+             "orgs": [{"id": 0, "name": "Primary"}, {"id": 7, "name": "T"}],
+             "user_groups": [{"id": "g-admins", "name": "Admins"}]}
+        ],
+        "groups": [
+            {"id": "g-all", "name": "All", "display_name": "All Group", "type": "LOCAL_GROUP",
+             "visibility": "SHARABLE", "orgs": [{"id": 0, "name": "Primary"}], "privileges": []},
+            {"id": "g-admins", "name": "Admins", "display_name": "Admins", "type": "LOCAL_GROUP",
+             "visibility": "SHARABLE", "orgs": [{"id": 0, "name": "Primary"}], "privileges": ["ADMINISTRATION"]},
+            {"id": "g-sales", "name": "Sales", "display_name": "Sales", "description": "Use case",
+             "type": "LOCAL_GROUP", "visibility": "SHARABLE", "orgs": [{"id": 0, "name": "Primary"}],
+             "privileges": ["DATADOWNLOADING"], "modification_time_in_millis": 20,
+             "sub_groups": [{"id": "g-emea", "name": "Sales EMEA"}]},
+            {"id": "g-emea", "name": "Sales EMEA", "display_name": "Sales EMEA", "type": "LOCAL_GROUP",
+             "visibility": "SHARABLE", "orgs": [{"id": 0, "name": "Primary"}], "privileges": []},
+            {"id": "g-ops", "name": "Ops", "display_name": "Ops", "type": "LOCAL_GROUP",
+             "visibility": "SHARABLE", "orgs": [{"id": 0, "name": "Primary"}], "privileges": []},
+            {"id": "g-tsales", "name": "Sales", "display_name": "T Sales", "type": "LOCAL_GROUP",
+             "visibility": "SHARABLE", "orgs": [{"id": 7, "name": "T"}], "privileges": []}
+        ]
+    });
+    input::load_bytes(
+        "cluster.json",
+        json.to_string().as_bytes(),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .principals
+}
+
+fn plan_of(spec_text: &str, principals: &Principals) -> Plan {
+    let s = spec::parse(spec_text, "principals.yaml").unwrap_or_else(|e| panic!("{e}"));
+    plan(&s, spec_text, principals, &PlanOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn no_change_after_export(principals: &Principals) {
+    let text = spec::export::export(principals);
+    let s = spec::parse(&text, "export.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let report = spec::validate::validate(&s);
+    assert!(report.is_ok(), "{:?}\n{text}", report.findings);
+    let plan =
+        plan(&s, &text, principals, &PlanOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.is_empty(), "{}", plan.to_text());
+    assert!(plan.records.is_empty());
+    // Exported twice, the same bytes.
+    assert_eq!(spec::export::export(principals), text);
+}
+
+#[test]
+fn an_exported_cluster_plans_no_change_for_every_fixture() {
+    let fixtures = repo("tests/data/fixtures");
+    no_change_after_export(&load(&[fixtures.join("v2_combined.json")]));
+    no_change_after_export(&load(&[fixtures.join("v1_user_list.json")]));
+    no_change_after_export(&load(&[
+        fixtures.join("v2_users_search.json"),
+        fixtures.join("v2_groups_search.json"),
+        fixtures.join("v2_orgs_search.json"),
+    ]));
+    no_change_after_export(&load(&[repo("examples/principals.json")]));
+    no_change_after_export(&cluster());
+}
+
+#[test]
+fn groups_of_one_name_in_two_orgs_get_two_keys() {
+    let text = spec::export::export(&cluster());
+    assert!(
+        text.contains("  \"Sales (Primary)\":\n    name: \"Sales\"\n    org: \"Primary\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("  \"Sales (T)\":\n    name: \"Sales\"\n    org: \"T\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn creates_updates_and_memberships_are_planned_in_order() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\norgs: {Primary: {}, T: {}}\n\
+         groups:\n  Sales:\n    org: Primary\n    description: Sales analytics\n    privileges: [A3ANALYSIS]\n  Marketing:\n    privileges: [DATADOWNLOADING]\n    parents: [Sales]\n\
+         users:\n  Alice:\n    email: alice@example.com\n    groups: [Marketing]\n    orgs: [T]\n  dan:\n    display_name: Dan\n    groups: [Sales]\n",
+        &p,
+    );
+    let text = plan.to_text();
+    let expected = [
+        "+ group \"Marketing\" (org \"Primary\")",
+        "~ group \"Sales\" (org \"Primary\")",
+        "    description: \"Use case\" → \"Sales analytics\"",
+        "    privileges: + A3ANALYSIS",
+        "    privileges: - DATADOWNLOADING",
+        "+ user \"dan\"",
+        "~ user \"alice\"",
+        "    email: \"alice@x.com\" → \"alice@example.com\"",
+        "    orgs: + \"T\"",
+        "~ members of group \"Marketing\" (org \"Primary\")",
+        "    + user \"alice\"",
+        "~ members of group \"Sales\" (org \"Primary\")",
+        "    + user \"dan\"",
+        "    + group \"Marketing\"",
+    ];
+    let mut at = 0;
+    for line in expected {
+        let found = text[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} after {at} in\n{text}"));
+        at += found + line.len();
+    }
+    assert!(
+        text.contains("Plan: groups 1 to create, 1 to update; users 1 to create, 1 to update; memberships 3 to add, 0 to remove; privileges 2 to grant, 1 to take away."),
+        "{text}"
+    );
+    // Additive: nobody leaves Sales.
+    assert!(!text.contains("    - "), "{text}");
+    let keys: Vec<String> = plan.records.iter().map(|r| r.key.to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "user \"alice\"",
+            "user \"dan\"",
+            "group \"Marketing\" (org Primary)",
+            "group \"Sales\" (org Primary)"
+        ]
+    );
+    assert!(plan.records[1].state.is_none() && plan.records[2].state.is_none());
+    assert!(plan.fingerprint.starts_with("sha256:"));
+}
+
+#[test]
+fn exact_groups_list_every_removal_and_keep_protected_members() {
+    let p = cluster();
+    let additive = "version: 1\ngroups:\n  Sales: {}\n  Sales EMEA: {}\nusers:\n  alice:\n    groups: [Sales]\n";
+    assert!(plan_of(additive, &p).is_empty());
+    let exact = additive.replace("Sales: {}", "Sales: {members: exact}");
+    let plan = plan_of(&exact, &p);
+    let text = plan.to_text();
+    assert!(
+        text.contains("    - group \"Sales EMEA\" (members: exact; not in the spec)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    - user \"bob\" (members: exact; not in the spec)"),
+        "{text}"
+    );
+    assert!(!text.contains("- user \"alice\""), "{text}");
+    // carol is a SAML user the spec does not declare: kept, with the reason.
+    assert!(!text.contains("- user \"carol\""), "{text}");
+    assert!(text.contains("user \"carol\" in group \"Sales\" (org Primary): the user is provisioned by an identity provider (SAML_USER)"), "{text}");
+    // Declared, she is managed like anyone.
+    let declared = format!("{exact}  carol: {{}}\n");
+    assert!(
+        plan_of(&declared, &p)
+            .to_text()
+            .contains("- user \"carol\"")
+    );
+    // The exact group's record holds its members.
+    let record = plan
+        .records
+        .iter()
+        .find(|r| matches!(&r.key, Key::Group { members: true, .. }))
+        .expect("group record");
+    let state = record.state.as_ref().expect("exists");
+    assert!(
+        state
+            .iter()
+            .any(|(k, v)| k == "member_users" && v == "alice\nbob\ncarol"),
+        "{state:?}"
+    );
+}
+
+#[test]
+fn protected_groups_never_lose_members() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\ngroups:\n  All: {members: exact}\n  Admins: {members: exact}\n",
+        &p,
+    );
+    let text = plan.to_text();
+    // Admins is an ordinary group: tsadmin is protected as a user.
+    assert!(text.contains("user \"tsadmin\" in group \"Admins\" (org Primary): the user is a built-in ThoughtSpot user"), "{text}");
+    assert!(plan.is_empty(), "{text}");
+}
+
+#[test]
+fn exact_orgs_remove_the_users_the_spec_does_not_place_there() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\norgs:\n  Primary: {}\n  T: {members: exact}\nusers:\n  alice: {}\n",
+        &p,
+    );
+    let text = plan.to_text();
+    assert!(
+        text.contains("~ user \"bob\"\n    orgs: - \"T\" (org members: exact; not in the spec)"),
+        "{text}"
+    );
+    assert!(text.contains("user \"tsadmin\" in org T"), "{text}");
+    let plan = plan_of(
+        "version: 1\norgs:\n  Primary: {}\n  T: {members: exact}\ngroups:\n  Sales (T): {name: Sales, org: T}\nusers:\n  bob:\n    groups: [Sales (T)]\n",
+        &p,
+    );
+    assert!(plan.is_empty(), "{}", plan.to_text());
+}
+
+#[test]
+fn unknown_orgs_and_invalid_specs_are_refused() {
+    let p = cluster();
+    let s = spec::parse("version: 1\norgs: {Nowhere: {}}\n", "p.yaml").expect("parses");
+    let message = plan(&s, "", &p, &PlanOptions::default())
+        .expect_err("no org")
+        .to_string();
+    assert!(
+        message.contains("`Nowhere` does not exist") && message.contains("Primary, T"),
+        "{message}"
+    );
+    let s = spec::parse("version: 1\nusers:\n  a: {groups: [x]}\n", "p.yaml").expect("parses");
+    let message = plan(&s, "", &p, &PlanOptions::default())
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        message.contains("p.yaml is not a valid spec") && message.contains("line 3"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_plan_sees_what_moved_since() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\ngroups:\n  Ops: {}\nusers:\n  alice:\n    groups: [Ops]\n",
+        &p,
+    );
+    let index = Index::new(&p);
+    let again: Vec<Record> = plan.records.iter().map(|r| index.record(&r.key)).collect();
+    assert_eq!(state::fingerprint(&again), plan.fingerprint);
+    assert!(state::moved(&plan.records, &again).is_empty());
+    let mut changed = p.clone();
+    changed.users[0].email = "new@x.com".into();
+    changed.users[0].modified = Some(99);
+    let index = Index::new(&changed);
+    let now: Vec<Record> = plan.records.iter().map(|r| index.record(&r.key)).collect();
+    assert_ne!(state::fingerprint(&now), plan.fingerprint);
+    let moved: Vec<(String, String, String)> = state::moved(&plan.records, &now)
+        .into_iter()
+        .map(|m| (m.field, m.planned, m.now))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            (
+                "email".to_owned(),
+                "alice@x.com".to_owned(),
+                "new@x.com".to_owned()
+            ),
+            ("modified".to_owned(), "10".to_owned(), "99".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn plans_round_trip_through_json() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\ngroups:\n  New: {privileges: [DEVELOPER]}\nusers:\n  erin: {groups: [New]}\n",
+        &p,
+    );
+    let json = serde_json::to_string_pretty(&plan).expect("json");
+    let back: Plan = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(back, plan);
+}
+
+#[test]
+fn names_cannot_forge_plan_lines() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\nusers:\n  \"x\\n+ user \\\"root\\\"\": {}\n",
+        &p,
+    );
+    let text = plan.to_text();
+    assert!(
+        !text.lines().any(|l| l.starts_with("+ user \"root\"")),
+        "{text}"
+    );
+}
