@@ -238,7 +238,7 @@ impl Plan {
         self.changes.is_empty()
     }
 
-    /// The plan for review (see [`text`]).
+    /// The plan for review: terraform-style text.
     pub fn to_text(&self) -> String {
         text::render(self)
     }
