@@ -10,8 +10,10 @@ use crate::atomic::{self, Access};
 /// The snapshot could not be written (exit code 4, as for an output
 /// directory that cannot be written).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write the snapshot to {target}: {reason}{hint}")]
+#[error("cannot write the {what} to {target}: {reason}{hint}")]
 pub(crate) struct SnapshotWriteError {
+    /// What was written ("snapshot", "spec", "plan").
+    what: &'static str,
     /// The path given with `-o`, or "standard output".
     target: String,
     /// Why, as the system says it. Not kept as the error's source: that
@@ -24,23 +26,37 @@ pub(crate) struct SnapshotWriteError {
 /// Writes `bytes` to `output` (`-`: standard output) and returns how to
 /// name it in messages.
 pub(crate) fn write(output: &Path, bytes: &[u8]) -> Result<String, SnapshotWriteError> {
+    write_as(output, bytes, "snapshot", "-o")
+}
+
+/// Writes `bytes` (`what`: the "spec", the "plan") to `output`, given
+/// with the option `option` (`-`: standard output), and returns how to
+/// name it in messages.
+pub(crate) fn write_as(
+    output: &Path,
+    bytes: &[u8],
+    what: &'static str,
+    option: &'static str,
+) -> Result<String, SnapshotWriteError> {
     if output.as_os_str() == "-" {
         let mut stdout = io::stdout().lock();
         return match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(STDOUT.to_owned()),
             Err(e) => Err(SnapshotWriteError {
+                what,
                 target: STDOUT.to_owned(),
                 reason: reason(&e),
-                hint: hint(&e, None),
+                hint: hint(&e, None, what, option),
             }),
         };
     }
     match atomic::write_file(output, bytes, Access::Default) {
         Ok(()) => Ok(output.display().to_string()),
         Err(e) => Err(SnapshotWriteError {
+            what,
             target: output.display().to_string(),
             reason: reason(&e),
-            hint: hint(&e, Some(output)),
+            hint: hint(&e, Some(output), what, option),
         }),
     }
 }
@@ -58,14 +74,14 @@ fn reason(error: &io::Error) -> String {
 }
 
 /// What to do about `error` writing to `file` (`None`: standard output).
-fn hint(error: &io::Error, file: Option<&Path>) -> String {
-    let other_path = "or choose another path with -o";
+fn hint(error: &io::Error, file: Option<&Path>, what: &str, option: &str) -> String {
+    let other_path = format!("or choose another path with {option}");
     let what_to_do = match (error.kind(), file) {
         (io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded, Some(_)) => {
-            format!("the disk is full: free some space and fetch again, {other_path}")
+            format!("the disk is full: free some space and run again, {other_path}")
         }
         (io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded, None) => {
-            "the disk it goes to is full: free some space and fetch again".to_owned()
+            "the disk it goes to is full: free some space and run again".to_owned()
         }
         (io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem, Some(path)) => {
             format!(
@@ -77,8 +93,9 @@ fn hint(error: &io::Error, file: Option<&Path>) -> String {
             "check that you may write where standard output goes".to_owned()
         }
         (io::ErrorKind::BrokenPipe, None) => {
-            "whatever reads standard output stopped before the end; the snapshot is incomplete"
-                .to_owned()
+            format!(
+                "whatever reads standard output stopped before the end; the {what} is incomplete"
+            )
         }
         (io::ErrorKind::NotFound | io::ErrorKind::NotADirectory, Some(path)) => {
             match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
@@ -133,7 +150,7 @@ mod tests {
     #[test]
     fn each_common_failure_says_what_to_do() {
         let file = Path::new("/srv/snapshots/p.json");
-        let hint = |kind: io::ErrorKind, file| hint(&io::Error::from(kind), file);
+        let hint = |kind: io::ErrorKind, file| hint(&io::Error::from(kind), file, "snapshot", "-o");
         let full = hint(io::ErrorKind::StorageFull, Some(file));
         assert!(full.contains("free some space"), "{full}");
         assert!(full.ends_with("nothing was written"), "{full}");

@@ -42,7 +42,7 @@ caller and principals of an identity provider are never removed unless the
 spec declares them; the plan lists them as kept.
 
 Exit codes: 0 planned (with --check: no changes), 1 with --check: changes,
-2 spec or input error, 3 cluster error.";
+2 spec or input error, 3 cluster error, 4 --out cannot be written.";
 
 /// The spec and how to render it.
 #[derive(Debug, Args)]
@@ -76,6 +76,9 @@ pub(super) struct SourceArgs {
     /// [default: ./ts-principals.toml when present].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Accept a cluster (or input) with no users and no groups.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 impl SourceArgs {
@@ -90,7 +93,7 @@ impl SourceArgs {
                 .cluster_url
                 .clone()
                 .unwrap_or_default();
-            loaded.refuse_empty(&format!("the fetch from {url}"), false)?;
+            loaded.refuse_empty(&format!("the fetch from {url}"), self.allow_empty)?;
             Ok((loaded, caller))
         } else {
             let loaded = input::load(
@@ -98,7 +101,7 @@ impl SourceArgs {
                 &LoadOptions {
                     cluster_id: None,
                     fallback_cluster_id: config.data.cluster_id.clone(),
-                    allow_empty: false,
+                    allow_empty: self.allow_empty,
                 },
             )?;
             Ok((loaded, None))
@@ -132,18 +135,37 @@ pub(super) struct PlanArgs {
     source: SourceArgs,
     /// Save the plan as JSON: the changes, the state of every principal they touch as
     /// the cluster had it, and its fingerprint.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = not_stdout)]
     out: Option<PathBuf>,
+    /// Username of who will apply the plan, never removed from a group or org
+    /// [default: the profile's username when fetching live; none with --from].
+    #[arg(long, value_name = "USER")]
+    caller: Option<String>,
     /// Exit with 1 when the plan has changes, 0 when it has none (for CI).
     #[arg(long)]
     check: bool,
+}
+
+/// `--out` takes a file: standard output carries the plan's text.
+fn not_stdout(arg: &str) -> Result<PathBuf, String> {
+    if arg == "-" {
+        Err("the plan's text goes to standard output; save the JSON to a file".to_owned())
+    } else {
+        Ok(PathBuf::from(arg))
+    }
 }
 
 pub(super) fn export(args: ExportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (loaded, _) = args.source.load(global)?;
     let p = &loaded.principals;
     let text = spec::export::export(p);
-    let written_to = snapshot_out::write(&args.output, text.as_bytes())?;
+    let written_to = snapshot_out::write_as(&args.output, text.as_bytes(), "spec", "-o")?;
+    if !spec::export::knows_privileges(p) {
+        tracing::warn!(
+            "the principals were read over REST v1, which does not report privileges: \
+             the spec leaves them out (not managed)"
+        );
+    }
     tracing::info!(
         "wrote {written_to}: {} orgs, {} groups, {} users (cluster {})",
         p.orgs.len(),
@@ -171,7 +193,8 @@ pub(super) fn validate(args: ValidateArgs, _global: &GlobalArgs) -> anyhow::Resu
         stdout.flush()?;
     }
     let rendered = args.spec.read()?;
-    let report = validate::validate(&rendered.spec);
+    let mut report = validate::validate(&rendered.spec);
+    check_env_password(&rendered.spec, &mut report);
     print_warnings(&report);
     let s = &rendered.spec;
     if !report.is_ok() {
@@ -195,6 +218,45 @@ pub(super) fn validate(args: ValidateArgs, _global: &GlobalArgs) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks the initial password in the environment, when set, against the
+/// rules and every LOCAL_USER the spec declares (any may be new).
+fn check_env_password(s: &spec::Spec, report: &mut validate::Report) {
+    let Ok(password) = std::env::var(PASSWORD_ENV) else {
+        return;
+    };
+    let local = |u: &&spec::UserSpec| {
+        let t = u
+            .account_type
+            .as_ref()
+            .or(s.defaults.users.account_type.as_ref());
+        t.is_none_or(|t| *t == crate::model::AccountType::LocalUser)
+    };
+    let mut checked = false;
+    for user in s.users.iter().filter(local) {
+        let display = user.display_name.as_deref().unwrap_or("");
+        if let Err(problem) = check_password(
+            &password,
+            &validate::blocked_words(&user.name.text, display),
+        ) {
+            report.push_error(
+                user.name.at,
+                format!(
+                    "the initial password in {PASSWORD_ENV} {problem} (user `{}`)",
+                    user.name.text
+                ),
+            );
+            return;
+        }
+        checked = true;
+    }
+    if !checked && let Err(problem) = check_password(&password, &[]) {
+        report.push_error(
+            spec::Pos::default(),
+            format!("the initial password in {PASSWORD_ENV} {problem}"),
+        );
+    }
+}
+
 /// Checks the initial password of the local users the plan creates, when
 /// it is in the environment; says where it comes from otherwise.
 fn check_new_passwords(plan: &plan::Plan) -> anyhow::Result<()> {
@@ -212,21 +274,19 @@ fn check_new_passwords(plan: &plan::Plan) -> anyhow::Result<()> {
     match std::env::var(PASSWORD_ENV) {
         Ok(password) => {
             for (name, display_name) in new_local {
-                let mut blocked = vec![name];
-                blocked.extend(display_name.split_whitespace());
-                if let Some(local) = name.split('@').next() {
-                    blocked.push(local);
-                }
-                check_password(&password, &blocked).map_err(|problem| {
-                    anyhow::anyhow!(
-                        "the initial password in {PASSWORD_ENV} {problem} for the new user {name:?}; \
-                         choose another"
-                    )
-                })?;
+                check_password(&password, &validate::blocked_words(name, display_name)).map_err(
+                    |problem| {
+                        anyhow::anyhow!(
+                            "the initial password in {PASSWORD_ENV} {problem} for the new user {name:?}; \
+                             choose another"
+                        )
+                    },
+                )?;
             }
         }
-        Err(_) => tracing::info!(
-            "{} new LOCAL_USERs need an initial password, taken from {PASSWORD_ENV} (checked here when set) or asked for",
+        Err(_) => tracing::warn!(
+            "{} new LOCAL_USERs need an initial password: set {PASSWORD_ENV} (checked here when set) \
+             or type it when asked",
             new_local.len()
         ),
     }
@@ -237,7 +297,21 @@ pub(super) fn plan(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let rendered = args.spec.read()?;
     let report = validate::validate(&rendered.spec);
     print_warnings(&report);
-    let (loaded, caller) = args.source.load(global)?;
+    let (loaded, profile_user) = args.source.load(global)?;
+    if !spec::export::knows_privileges(&loaded.principals)
+        && rendered.spec.groups.iter().any(|g| g.privileges.is_some())
+    {
+        tracing::warn!(
+            "the cluster was read over REST v1, which does not report privileges: \
+             privileges of existing groups are not compared"
+        );
+    }
+    let caller = args.caller.clone().or(profile_user);
+    if caller.is_none() && !args.source.from.is_empty() {
+        tracing::info!(
+            "no --caller given: the user who will apply the plan is not protected from removals"
+        );
+    }
     let plan = plan::plan(
         &rendered.spec,
         &rendered.text,
@@ -268,6 +342,6 @@ pub(super) fn plan(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
 fn write_plan(path: &Path, plan: &plan::Plan) -> anyhow::Result<()> {
     let mut json = serde_json::to_string_pretty(plan)?;
     json.push('\n');
-    snapshot_out::write(path, json.as_bytes())?;
+    snapshot_out::write_as(path, json.as_bytes(), "plan", "--out")?;
     Ok(())
 }

@@ -383,6 +383,9 @@ struct Planner<'a> {
     user_updates: BTreeMap<String, Change>,
     kept: Vec<Kept>,
     touched: BTreeSet<Key>,
+    /// False when the cluster was read over REST v1, which reports no
+    /// privileges: they are then not compared.
+    knows_privileges: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -512,16 +515,17 @@ impl<'a> Planner<'a> {
                         &mut fields,
                         "visibility",
                         text_of(current.visibility.as_ref()),
-                        visibility.map(|v| v.as_str()),
+                        // Defaults are for what a plan creates.
+                        group.visibility.as_ref().map(|v| v.as_str()),
                     );
                     field(
                         &mut fields,
                         "type",
                         text_of(current.group_type.as_ref()),
-                        group_type.map(|t| t.as_str()),
+                        group.group_type.as_ref().map(|t| t.as_str()),
                     );
                     let (mut added, mut removed) = (Vec::new(), Vec::new());
-                    if let Some(wanted) = &privileges {
+                    if let Some(wanted) = privileges.as_ref().filter(|_| self.knows_privileges) {
                         added = wanted
                             .iter()
                             .filter(|p| !current.privileges.contains(p))
@@ -633,13 +637,14 @@ impl<'a> Planner<'a> {
                         &mut fields,
                         "visibility",
                         text_of(current.visibility.as_ref()),
-                        visibility.map(|v| v.as_str()),
+                        // Defaults are for what a plan creates.
+                        user.visibility.as_ref().map(|v| v.as_str()),
                     );
                     field(
                         &mut fields,
                         "account_type",
                         text_of(current.account_type.as_ref()),
-                        account_type.map(|t| t.as_str()),
+                        user.account_type.as_ref().map(|t| t.as_str()),
                     );
                     let orgs_added: Vec<OrgRef> = orgs
                         .into_iter()
@@ -749,7 +754,12 @@ impl<'a> Planner<'a> {
                     });
                     continue;
                 }
-                if !declared_users.contains(&folded)
+                let is_caller = self
+                    .options
+                    .caller
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&folded));
+                if (is_caller || !declared_users.contains(&folded))
                     && let Some(reason) = protected_user(user, self.options.caller.as_deref())
                 {
                     self.kept.push(Kept {
@@ -804,19 +814,24 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Users of `exact` orgs the spec does not place there.
+    /// Users of `exact` orgs the spec does not place there: users it does
+    /// not declare, and users whose `orgs` (or `defaults.users.orgs`) and
+    /// groups leave the org out. A declared user without `orgs` keeps the
+    /// orgs it is in.
     fn plan_exact_orgs(&mut self) -> Result<(), PlanError> {
         let mut wanted: HashMap<i64, HashSet<String>> = HashMap::new();
         let defaults = &self.spec.defaults.users;
+        let mut keeps_orgs: HashSet<String> = HashSet::new();
         for user in &self.spec.users {
+            let folded = user.name.text.to_lowercase();
+            if user.orgs.is_none() && defaults.orgs.is_none() {
+                keeps_orgs.insert(folded.clone());
+            }
             let groups: Vec<usize> = (user.groups.iter().chain(&defaults.groups))
                 .filter_map(|g| self.keys.get(g.text.as_str()).copied())
                 .collect();
             for org in self.user_orgs(user, &groups)? {
-                wanted
-                    .entry(org.id)
-                    .or_default()
-                    .insert(user.name.text.to_lowercase());
+                wanted.entry(org.id).or_default().insert(folded.clone());
             }
         }
         let declared: HashSet<String> = self
@@ -834,17 +849,28 @@ impl<'a> Planner<'a> {
             let wanted = wanted.get(&org.id).unwrap_or(&empty);
             for user in &self.index.principals.users {
                 let folded = user.name.to_lowercase();
-                if !user.org_ids.contains(&org.id) || wanted.contains(&folded) {
+                if !user.org_ids.contains(&org.id)
+                    || wanted.contains(&folded)
+                    || keeps_orgs.contains(&folded)
+                {
                     continue;
                 }
-                if !declared.contains(&folded)
-                    && let Some(reason) = protected_user(user, self.options.caller.as_deref())
-                {
+                let is_caller = self
+                    .options
+                    .caller
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&folded));
+                let protection = if is_caller {
+                    Some("the user running ts-principals".to_owned())
+                } else if declared.contains(&folded) {
+                    None
+                } else {
+                    protected_user(user, self.options.caller.as_deref())
+                };
+                if let Some(reason) = protection {
                     self.kept.push(Kept {
-                        what: format!("user {:?} in org {}", user.name, org.name),
-                        reason: format!(
-                            "the user is {reason}; declare the user in the spec to manage it"
-                        ),
+                        what: format!("user {:?} in org {:?}", user.name, org.name),
+                        reason: format!("the user is {reason}"),
                     });
                     continue;
                 }
@@ -894,6 +920,7 @@ pub fn plan(
         user_updates: BTreeMap::new(),
         kept: Vec::new(),
         touched: BTreeSet::new(),
+        knows_privileges: crate::spec::export::knows_privileges(principals),
     };
     planner.resolve_groups()?;
     for org in &spec.orgs {

@@ -141,7 +141,7 @@ fn creates_updates_and_memberships_are_planned_in_order() {
         at += found + line.len();
     }
     assert!(
-        text.contains("Plan: groups 1 to create, 1 to update; users 1 to create, 1 to update; memberships 3 to add, 0 to remove; privileges 2 to grant, 1 to take away."),
+        text.contains("Plan: groups 1 to create, 1 to update; users 1 to create, 1 to update; memberships 3 to add, 0 to remove; privileges 2 to grant, 1 to take away; orgs 1 to join, 0 to leave."),
         "{text}"
     );
     // Additive: nobody leaves Sales.
@@ -224,10 +224,10 @@ fn exact_orgs_remove_the_users_the_spec_does_not_place_there() {
     );
     let text = plan.to_text();
     assert!(
-        text.contains("~ user \"bob\"\n    orgs: - \"T\" (org members: exact; not in the spec)"),
+        text.contains("~ user \"bob\"\n    orgs: - \"T\" (org members: exact; not in the spec; leaves the org's groups too)"),
         "{text}"
     );
-    assert!(text.contains("user \"tsadmin\" in org T"), "{text}");
+    assert!(text.contains("user \"tsadmin\" in org \"T\""), "{text}");
     let plan = plan_of(
         "version: 1\norgs:\n  Primary: {}\n  T: {members: exact}\ngroups:\n  Sales (T): {name: Sales, org: T}\nusers:\n  bob:\n    groups: [Sales (T)]\n",
         &p,
@@ -314,4 +314,76 @@ fn names_cannot_forge_plan_lines() {
         !text.lines().any(|l| l.starts_with("+ user \"root\"")),
         "{text}"
     );
+}
+
+#[test]
+fn defaults_are_for_what_a_plan_creates() {
+    let p = cluster();
+    let plan = plan_of(
+        "version: 1\ndefaults:\n  users: {account_type: SAML_USER, visibility: NON_SHARABLE}\n  groups: {type: LDAP_GROUP}\ngroups:\n  Sales: {}\n  Fresh: {}\nusers:\n  tsadmin: {}\n  alice: {}\n  zed: {}\n",
+        &p,
+    );
+    let text = plan.to_text();
+    assert!(!text.contains("~ user"), "{text}");
+    assert!(!text.contains("~ group"), "{text}");
+    assert!(text.contains("+ user \"zed\"\n    display_name: \"zed\"\n    account_type: SAML_USER\n    visibility: NON_SHARABLE"), "{text}");
+    assert!(
+        text.contains(
+            "+ group \"Fresh\" (org \"Primary\")\n    display_name: \"Fresh\"\n    type: LDAP_GROUP"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn declared_users_without_orgs_keep_them_and_the_caller_is_never_removed() {
+    let p = cluster();
+    let options = PlanOptions {
+        caller: Some("Bob".to_owned()),
+    };
+    let text = "version: 1\norgs:\n  Primary: {members: exact}\n  T: {members: exact}\nusers:\n  tsadmin: {}\n  alice: {orgs: [T]}\n  bob: {orgs: [Primary]}\n";
+    let s = spec::parse(text, "p.yaml").expect("parses");
+    let plan = plan(&s, text, &p, &options).expect("plans");
+    let out = plan.to_text();
+    assert!(!out.contains("~ user \"tsadmin\""), "{out}");
+    assert!(
+        out.contains("~ user \"alice\"\n    orgs: + \"T\"\n    orgs: - \"Primary\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "user \"carol\" in org \"Primary\": the user is provisioned by an identity provider"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("user \"bob\" in org \"T\": the user is the user running ts-principals"),
+        "{out}"
+    );
+    assert!(out.contains("orgs 1 to join, 1 to leave."), "{out}");
+}
+
+#[test]
+fn privileges_read_over_v1_are_neither_exported_nor_compared() {
+    let v1 = load(&[repo("tests/data/fixtures/v1_user_list.json")]);
+    let text = spec::export::export(&v1);
+    assert!(!text.contains("privileges"), "{text}");
+    let group = &v1.groups[0].name;
+    let plan = plan_of(
+        &format!("version: 1\ngroups:\n  {group:?}: {{privileges: [DEVELOPER]}}\n"),
+        &v1,
+    );
+    assert!(plan.is_empty(), "{}", plan.to_text());
+}
+
+#[test]
+fn a_spec_of_a_large_cluster_is_read() {
+    let mut text = String::from("version: 1\ngroups:\n  G: {}\nusers:\n");
+    for n in 0..40_000 {
+        text.push_str(&format!(
+            "  user{n}@example.com:\n    display_name: User {n}\n    groups: [G]\n"
+        ));
+    }
+    let s = spec::parse(&text, "big.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.users.len(), 40_000);
 }

@@ -97,7 +97,7 @@ pub fn render(plan: &Plan) -> String {
                 for org in orgs_removed {
                     let _ = writeln!(
                         out,
-                        "    orgs: - {:?} (org members: exact; not in the spec)",
+                        "    orgs: - {:?} (org members: exact; not in the spec; leaves the org's groups too)",
                         org.name
                     );
                 }
@@ -138,6 +138,7 @@ pub fn render(plan: &Plan) -> String {
 /// Counts per kind, in one line.
 pub fn summary(plan: &Plan) -> String {
     let mut counts = [0usize; 8];
+    let (mut joins, mut leaves) = (0usize, 0usize);
     for change in &plan.changes {
         match change {
             Change::CreateGroup { .. } => counts[0] += 1,
@@ -151,7 +152,15 @@ pub fn summary(plan: &Plan) -> String {
                 counts[7] += privileges_removed.len();
             }
             Change::CreateUser { .. } => counts[2] += 1,
-            Change::UpdateUser { .. } => counts[3] += 1,
+            Change::UpdateUser {
+                orgs_added,
+                orgs_removed,
+                ..
+            } => {
+                counts[3] += 1;
+                joins += orgs_added.len();
+                leaves += orgs_removed.len();
+            }
             Change::AddMember { .. } => counts[4] += 1,
             Change::RemoveMember { .. } => counts[5] += 1,
         }
@@ -163,7 +172,17 @@ pub fn summary(plan: &Plan) -> String {
     }
     format!(
         "Plan: groups {} to create, {} to update; users {} to create, {} to update; \
-         memberships {} to add, {} to remove; privileges {} to grant, {} to take away.",
-        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6], counts[7]
+         memberships {} to add, {} to remove; privileges {} to grant, {} to take away; \
+         orgs {} to join, {} to leave.",
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        counts[4],
+        counts[5],
+        counts[6],
+        counts[7],
+        joins,
+        leaves
     )
 }

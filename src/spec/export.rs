@@ -3,7 +3,8 @@
 //! against the same cluster shows no change.
 //!
 //! Every field the cluster reports is written (an empty description or
-//! e-mail is left out: a field left out is not managed), maps are sorted by
+//! e-mail is left out: a field left out is not managed; so are privileges
+//! read over REST v1, which does not report them), maps are sorted by
 //! key, lists by name, and every string is a double-quoted YAML scalar. A
 //! group's key is its name, or `NAME (ORG)` with a `name:` when groups of
 //! one name live in several orgs.
@@ -75,9 +76,17 @@ fn field(out: &mut String, indent: &str, key: &str, value: &str) {
     let _ = writeln!(out, "{indent}{key}: {}", quote(value));
 }
 
+/// Whether the principals' source reports group privileges (REST v1's
+/// `user/list` does not).
+pub fn knows_privileges(principals: &Principals) -> bool {
+    principals.source.api.as_deref() != Some("v1")
+}
+
 /// `principals` as a spec (YAML text).
 pub fn export(principals: &Principals) -> String {
     let several_orgs = principals.orgs.len() > 1;
+    // REST v1 does not report privileges: a spec must not claim there are none.
+    let no_privileges = !knows_privileges(principals);
     let keys = group_keys(principals);
     let mut out = String::new();
     let _ = writeln!(
@@ -118,7 +127,7 @@ pub fn export(principals: &Principals) -> String {
         if *key != group.name {
             field(&mut out, indent, "name", &group.name);
         }
-        if several_orgs {
+        if several_orgs || group_org(group) != crate::model::PRIMARY_ORG_ID {
             field(
                 &mut out,
                 indent,
@@ -136,7 +145,9 @@ pub fn export(principals: &Principals) -> String {
         if let Some(v) = &group.visibility {
             field(&mut out, indent, "visibility", v.as_str());
         }
-        list(&mut out, indent, "privileges", &group.privileges);
+        if !no_privileges {
+            list(&mut out, indent, "privileges", &group.privileges);
+        }
         let mut parents: Vec<String> = group.parents.iter().map(|&p| key_of(p)).collect();
         parents.sort_unstable();
         if !parents.is_empty() {
@@ -166,7 +177,7 @@ pub fn export(principals: &Principals) -> String {
         if let Some(t) = &user.account_type {
             field(&mut out, indent, "account_type", t.as_str());
         }
-        if several_orgs {
+        if several_orgs || user.org_ids != [crate::model::PRIMARY_ORG_ID] {
             let mut orgs: Vec<String> = user
                 .org_ids
                 .iter()

@@ -368,11 +368,53 @@ fn no_password(
     }
 }
 
+/// How specs are read: without quoting the file in messages (a line of it
+/// may hold a secret written by mistake), and with room for a spec of a
+/// large cluster (the parser's default node budget is 250 000, a spec of
+/// 30 000 users has more); aliases stay capped, so a "billion laughs"
+/// document is still refused.
+fn options(len: usize) -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    if let Some(budget) = options.budget.as_mut() {
+        budget.max_nodes = budget.max_nodes.max(len);
+        budget.max_events = budget.max_events.max(len.saturating_mul(2));
+    }
+    options
+}
+
+/// A YAML error as one line, in words a spec's author knows.
+fn yaml_message(error: &serde_saphyr::Error) -> String {
+    let text = error.to_string();
+    let text = text.lines().next().unwrap_or_default();
+    let text = text.trim_start_matches("error: ");
+    // "… at line 4, column 5" → "line 4 column 5: …", as every finding reads.
+    let text = match text.rsplit_once(" at line ") {
+        Some((message, at)) => match at.split_once(", column ") {
+            Some((line, column)) => format!("line {line} column {column}: {message}"),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
+    };
+    // `password` is a field only so that it can be refused with a reason.
+    text.replace(", password", "")
+        .replace(
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            " (each name once)",
+        )
+        .replace("; use Option<String>", "")
+        .replace(
+            "expected mapping start",
+            "expected a mapping (`name: value` lines)",
+        )
+        .replace("; use from_str_multiple or similar", "")
+}
+
 /// Reads a spec from YAML text. `origin` names it in messages.
 pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let raw: RawSpec = serde_saphyr::from_str(text)
-        .map_err(|e| SpecError::invalid(origin, e.to_string().trim_start_matches("error: ")))?;
+    let raw: RawSpec = serde_saphyr::from_str_with_options(text, options(text.len()))
+        .map_err(|e| SpecError::invalid(origin, yaml_message(&e)))?;
     if raw.version.value != SPEC_VERSION {
         return Err(SpecError::invalid(
             origin,

@@ -95,6 +95,12 @@ impl Report {
         self.errors().next().is_none()
     }
 
+    /// Adds an error found outside [`validate`].
+    pub fn push_error(&mut self, at: Pos, message: String) {
+        self.error(at, message);
+        self.findings.sort_by_key(|f| (f.severity, f.at));
+    }
+
     fn error(&mut self, at: Pos, message: String) {
         self.findings.push(Finding {
             severity: Severity::Error,
@@ -127,23 +133,27 @@ fn list(report: &Report) -> String {
     lines.join("\n")
 }
 
-/// Checks `spec`. A password in the environment ([`PASSWORD_ENV`]) is
-/// checked too.
+/// Checks `spec` (the initial password is checked by [`check_password`]
+/// where the new users are known).
 pub fn validate(spec: &Spec) -> Report {
     let mut report = Report::default();
     check_orgs(spec, &mut report);
     check_users(spec, &mut report);
     check_groups(spec, &mut report);
-    if let Ok(password) = std::env::var(PASSWORD_ENV)
-        && let Err(problem) = check_password(&password, &[])
-    {
-        report.error(
-            Pos::default(),
-            format!("the initial password in {PASSWORD_ENV} {problem}"),
-        );
-    }
     report.findings.sort_by_key(|f| (f.severity, f.at));
     report
+}
+
+/// The words the initial password of `name` (display name `display_name`)
+/// may not contain: the username, its part before `@`, and each word of
+/// the display name, and the display name whole.
+pub fn blocked_words<'a>(name: &'a str, display_name: &'a str) -> Vec<&'a str> {
+    let mut words = vec![name, display_name];
+    if let Some((local, _)) = name.split_once('@') {
+        words.push(local);
+    }
+    words.extend(display_name.split_whitespace());
+    words
 }
 
 /// Checks the initial password of new local users with ThoughtSpot's rules:
@@ -366,12 +376,19 @@ fn check_group_ref(
         .min()
         .map(|k| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default();
+    let what_to_do = if near.is_empty() {
+        format!(
+            "; declare it (an existing group the spec does not manage needs only `{}: {{}}`)",
+            group.text
+        )
+    } else {
+        String::new()
+    };
     report.error(
         group.at,
         format!(
-            "{whose} names the group `{}`, which is not declared under groups:{near}; \
-             declare it (an existing group the spec does not manage needs only `{}: {{}}`)",
-            group.text, group.text
+            "{whose} names the group `{}`, which is not declared under groups:{near}{what_to_do}",
+            group.text
         ),
     );
 }

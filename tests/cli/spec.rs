@@ -384,3 +384,103 @@ fn the_readme_spec_example_is_a_valid_spec_of_the_example_cluster() {
         .success()
         .stdout(contains("+ group \"Sales\" (org \"Acme Retail\")"));
 }
+
+#[test]
+fn one_org_s_export_keeps_its_groups_in_that_org() {
+    let server = FakeThoughtSpot::start_on(Data::generated(30, 8, 3), 0, Faults::default());
+    let scratch = Scratch::new();
+    scratch
+        .with_password(&server)
+        .args([
+            "export-spec",
+            "--profile",
+            "env",
+            "--org",
+            "Tenant 1",
+            "-o",
+            "t.yaml",
+        ])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(scratch.file("t.yaml")).unwrap();
+    assert!(text.contains("    org: \"Tenant 1\"\n"), "{text}");
+    scratch
+        .with_password(&server)
+        .args([
+            "plan",
+            "t.yaml",
+            "--profile",
+            "env",
+            "--org",
+            "Tenant 1",
+            "--check",
+        ])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn secrets_output_and_passwords_are_handled_with_care() {
+    let scratch = Scratch::new();
+    let example = example();
+    let example = example.to_str().unwrap();
+    // A password written by mistake is refused without being repeated.
+    std::fs::write(
+        scratch.file("p.yaml"),
+        "version: 1\nusers:\n  bob:\n    password: \"Hunter2#Secret\"\n    bogus: 1\n",
+    )
+    .unwrap();
+    scratch
+        .cmd()
+        .args(["validate", "p.yaml"])
+        .assert()
+        .code(2)
+        .stderr(contains("line 5 column 5").and(contains("Hunter2").not()));
+    // The plan's text is on standard output, so its JSON goes to a file.
+    scratch
+        .cmd()
+        .args(["plan", "p.yaml", "--from", example, "--out", "-"])
+        .assert()
+        .code(2)
+        .stderr(contains("save the JSON to a file"));
+    std::fs::write(scratch.file("q.yaml"), "version: 1\nusers:\n  newbie: {}\n").unwrap();
+    scratch
+        .cmd()
+        .args([
+            "plan",
+            "q.yaml",
+            "--from",
+            example,
+            "--out",
+            "nodir/plan.json",
+        ])
+        .assert()
+        .code(4)
+        .stderr(contains("cannot write the plan to nodir/plan.json").and(contains("--out")));
+    // A weak initial password matters only when a local user is created.
+    scratch
+        .cmd()
+        .args(["export-spec", "--from", example, "-o", "same.yaml"])
+        .assert()
+        .success();
+    scratch
+        .cmd()
+        .env("TS_PRINCIPALS_NEW_USER_PASSWORD", "x")
+        .args(["plan", "same.yaml", "--from", example, "--check"])
+        .assert()
+        .code(0);
+    scratch
+        .cmd()
+        .env("TS_PRINCIPALS_NEW_USER_PASSWORD", "x")
+        .args(["plan", "q.yaml", "--from", example])
+        .assert()
+        .code(2)
+        .stderr(contains("8 characters or more"));
+    scratch
+        .cmd()
+        .env_remove("TS_PRINCIPALS_NEW_USER_PASSWORD")
+        .args(["plan", "q.yaml", "--from", example])
+        .assert()
+        .success()
+        .stderr(contains("need an initial password"));
+}
