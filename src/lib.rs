@@ -25,3 +25,4 @@ pub mod render;
 pub mod schema;
 pub mod sink;
 pub mod spec;
+pub mod transfer;

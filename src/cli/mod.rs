@@ -17,6 +17,7 @@ mod profiles;
 mod progress;
 mod snapshot_out;
 mod spec;
+mod transfer;
 
 use crate::activity::run::{ActivityError, held_in};
 use crate::atomic::Wait;
@@ -225,6 +226,17 @@ enum Command {
     /// from can be told. --check exits 1 when there are changes.
     #[command(after_help = spec::PLAN_HELP)]
     Plan(spec::PlanArgs),
+    /// Move the ownership of a user's objects to another user (before deleting them).
+    ///
+    /// Looks both users up, lists the liveboards, answers, tables and connections the
+    /// first one owns in each of its orgs (POST /api/rest/2.0/metadata/search) and makes
+    /// the second their owner (POST /api/rest/2.0/security/metadata/assign, only objects
+    /// still owned by the first). On a cluster without REST v2 writes it uses v1's
+    /// user/transfer/ownership, which moves all of them. Transfers to or from system or
+    /// tsadmin are refused, as ThoughtSpot refuses them; so is what the cluster refuses,
+    /// with its message. --dry-run lists the objects and changes nothing.
+    #[command(after_help = transfer::AFTER_HELP)]
+    Transfer(transfer::TransferArgs),
     /// Manage connection profiles (where a cluster is and how to sign in).
     ///
     /// Profiles are kept in profiles.toml in your config directory (mode 0600; override
@@ -413,6 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExportSpec(args) => spec::export(args, &cli.global),
         Command::Validate(args) => spec::validate(args, &cli.global),
         Command::Plan(args) => spec::plan(args, &cli.global),
+        Command::Transfer(args) => transfer::run(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -826,6 +839,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             crate::import::GuidMapError::Io { .. } => 4,
             crate::import::GuidMapError::Invalid { .. } => 2,
         };
+    }
+    if let Some(error) = error.downcast_ref::<crate::transfer::TransferError>() {
+        return if error.is_cluster() { 3 } else { 2 };
     }
     if error.is::<connect::UnusableResponses>() {
         return 3;

@@ -21,3 +21,4 @@ mod snapshots;
 mod spec;
 mod tls;
 mod tml;
+mod transfer;

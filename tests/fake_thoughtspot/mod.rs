@@ -1181,6 +1181,20 @@ fn search_response(
         Kind::Groups => (&view.groups, &store.data.groups),
     };
     let mut all: Vec<&Value> = picked.iter().map(|&i| &list[i]).collect();
+    // `user_identifier` / `group_identifier`: one principal, by GUID or
+    // name (case-insensitively).
+    let identifier = match kind {
+        Kind::Users => request.get("user_identifier"),
+        Kind::Groups => request.get("group_identifier"),
+    }
+    .and_then(Value::as_str);
+    if let Some(wanted) = identifier {
+        all.retain(|p| {
+            id_of(p).is_some_and(|id| id.eq_ignore_ascii_case(wanted))
+                || (p.get("name").and_then(Value::as_str))
+                    .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+        });
+    }
     if let Some(leaked) = leaked {
         let leaked = match kind {
             Kind::Users => &leaked.users,
