@@ -183,6 +183,21 @@ pub(super) fn fetch(
     fetch_as(args, config, cluster_id, global).map(|(loaded, _)| loaded)
 }
 
+/// Fetches with [`fetch_as`] and refuses a cluster with no users and no
+/// groups unless `allow_empty`; also returns the cluster's URL.
+pub(super) fn fetch_nonempty(
+    args: &ConnectArgs,
+    config: &ProjectConfig,
+    cluster_id: Option<String>,
+    global: &GlobalArgs,
+    allow_empty: bool,
+) -> anyhow::Result<(Loaded, Option<String>, String)> {
+    let (loaded, caller) = fetch_as(args, config, cluster_id, global)?;
+    let url = (loaded.principals.source.cluster_url.clone()).unwrap_or_default();
+    loaded.refuse_empty(&format!("the fetch from {url}"), allow_empty)?;
+    Ok((loaded, caller, url))
+}
+
 /// Resolves the connection and fetches; also says who signed in (the
 /// profile's username).
 pub(super) fn fetch_as(

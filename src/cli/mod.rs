@@ -705,14 +705,13 @@ fn prepare(
 ) -> anyhow::Result<(Loaded, GenerateOptions)> {
     let config = load_config(args)?;
     let (loaded, what) = if args.from.is_empty() {
-        let loaded = connect::fetch(&args.connect, &config, args.cluster_id.clone(), global)?;
-        let url = loaded
-            .principals
-            .source
-            .cluster_url
-            .clone()
-            .unwrap_or_default();
-        loaded.refuse_empty(&format!("the fetch from {url}"), args.allow_empty)?;
+        let (loaded, _, url) = connect::fetch_nonempty(
+            &args.connect,
+            &config,
+            args.cluster_id.clone(),
+            global,
+            args.allow_empty,
+        )?;
         (loaded, format!("fetched {url}"))
     } else {
         let loaded = input::load(

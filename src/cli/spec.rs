@@ -86,14 +86,8 @@ impl SourceArgs {
     fn load(&self, global: &GlobalArgs) -> anyhow::Result<(Loaded, Option<String>)> {
         let config = read_config(self.config.as_deref())?;
         if self.from.is_empty() {
-            let (loaded, caller) = connect::fetch_as(&self.connect, &config, None, global)?;
-            let url = loaded
-                .principals
-                .source
-                .cluster_url
-                .clone()
-                .unwrap_or_default();
-            loaded.refuse_empty(&format!("the fetch from {url}"), self.allow_empty)?;
+            let (loaded, caller, _) =
+                connect::fetch_nonempty(&self.connect, &config, None, global, self.allow_empty)?;
             Ok((loaded, caller))
         } else {
             let loaded = input::load(

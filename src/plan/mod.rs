@@ -550,6 +550,16 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The spec groups (indices, ascending, once each) a spec user is a
+    /// direct member of: its own and `defaults.users.groups`.
+    fn user_groups(&self, user: &crate::spec::UserSpec) -> Vec<usize> {
+        let groups: BTreeSet<usize> = (user.groups.iter())
+            .chain(&self.spec.defaults.users.groups)
+            .filter_map(|g| self.keys.get(g.text.as_str()).copied())
+            .collect();
+        groups.into_iter().collect()
+    }
+
     /// Orgs a spec user is to be in.
     fn user_orgs(
         &self,
@@ -575,11 +585,7 @@ impl<'a> Planner<'a> {
     fn plan_users(&mut self) -> Result<(), PlanError> {
         let defaults = &self.spec.defaults.users;
         for user in &self.spec.users {
-            let groups: Vec<usize> = (user.groups.iter().chain(&defaults.groups))
-                .filter_map(|g| self.keys.get(g.text.as_str()).copied())
-                .collect::<BTreeSet<usize>>()
-                .into_iter()
-                .collect();
+            let groups = self.user_groups(user);
             let orgs = self.user_orgs(user, &groups)?;
             let visibility = user.visibility.as_ref().or(defaults.visibility.as_ref());
             let account_type = user
@@ -827,9 +833,7 @@ impl<'a> Planner<'a> {
             if user.orgs.is_none() && defaults.orgs.is_none() {
                 keeps_orgs.insert(folded.clone());
             }
-            let groups: Vec<usize> = (user.groups.iter().chain(&defaults.groups))
-                .filter_map(|g| self.keys.get(g.text.as_str()).copied())
-                .collect();
+            let groups = self.user_groups(user);
             for org in self.user_orgs(user, &groups)? {
                 wanted.entry(org.id).or_default().insert(folded.clone());
             }
