@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod activity;
+pub mod apply;
 pub mod atomic;
 pub mod cli;
 pub mod client;

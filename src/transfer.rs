@@ -240,7 +240,13 @@ async fn search_user(
     })))
 }
 
-async fn owned(api: &V2<'_>, author: &str, org: i64) -> Result<Vec<Owned>, TransferError> {
+/// The objects `author` (GUID or name) owns in `scope`.
+pub(crate) async fn owned(
+    api: &V2<'_>,
+    author: &str,
+    scope: Scope,
+) -> Result<Vec<Owned>, TransferError> {
+    let org = scope.unwrap_or(crate::model::PRIMARY_ORG_ID);
     let mut out = Vec::new();
     let metadata: Vec<Value> = KINDS.iter().map(|k| json!({"type": k})).collect();
     loop {
@@ -251,7 +257,7 @@ async fn owned(api: &V2<'_>, author: &str, org: i64) -> Result<Vec<Owned>, Trans
             "record_size": PAGE,
         });
         let reply = api
-            .call(Method::POST, METADATA_SEARCH, Some(&request), Some(org))
+            .call(Method::POST, METADATA_SEARCH, Some(&request), scope)
             .await?;
         if reply.status.is_client_error() {
             return Err(refused("POST", METADATA_SEARCH, &reply));
@@ -288,7 +294,8 @@ async fn owned(api: &V2<'_>, author: &str, org: i64) -> Result<Vec<Owned>, Trans
     }
 }
 
-async fn transfer(
+/// [`run`] inside a runtime.
+pub(crate) async fn transfer(
     connection: &Connection,
     options: &TransferOptions,
 ) -> Result<Transferred, TransferError> {
@@ -317,7 +324,7 @@ async fn transfer(
     };
     let mut objects = Vec::new();
     for &org in &from.orgs {
-        objects.extend(owned(&api, &from.id, org).await?);
+        objects.extend(owned(&api, &from.id, Some(org)).await?);
     }
     if options.dry_run || objects.is_empty() {
         return Ok(Transferred::Objects(objects));

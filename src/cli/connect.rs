@@ -206,6 +206,18 @@ pub(super) fn fetch_as(
     cluster_id: Option<String>,
     global: &GlobalArgs,
 ) -> anyhow::Result<(Loaded, Option<String>)> {
+    let (loaded, caller, _) = fetch_connected(args, config, cluster_id, global)?;
+    Ok((loaded, caller))
+}
+
+/// [`fetch_as`], also returning the connection, for commands that write
+/// to the cluster afterwards.
+pub(super) fn fetch_connected(
+    args: &ConnectArgs,
+    config: &ProjectConfig,
+    cluster_id: Option<String>,
+    global: &GlobalArgs,
+) -> anyhow::Result<(Loaded, Option<String>, Connection)> {
     let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
     let (connection, resolved) =
         (args.transport).connect(args.profile.as_deref(), max_response_mb)?;
@@ -246,7 +258,7 @@ pub(super) fn fetch_as(
         progress.summary(),
         started.elapsed()
     );
-    Ok((loaded, resolved.username))
+    Ok((loaded, resolved.username, connection))
 }
 
 #[cfg(test)]

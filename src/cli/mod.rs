@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 mod activity;
+mod apply;
 mod connect;
 mod falcon;
 mod import;
@@ -226,6 +227,16 @@ enum Command {
     /// from can be told. --check exits 1 when there are changes.
     #[command(after_help = spec::PLAN_HELP)]
     Plan(spec::PlanArgs),
+    /// Apply a saved plan (`plan --out`) to the cluster, exactly and no more.
+    ///
+    /// Re-reads the principals the plan touches and refuses, listing what moved, when
+    /// any changed since the plan; asks on a terminal unless --yes; asks the cluster's own
+    /// dry run (REST v2 users/import and groups/import, or v1 user/sync) and stops when
+    /// it disagrees; then applies each change over REST v2 (v1 user/sync on clusters
+    /// without v2 writes), reporting each. On a failure it says what was applied and
+    /// what not; a new plan shows only the rest.
+    #[command(after_help = apply::AFTER_HELP)]
+    Apply(apply::ApplyArgs),
     /// Move the ownership of a user's objects to another user (before deleting them).
     ///
     /// Looks both users up, lists the liveboards, answers, tables and connections the
@@ -426,6 +437,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => spec::validate(args, &cli.global),
         Command::Plan(args) => spec::plan(args, &cli.global),
         Command::Transfer(args) => transfer::run(args, &cli.global),
+        Command::Apply(args) => apply::run(args, &cli.global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -838,6 +850,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             crate::import::GuidMapError::Io { .. } => 4,
             crate::import::GuidMapError::Invalid { .. } => 2,
         };
+    }
+    if let Some(error) = error.downcast_ref::<crate::apply::ApplyError>() {
+        return error.exit_code();
     }
     if let Some(error) = error.downcast_ref::<crate::transfer::TransferError>() {
         return if error.is_cluster() { 3 } else { 2 };

@@ -41,6 +41,12 @@ member the spec does not name, each listed. Built-in users and groups, the
 caller and principals of an identity provider are never removed unless the
 spec declares them; the plan lists them as kept.
 
+Principals the spec does not declare are left alone unless a step of the delete
+ladder is asked for: --hide, --deactivate or --prune (with --transfer-to USER for
+users who own objects), at most --max-deletes of them (default 10). Protected
+principals are reached only when named with --unprotect NAME.
+  ts-principals plan principals.yaml --profile prod --prune --transfer-to admin@example.com --out plan.json
+
 Exit codes: 0 planned (with --check: no changes), 1 with --check: changes,
 2 spec or input error, 3 cluster error, 4 --out cannot be written.";
 
@@ -138,6 +144,57 @@ pub(super) struct PlanArgs {
     /// Exit with 1 when the plan has changes, 0 when it has none (for CI).
     #[arg(long)]
     check: bool,
+    /// Hide the users and groups the spec does not declare: NON_SHARABLE, and members
+    /// of the group `ts-principals-quarantine` (created in their org when missing).
+    #[arg(long, help_heading = "Principals not in the spec (the delete ladder)")]
+    hide: bool,
+    /// Deactivate the users the spec does not declare (account_status INACTIVE); hide
+    /// the groups it does not declare.
+    #[arg(
+        long,
+        conflicts_with = "hide",
+        help_heading = "Principals not in the spec (the delete ladder)"
+    )]
+    deactivate: bool,
+    /// Delete the users and groups the spec does not declare (in the orgs the spec
+    /// names, and the Primary org).
+    #[arg(long, conflicts_with_all = ["hide", "deactivate"], help_heading = "Principals not in the spec (the delete ladder)")]
+    prune: bool,
+    /// Most principals --hide, --deactivate or --prune may reach; a plan with more is
+    /// refused (exit 2).
+    #[arg(long, value_name = "N", default_value_t = plan::DEFAULT_MAX_DELETES, help_heading = "Principals not in the spec (the delete ladder)")]
+    max_deletes: usize,
+    /// With --prune: give the objects of each deleted user to USER first. Without it,
+    /// apply refuses to delete a user who owns objects.
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "prune",
+        help_heading = "Principals not in the spec (the delete ladder)"
+    )]
+    transfer_to: Option<String>,
+    /// A protected user or group (built-in, the caller, an identity provider's) the
+    /// ladder may reach all the same, by name (repeatable).
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Principals not in the spec (the delete ladder)"
+    )]
+    unprotect: Vec<String>,
+}
+
+impl PlanArgs {
+    fn unmanaged(&self) -> plan::Unmanaged {
+        if self.prune {
+            plan::Unmanaged::Delete
+        } else if self.deactivate {
+            plan::Unmanaged::Deactivate
+        } else if self.hide {
+            plan::Unmanaged::Hide
+        } else {
+            plan::Unmanaged::Ignore
+        }
+    }
 }
 
 /// `--out` takes a file: standard output carries the plan's text.
@@ -310,7 +367,13 @@ pub(super) fn plan(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
         &rendered.spec,
         &rendered.text,
         &loaded.principals,
-        &PlanOptions { caller },
+        &PlanOptions {
+            caller,
+            unmanaged: args.unmanaged(),
+            max_deletes: args.max_deletes,
+            transfer_to: args.transfer_to.clone(),
+            unprotect: args.unprotect.clone(),
+        },
     )?;
     check_new_passwords(&plan)?;
     if let Some(out) = &args.out {

@@ -31,6 +31,7 @@ use crate::spec::export::group_org;
 use crate::spec::validate::{self, Invalid};
 use crate::spec::{Authority, Located, Pos, Spec};
 pub use state::{Index, Key, Moved, Record};
+pub use text::label;
 
 /// The plan format this version writes (`schema_version`).
 pub const PLAN_VERSION: u32 = 1;
@@ -179,7 +180,101 @@ pub enum Change {
         /// The member.
         member: Member,
     },
+    /// A user the spec does not declare, hidden (`--hide`): made
+    /// NON_SHARABLE and put in the quarantine group.
+    HideUser {
+        /// Username.
+        name: String,
+        /// GUID.
+        id: String,
+        /// Its visibility now.
+        visibility: String,
+        /// The quarantine group of its org.
+        quarantine: GroupRef,
+    },
+    /// A group the spec does not declare, hidden (`--hide`, `--deactivate`):
+    /// made NON_SHARABLE and put in the quarantine group of its org.
+    HideGroup {
+        /// The group.
+        group: GroupRef,
+        /// Its visibility now.
+        visibility: String,
+        /// The quarantine group.
+        quarantine: GroupRef,
+    },
+    /// A user the spec does not declare, deactivated (`--deactivate`).
+    DeactivateUser {
+        /// Username.
+        name: String,
+        /// GUID.
+        id: String,
+    },
+    /// A user the spec does not declare, deleted (`--prune`), its objects
+    /// first given to `transfer_to` when set.
+    DeleteUser {
+        /// Username.
+        name: String,
+        /// GUID.
+        id: String,
+        /// Who receives the user's objects (`--transfer-to`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transfer_to: Option<String>,
+    },
+    /// A group the spec does not declare, deleted (`--prune`).
+    DeleteGroup {
+        /// The group.
+        group: GroupRef,
+    },
 }
+
+impl Change {
+    /// True for a step of the delete ladder (hide, deactivate, delete).
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Change::HideUser { .. }
+                | Change::HideGroup { .. }
+                | Change::DeactivateUser { .. }
+                | Change::DeleteUser { .. }
+                | Change::DeleteGroup { .. }
+        )
+    }
+}
+
+/// What happens to principals the spec does not declare: the delete
+/// ladder, each step opted into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmanaged {
+    /// Left alone (the default).
+    #[default]
+    Ignore,
+    /// Made NON_SHARABLE and put in the quarantine group.
+    Hide,
+    /// Users deactivated (account_status INACTIVE); groups hidden.
+    Deactivate,
+    /// Deleted.
+    Delete,
+}
+
+impl Unmanaged {
+    /// The flag that asks for this step.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Unmanaged::Ignore => "(none)",
+            Unmanaged::Hide => "--hide",
+            Unmanaged::Deactivate => "--deactivate",
+            Unmanaged::Delete => "--prune",
+        }
+    }
+}
+
+/// The group hidden principals are put in, one per org, created by the
+/// first plan that hides something there.
+pub const QUARANTINE_GROUP: &str = "ts-principals-quarantine";
+
+/// How many removals a plan may hold unless `--max-deletes` says otherwise.
+pub const DEFAULT_MAX_DELETES: usize = 10;
 
 /// A removal `exact` would make but protection prevents.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +323,9 @@ pub struct Plan {
     /// Removals not planned, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<Kept>,
+    /// The delete ladder's step this plan was made with.
+    #[serde(default, skip_serializing_if = "is_ignore")]
+    pub unmanaged: Unmanaged,
     /// Every principal the changes touch, as the cluster had it.
     pub records: Vec<Record>,
 }
@@ -249,11 +347,36 @@ impl Plan {
     }
 }
 
+fn is_ignore(step: &Unmanaged) -> bool {
+    *step == Unmanaged::Ignore
+}
+
 /// Who is running the plan, and other choices.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PlanOptions {
     /// The caller's username: never removed from anything.
     pub caller: Option<String>,
+    /// What happens to principals the spec does not declare.
+    pub unmanaged: Unmanaged,
+    /// Most removals (hides, deactivations, deletions) the plan may hold.
+    pub max_deletes: usize,
+    /// Who receives the objects of deleted users.
+    pub transfer_to: Option<String>,
+    /// Protected principals (users or groups, by name) the ladder may
+    /// nevertheless reach: named explicitly.
+    pub unprotect: Vec<String>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            caller: None,
+            unmanaged: Unmanaged::Ignore,
+            max_deletes: DEFAULT_MAX_DELETES,
+            transfer_to: None,
+            unprotect: Vec::new(),
+        }
+    }
 }
 
 /// A plan that cannot be made.
@@ -278,6 +401,31 @@ pub enum PlanError {
         cluster: String,
         /// The orgs it has.
         available: String,
+    },
+    /// More removals than `--max-deletes` allows.
+    #[error(
+        "the plan would {step} {count} principals the spec does not declare ({flag}), more than \
+         --max-deletes {max} allows: {sample}; check that the spec is complete, or raise --max-deletes"
+    )]
+    TooManyRemovals {
+        /// The verb (`hide`, `deactivate`, `delete`).
+        step: &'static str,
+        /// The flag.
+        flag: &'static str,
+        /// How many.
+        count: usize,
+        /// The cap.
+        max: usize,
+        /// The first few, by name.
+        sample: String,
+    },
+    /// `--transfer-to` names no usable user.
+    #[error("--transfer-to {name:?}: {problem}")]
+    TransferTo {
+        /// The username.
+        name: String,
+        /// What is wrong.
+        problem: String,
     },
 }
 
@@ -381,6 +529,8 @@ struct Planner<'a> {
     changes: Vec<Change>,
     memberships: Vec<Change>,
     user_updates: BTreeMap<String, Change>,
+    /// The delete ladder's changes.
+    removals: Vec<Change>,
     kept: Vec<Kept>,
     touched: BTreeSet<Key>,
     /// False when the cluster was read over REST v1, which reports no
@@ -898,6 +1048,269 @@ impl<'a> Planner<'a> {
     }
 }
 
+impl Planner<'_> {
+    /// True when `name` is given to `--unprotect`.
+    fn unprotected(&self, name: &str) -> bool {
+        (self.options.unprotect.iter()).any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The orgs the spec manages: those it names, and the Primary org.
+    fn managed_orgs(&self) -> Result<BTreeSet<i64>, PlanError> {
+        let mut orgs: BTreeSet<i64> = self.groups.iter().map(|g| g.org.id).collect();
+        orgs.insert(PRIMARY_ORG_ID);
+        for org in &self.spec.orgs {
+            orgs.insert(self.org(&org.name)?.id);
+        }
+        Ok(orgs)
+    }
+
+    /// The quarantine group of `org`: the cluster's, or one the plan creates.
+    fn quarantine(&mut self, org: i64, created: &mut BTreeMap<i64, GroupRef>) -> GroupRef {
+        if let Some(g) = self.index.group(org, QUARANTINE_GROUP) {
+            return group_ref(&self.index, g);
+        }
+        created
+            .entry(org)
+            .or_insert_with(|| GroupRef {
+                org: OrgRef {
+                    id: org,
+                    name: self.index.org_name(org),
+                },
+                name: QUARANTINE_GROUP.to_owned(),
+                id: None,
+            })
+            .clone()
+    }
+
+    /// True when cluster group `g` is in `org`'s quarantine group.
+    fn quarantined_group(&self, g: usize, org: i64) -> bool {
+        let Some(q) = self.index.group(org, QUARANTINE_GROUP) else {
+            return false;
+        };
+        self.index.principals.groups[g]
+            .parents
+            .iter()
+            .any(|p| p.get() == q)
+    }
+
+    /// The delete ladder: principals the cluster has and the spec does not
+    /// declare, hidden, deactivated or deleted as `options.unmanaged` says.
+    fn plan_unmanaged(&mut self) -> Result<(), PlanError> {
+        let step = self.options.unmanaged;
+        if step == Unmanaged::Ignore {
+            return Ok(());
+        }
+        let declared_users: HashSet<String> = (self.spec.users.iter())
+            .map(|u| u.name.text.to_lowercase())
+            .collect();
+        let declared_groups: HashSet<usize> =
+            self.groups.iter().filter_map(|g| g.cluster).collect();
+        let managed = self.managed_orgs()?;
+        let mut created: BTreeMap<i64, GroupRef> = BTreeMap::new();
+        let mut removals = Vec::new();
+        let caller = self.options.caller.clone();
+        let principals = self.index.principals;
+        let mut users: Vec<usize> = (0..principals.users.len()).collect();
+        users.sort_by(|&a, &b| principals.users[a].name.cmp(&principals.users[b].name));
+        for u in users {
+            let user = &principals.users[u];
+            if declared_users.contains(&user.name.to_lowercase()) {
+                continue;
+            }
+            if !self.unprotected(&user.name)
+                && let Some(reason) = protected_user(user, caller.as_deref())
+            {
+                self.kept.push(Kept {
+                    what: format!("user {:?} (not in the spec)", user.name),
+                    reason: format!(
+                        "the user is {reason}; {} reaches it only when named with --unprotect",
+                        step.flag()
+                    ),
+                });
+                continue;
+            }
+            let change = match step {
+                Unmanaged::Ignore => continue,
+                Unmanaged::Hide => {
+                    let org = (user.org_ids.iter().copied())
+                        .find(|&o| o == PRIMARY_ORG_ID)
+                        .or_else(|| user.org_ids.iter().copied().min())
+                        .unwrap_or(PRIMARY_ORG_ID);
+                    let hidden = user.visibility == Some(Visibility::NonSharable);
+                    let inside = self
+                        .index
+                        .group(org, QUARANTINE_GROUP)
+                        .is_some_and(|q| user.groups.iter().any(|g| g.get() == q));
+                    if hidden && inside {
+                        continue;
+                    }
+                    Change::HideUser {
+                        name: user.name.clone(),
+                        id: user.id.clone(),
+                        visibility: text_of(user.visibility.as_ref()).to_owned(),
+                        quarantine: self.quarantine(org, &mut created),
+                    }
+                }
+                Unmanaged::Deactivate => {
+                    if user.account_status == Some(crate::model::AccountStatus::Inactive) {
+                        continue;
+                    }
+                    Change::DeactivateUser {
+                        name: user.name.clone(),
+                        id: user.id.clone(),
+                    }
+                }
+                Unmanaged::Delete => {
+                    if (self.options.transfer_to.as_deref())
+                        .is_some_and(|t| t.eq_ignore_ascii_case(&user.name))
+                    {
+                        return Err(PlanError::TransferTo {
+                            name: user.name.clone(),
+                            problem: "is a user the plan deletes (not in the spec); declare it \
+                                      in the spec or choose another user"
+                                .into(),
+                        });
+                    }
+                    Change::DeleteUser {
+                        name: user.name.clone(),
+                        id: user.id.clone(),
+                        transfer_to: self.options.transfer_to.clone(),
+                    }
+                }
+            };
+            self.touched.insert(Key::user(&user.name));
+            removals.push(change);
+        }
+        let mut groups: Vec<usize> = (0..principals.groups.len())
+            .filter(|g| !declared_groups.contains(g))
+            .filter(|&g| managed.contains(&group_org(&principals.groups[g])))
+            .collect();
+        groups.sort_by(|&a, &b| {
+            let (a, b) = (&principals.groups[a], &principals.groups[b]);
+            (group_org(a), &a.name).cmp(&(group_org(b), &b.name))
+        });
+        for g in groups {
+            let group = &principals.groups[g];
+            let org = group_org(group);
+            if group.name.eq_ignore_ascii_case(QUARANTINE_GROUP) {
+                continue;
+            }
+            if !self.unprotected(&group.name)
+                && let Some(reason) = protected_group(group)
+            {
+                self.kept.push(Kept {
+                    what: format!(
+                        "group {:?} (org {}; not in the spec)",
+                        group.name,
+                        self.index.org_name(org)
+                    ),
+                    reason: format!(
+                        "the group is {reason}; {} reaches it only when named with --unprotect",
+                        step.flag()
+                    ),
+                });
+                continue;
+            }
+            let change = if step == Unmanaged::Delete {
+                Change::DeleteGroup {
+                    group: group_ref(&self.index, g),
+                }
+            } else {
+                if group.visibility == Some(Visibility::NonSharable)
+                    && self.quarantined_group(g, org)
+                {
+                    continue;
+                }
+                Change::HideGroup {
+                    group: group_ref(&self.index, g),
+                    visibility: text_of(group.visibility.as_ref()).to_owned(),
+                    quarantine: self.quarantine(org, &mut created),
+                }
+            };
+            self.touched.insert(self.cluster_group_key(g));
+            removals.push(change);
+        }
+        if removals.len() > self.options.max_deletes {
+            let sample: Vec<String> = removals.iter().take(5).map(removal_name).collect();
+            return Err(PlanError::TooManyRemovals {
+                step: match step {
+                    Unmanaged::Hide => "hide",
+                    Unmanaged::Deactivate => "deactivate or hide",
+                    _ => "delete",
+                },
+                flag: step.flag(),
+                count: removals.len(),
+                max: self.options.max_deletes,
+                sample: if removals.len() > sample.len() {
+                    format!("{}, …", sample.join(", "))
+                } else {
+                    sample.join(", ")
+                },
+            });
+        }
+        for group in created.into_values() {
+            self.touched.insert(Key::Group {
+                org: group.org.name.clone(),
+                name: group.name.clone(),
+                members: false,
+            });
+            self.changes.push(Change::CreateGroup {
+                group,
+                attrs: GroupAttrs {
+                    display_name: "Hidden by ts-principals (not in the spec)".to_owned(),
+                    description: "Principals the spec does not declare, hidden by \
+                                  `ts-principals plan --hide`; no privileges."
+                        .to_owned(),
+                    visibility: Visibility::NonSharable.as_str().to_owned(),
+                    group_type: GroupType::LocalGroup.as_str().to_owned(),
+                    privileges: Vec::new(),
+                },
+            });
+        }
+        self.removals = removals;
+        Ok(())
+    }
+
+    /// Checks `--transfer-to`: a user of the cluster the plan keeps.
+    fn check_transfer_to(&self) -> Result<(), PlanError> {
+        let Some(name) = &self.options.transfer_to else {
+            return Ok(());
+        };
+        let options = crate::transfer::TransferOptions {
+            from: "(a deleted user)".into(),
+            to: name.clone(),
+            dry_run: true,
+        };
+        if let Err(e) = crate::transfer::check(&options) {
+            return Err(PlanError::TransferTo {
+                name: name.clone(),
+                problem: e.to_string(),
+            });
+        }
+        if self.index.user(name).is_none()
+            && !(self.spec.users.iter()).any(|u| u.name.text.eq_ignore_ascii_case(name))
+        {
+            return Err(PlanError::TransferTo {
+                name: name.clone(),
+                problem: "there is no such user on the cluster or in the spec".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn removal_name(change: &Change) -> String {
+    match change {
+        Change::HideUser { name, .. }
+        | Change::DeactivateUser { name, .. }
+        | Change::DeleteUser { name, .. } => format!("user {name:?}"),
+        Change::HideGroup { group, .. } | Change::DeleteGroup { group } => {
+            format!("group {:?} (org {})", group.name, group.org.name)
+        }
+        _ => String::new(),
+    }
+}
+
 /// Plans `spec` against `principals` (what the cluster has).
 pub fn plan(
     spec: &Spec,
@@ -922,6 +1335,7 @@ pub fn plan(
         changes: Vec::new(),
         memberships: Vec::new(),
         user_updates: BTreeMap::new(),
+        removals: Vec::new(),
         kept: Vec::new(),
         touched: BTreeSet::new(),
         knows_privileges: crate::spec::export::knows_privileges(principals),
@@ -935,10 +1349,15 @@ pub fn plan(
     planner.plan_parents();
     planner.plan_exact();
     planner.plan_exact_orgs()?;
+    if options.unmanaged == Unmanaged::Delete {
+        planner.check_transfer_to()?;
+    }
+    planner.plan_unmanaged()?;
     let Planner {
         mut changes,
         mut memberships,
         user_updates,
+        removals,
         kept,
         touched,
         index,
@@ -951,6 +1370,9 @@ pub fn plan(
     memberships.sort_by(|a, b| membership_sort(a).cmp(&membership_sort(b)));
     memberships.dedup();
     changes.extend(memberships);
+    // The ladder last: what the spec keeps is in place before anything
+    // goes (a deleted user's objects go to a user the plan may create).
+    changes.extend(removals);
     let records: Vec<Record> = touched.iter().map(|key| index.record(key)).collect();
     let fingerprint = state::fingerprint(&records);
     Ok(Plan {
@@ -967,6 +1389,7 @@ pub fn plan(
         fingerprint,
         changes,
         kept,
+        unmanaged: options.unmanaged,
         records,
     })
 }
@@ -979,6 +1402,7 @@ fn order(change: &Change) -> u8 {
         Change::UpdateUser { .. } => 3,
         Change::AddMember { .. } => 4,
         Change::RemoveMember { .. } => 5,
+        _ => 6,
     }
 }
 

@@ -340,6 +340,7 @@ fn declared_users_without_orgs_keep_them_and_the_caller_is_never_removed() {
     let p = cluster();
     let options = PlanOptions {
         caller: Some("Bob".to_owned()),
+        ..PlanOptions::default()
     };
     let text = "version: 1\norgs:\n  Primary: {members: exact}\n  T: {members: exact}\nusers:\n  tsadmin: {}\n  alice: {orgs: [T]}\n  bob: {orgs: [Primary]}\n";
     let s = spec::parse(text, "p.yaml").expect("parses");
@@ -386,4 +387,93 @@ fn a_spec_of_a_large_cluster_is_read() {
     }
     let s = spec::parse(&text, "big.yaml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.users.len(), 40_000);
+}
+
+#[test]
+fn the_delete_ladder_reaches_only_undeclared_unprotected_principals() {
+    let p = cluster();
+    let text = "version: 1\ngroups:\n  Sales: {}\nusers:\n  alice: {}\n";
+    let s = spec::parse(text, "p.yaml").expect("parses");
+    let options = |unmanaged, unprotect: &[&str]| PlanOptions {
+        caller: Some("bob".to_owned()),
+        unmanaged,
+        unprotect: unprotect.iter().map(|s| s.to_string()).collect(),
+        ..PlanOptions::default()
+    };
+    // Ignore (the default): nothing.
+    let plan_of = |o: &PlanOptions| plan(&s, text, &p, o).expect("plans");
+    assert!(plan_of(&options(Unmanaged::Ignore, &[])).is_empty());
+    // Prune: the caller (bob), the IdP user (carol), tsadmin, All are kept;
+    // groups of T (not named by the spec) are not reached.
+    let pruned = plan_of(&options(Unmanaged::Delete, &[]));
+    let labels: Vec<String> = pruned.changes.iter().map(label).collect();
+    assert_eq!(
+        labels,
+        [
+            "- group \"Admins\" (org \"Primary\")",
+            "- group \"Ops\" (org \"Primary\")",
+            "- group \"Sales EMEA\" (org \"Primary\")",
+        ],
+        "{}",
+        pruned.to_text()
+    );
+    let out = pruned.to_text();
+    for kept in [
+        "user \"bob\"",
+        "user \"carol\"",
+        "user \"tsadmin\"",
+        "group \"All\"",
+    ] {
+        assert!(out.contains(kept), "{kept} not listed as kept:\n{out}");
+    }
+    assert_eq!(pruned.unmanaged, Unmanaged::Delete);
+    // Named explicitly, a protected principal is reached.
+    let named = plan_of(&options(Unmanaged::Delete, &["carol"]));
+    assert!(named.changes.iter().any(|c| label(c) == "- user \"carol\""));
+    // Hide creates the quarantine group once and puts each in it.
+    let hidden = plan_of(&options(Unmanaged::Hide, &[]));
+    let creates = (hidden.changes.iter())
+        .filter(
+            |c| matches!(c, Change::CreateGroup { group, .. } if group.name == QUARANTINE_GROUP),
+        )
+        .count();
+    assert_eq!(creates, 1, "{}", hidden.to_text());
+    assert!(matches!(
+        hidden.changes.last(),
+        Some(Change::HideGroup { .. })
+    ));
+    // The cap counts every removal.
+    let capped = PlanOptions {
+        max_deletes: 2,
+        ..options(Unmanaged::Delete, &[])
+    };
+    let error = plan(&s, text, &p, &capped).expect_err("over the cap");
+    assert!(
+        error.to_string().contains("delete 3 principals")
+            && error.to_string().contains("--max-deletes 2"),
+        "{error}"
+    );
+    // --transfer-to names a user the plan keeps.
+    let to_deleted = PlanOptions {
+        transfer_to: Some("nobody".into()),
+        ..options(Unmanaged::Delete, &[])
+    };
+    let error = plan(&s, text, &p, &to_deleted).expect_err("unknown user");
+    assert!(error.to_string().contains("no such user"), "{error}");
+}
+
+#[test]
+fn apply_refuses_a_plan_whose_changes_escape_its_records() {
+    let p = cluster();
+    let text = "version: 1\nusers:\n  alice: {display_name: Alicia}\n";
+    let s = spec::parse(text, "p.yaml").expect("parses");
+    let made = plan(&s, text, &p, &PlanOptions::default()).expect("plans");
+    let json = serde_json::to_string(&made).unwrap();
+    crate::apply::parse_plan(&json, "plan.json").expect("a plan as made applies");
+    let edited = json.replace("\"name\":\"alice\",\"id\"", "\"name\":\"bob\",\"id\"");
+    assert_ne!(edited, json);
+    let error = crate::apply::parse_plan(&edited, "plan.json").expect_err("edited");
+    assert!(error.to_string().contains("user \"bob\""), "{error}");
+    // And the cluster it is applied to must be the one planned, as it was.
+    crate::apply::check_current(&made, &p).expect("nothing moved");
 }

@@ -114,6 +114,43 @@ pub fn render(plan: &Plan) -> String {
                     member_label(member)
                 ));
             }
+            Change::HideUser {
+                name,
+                visibility,
+                quarantine,
+                ..
+            } => {
+                let _ = writeln!(out, "\n~ user {name:?} hidden (not in the spec; --hide)");
+                let _ = writeln!(out, "    visibility: {visibility:?} → \"NON_SHARABLE\"");
+                let _ = writeln!(out, "    groups: + {:?}", quarantine.name);
+            }
+            Change::HideGroup {
+                group,
+                visibility,
+                quarantine,
+            } => {
+                let _ = writeln!(out, "\n~ {} hidden (not in the spec)", group_label(group));
+                let _ = writeln!(out, "    visibility: {visibility:?} → \"NON_SHARABLE\"");
+                let _ = writeln!(out, "    parents: + {:?}", quarantine.name);
+            }
+            Change::DeactivateUser { name, .. } => {
+                let _ = writeln!(
+                    out,
+                    "\n~ user {name:?} deactivated (not in the spec; --deactivate)"
+                );
+                let _ = writeln!(out, "    account_status: → \"INACTIVE\"");
+            }
+            Change::DeleteUser {
+                name, transfer_to, ..
+            } => {
+                let _ = writeln!(out, "\n- user {name:?} (not in the spec; --prune)");
+                if let Some(to) = transfer_to {
+                    let _ = writeln!(out, "    objects: → {to:?} first (--transfer-to)");
+                }
+            }
+            Change::DeleteGroup { group } => {
+                let _ = writeln!(out, "\n- {} (not in the spec; --prune)", group_label(group));
+            }
         }
     }
     for (group, lines) in members {
@@ -125,7 +162,7 @@ pub fn render(plan: &Plan) -> String {
     if !plan.kept.is_empty() {
         let _ = writeln!(
             out,
-            "\nKept (members: exact would remove them, but they are protected):"
+            "\nKept (protected: the plan would remove them otherwise):"
         );
         for kept in &plan.kept {
             let _ = writeln!(out, "    {}: {}", kept.what, kept.reason);
@@ -139,6 +176,7 @@ pub fn render(plan: &Plan) -> String {
 pub fn summary(plan: &Plan) -> String {
     let mut counts = [0usize; 8];
     let (mut joins, mut leaves) = (0usize, 0usize);
+    let (mut hidden, mut deactivated, mut deleted) = (0usize, 0usize, 0usize);
     for change in &plan.changes {
         match change {
             Change::CreateGroup { .. } => counts[0] += 1,
@@ -163,6 +201,9 @@ pub fn summary(plan: &Plan) -> String {
             }
             Change::AddMember { .. } => counts[4] += 1,
             Change::RemoveMember { .. } => counts[5] += 1,
+            Change::HideUser { .. } | Change::HideGroup { .. } => hidden += 1,
+            Change::DeactivateUser { .. } => deactivated += 1,
+            Change::DeleteUser { .. } | Change::DeleteGroup { .. } => deleted += 1,
         }
     }
     for change in &plan.changes {
@@ -170,10 +211,16 @@ pub fn summary(plan: &Plan) -> String {
             counts[6] += attrs.privileges.len();
         }
     }
+    let removals = match (hidden, deactivated, deleted) {
+        (0, 0, 0) => String::new(),
+        _ => format!(
+            " Not in the spec: {hidden} to hide, {deactivated} to deactivate, {deleted} to delete."
+        ),
+    };
     format!(
         "Plan: groups {} to create, {} to update; users {} to create, {} to update; \
          memberships {} to add, {} to remove; privileges {} to grant, {} to take away; \
-         orgs {} to join, {} to leave.",
+         orgs {} to join, {} to leave.{removals}",
         counts[0],
         counts[1],
         counts[2],
@@ -185,4 +232,30 @@ pub fn summary(plan: &Plan) -> String {
         joins,
         leaves
     )
+}
+
+/// One change in a line, for reports.
+pub fn label(change: &Change) -> String {
+    match change {
+        Change::CreateGroup { group, .. } => format!("+ {}", group_label(group)),
+        Change::UpdateGroup { group, .. } => format!("~ {}", group_label(group)),
+        Change::CreateUser { name, .. } => format!("+ user {name:?}"),
+        Change::UpdateUser { name, .. } => format!("~ user {name:?}"),
+        Change::AddMember { group, member } => {
+            format!("+ {} in {}", member_label(member), group_label(group))
+        }
+        Change::RemoveMember { group, member } => {
+            format!("- {} from {}", member_label(member), group_label(group))
+        }
+        Change::HideUser { name, .. } => format!("~ user {name:?} hidden"),
+        Change::HideGroup { group, .. } => format!("~ {} hidden", group_label(group)),
+        Change::DeactivateUser { name, .. } => format!("~ user {name:?} deactivated"),
+        Change::DeleteUser {
+            name, transfer_to, ..
+        } => match transfer_to {
+            Some(to) => format!("- user {name:?} (objects to {to:?})"),
+            None => format!("- user {name:?}"),
+        },
+        Change::DeleteGroup { group } => format!("- {}", group_label(group)),
+    }
 }

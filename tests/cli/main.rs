@@ -1,6 +1,7 @@
 //! End-to-end tests of ts-principals: one test binary, a module per area.
 
 mod activity;
+mod apply;
 mod attribution;
 mod common;
 mod diff;
