@@ -1,9 +1,12 @@
 //! Applying a plan on clusters without REST v2 writes: one v1 `user/sync`
 //! with every principal the plan touches in its new state, first with
-//! `applyChanges=false` (the cluster's dry run), then `true`; always
-//! `removeDeleted=false`, so what is not sent is left alone. v1 has no
-//! privileges, orgs, account status or deletion in `user/sync`'s principal
-//! shape: plans that need them are refused before anything is sent.
+//! `applyChanges=false` (the cluster's dry run), then `true`, with
+//! `removeDeleted=false`, so what is not sent is left alone. A plan that
+//! deletes (`--prune`) sends every other principal of the cluster as it is
+//! too, with `removeDeleted=true`: the cluster's dry run must then delete
+//! exactly the plan's deletions, or nothing is applied. v1 has no
+//! privileges, orgs or account status in `user/sync`'s principal shape:
+//! plans that change them are refused before anything is sent.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,7 +45,6 @@ pub(super) fn supported(plan: &Plan) -> Result<(), ApplyError> {
                 ..
             } if !orgs_added.is_empty() || !orgs_removed.is_empty() => Some("orgs"),
             Change::DeactivateUser { .. } => Some("deactivation"),
-            Change::DeleteUser { .. } | Change::DeleteGroup { .. } => Some("deletion"),
             _ => None,
         };
         if let Some(why) = why {
@@ -56,8 +58,8 @@ pub(super) fn supported(plan: &Plan) -> Result<(), ApplyError> {
     Err(ApplyError::Unsupported(format!(
         "the cluster has no REST v2 user and group writes, and REST v1 user/sync cannot apply {} \
          of the plan's changes: {}{}. Make those changes in ThoughtSpot's admin console, or plan \
-         without them (leave privileges and orgs out of the spec; use --hide rather than \
-         --deactivate or --prune)",
+         without them (leave privileges and orgs out of the spec; use --hide or --prune \
+         rather than --deactivate)",
         refused.len(),
         shown.join("; "),
         if refused.len() > shown.len() {
@@ -104,6 +106,21 @@ struct Desired {
     groups: BTreeMap<String, Principal>,
     new_users: BTreeSet<String>,
     new_groups: BTreeSet<String>,
+    /// Lower-case names the plan deletes.
+    deleted_users: BTreeSet<String>,
+    deleted_groups: BTreeSet<String>,
+    /// Lower-case names of the principals the plan changes (the others
+    /// sent, when the plan deletes, are sent as they are).
+    touched_users: BTreeSet<String>,
+    touched_groups: BTreeSet<String>,
+}
+
+impl Desired {
+    /// True when the plan deletes: `removeDeleted=true`, and every other
+    /// principal is sent.
+    fn prunes(&self) -> bool {
+        !self.deleted_users.is_empty() || !self.deleted_groups.is_empty()
+    }
 }
 
 fn desired(p: &Prepared) -> Desired {
@@ -113,6 +130,10 @@ fn desired(p: &Prepared) -> Desired {
         groups: BTreeMap::new(),
         new_users: BTreeSet::new(),
         new_groups: BTreeSet::new(),
+        deleted_users: BTreeSet::new(),
+        deleted_groups: BTreeSet::new(),
+        touched_users: BTreeSet::new(),
+        touched_groups: BTreeSet::new(),
     };
     let text = |v: Option<&str>| v.unwrap_or("").to_owned();
     let user = |d: &mut Desired, name: &str| -> Option<()> {
@@ -154,7 +175,9 @@ fn desired(p: &Prepared) -> Desired {
                 display_name: g.display_name.clone(),
                 description: g.description.clone(),
                 email: String::new(),
-                kind: "LOCAL_GROUP".to_owned(),
+                kind: (g.group_type.as_ref())
+                    .map_or("LOCAL_GROUP", |t| t.as_str())
+                    .to_owned(),
                 visibility: text(g.visibility.as_ref().map(|v| v.as_str())),
                 groups,
             },
@@ -263,9 +286,60 @@ fn desired(p: &Prepared) -> Desired {
                     x.groups.insert(quarantine.name.clone());
                 }
             }
-            Change::DeactivateUser { .. }
-            | Change::DeleteUser { .. }
-            | Change::DeleteGroup { .. } => {}
+            Change::DeleteUser { name, .. } => {
+                d.deleted_users.insert(name.to_lowercase());
+            }
+            Change::DeleteGroup { group } => {
+                d.deleted_groups.insert(group.name.to_lowercase());
+            }
+            Change::DeactivateUser { .. } => {}
+        }
+    }
+    d.touched_users = d.users.keys().cloned().collect();
+    d.touched_groups = d.groups.keys().cloned().collect();
+    if d.prunes() {
+        // What a deletion changes besides: the members of deleted groups
+        // (and of groups holding deleted users or groups), which lose them.
+        for u in &p.principals.users {
+            let in_doomed = (u.groups.iter()).any(|g| {
+                (d.deleted_groups).contains(&p.principals.groups[g.get()].name.to_lowercase())
+            });
+            if in_doomed {
+                d.touched_users.insert(u.name.to_lowercase());
+            }
+            if d.deleted_users.contains(&u.name.to_lowercase()) {
+                for g in &u.groups {
+                    (d.touched_groups).insert(p.principals.groups[g.get()].name.to_lowercase());
+                }
+            }
+        }
+        for g in &p.principals.groups {
+            let name = g.name.to_lowercase();
+            let parents: Vec<String> = (g.parents.iter())
+                .map(|x| p.principals.groups[x.get()].name.to_lowercase())
+                .collect();
+            if parents.iter().any(|x| d.deleted_groups.contains(x)) {
+                d.touched_groups.insert(name.clone());
+            }
+            if d.deleted_groups.contains(&name) {
+                d.touched_groups.extend(parents);
+            }
+        }
+        for u in &p.principals.users {
+            if !d.deleted_users.contains(&u.name.to_lowercase()) {
+                user(&mut d, &u.name);
+            }
+        }
+        for g in &p.principals.groups {
+            if !d.deleted_groups.contains(&g.name.to_lowercase()) {
+                group(&mut d, crate::spec::export::group_org(g), &g.name);
+            }
+        }
+        let doomed = d.deleted_groups.clone();
+        for principal in d.users.values_mut().chain(d.groups.values_mut()) {
+            principal
+                .groups
+                .retain(|g| !doomed.contains(&g.to_lowercase()));
         }
     }
     d
@@ -285,7 +359,7 @@ async fn sync(p: &Prepared, d: &Desired, apply: bool) -> Result<Value, SyncFaile
         .collect();
     let principals = SecretString::from(Value::Array(principals).to_string());
     let apply = SecretString::from(apply.to_string());
-    let keep = SecretString::from("false".to_owned());
+    let remove = SecretString::from(d.prunes().to_string());
     let password = p
         .password
         .clone()
@@ -293,7 +367,7 @@ async fn sync(p: &Prepared, d: &Desired, apply: bool) -> Result<Value, SyncFaile
     let fields = [
         ("principals", &principals),
         ("applyChanges", &apply),
-        ("removeDeleted", &keep),
+        ("removeDeleted", &remove),
         ("password", &password),
     ];
     let request = Request {
@@ -353,17 +427,19 @@ pub(super) async fn dry_run(p: &Prepared) -> Result<String, ApplyError> {
         Err(SyncFailed::Client(e)) => return Err(e),
     };
     let mut differences = Vec::new();
-    for (kind, sent, new, [added, updated, deleted]) in [
+    for (kind, touched, new, doomed, [added, updated, deleted]) in [
         (
             "user",
-            &d.users,
+            &d.touched_users,
             &d.new_users,
+            &d.deleted_users,
             ["usersAdded", "usersUpdated", "usersDeleted"],
         ),
         (
             "group",
-            &d.groups,
+            &d.touched_groups,
             &d.new_groups,
+            &d.deleted_groups,
             ["groupsAdded", "groupsUpdated", "groupsDeleted"],
         ),
     ] {
@@ -375,12 +451,16 @@ pub(super) async fn dry_run(p: &Prepared) -> Result<String, ApplyError> {
             differences.push(format!("  the cluster would not create {kind} {name:?}"));
         }
         for name in listed(&answer, updated) {
-            if !sent.contains_key(&name) {
+            if !touched.contains(&name) {
                 differences.push(format!("  the cluster would also change {kind} {name:?}"));
             }
         }
-        for name in listed(&answer, deleted) {
-            differences.push(format!("  the cluster would delete {kind} {name:?}"));
+        let deleted = listed(&answer, deleted);
+        for name in deleted.difference(doomed) {
+            differences.push(format!("  the cluster would also delete {kind} {name:?}"));
+        }
+        for name in doomed.difference(&deleted) {
+            differences.push(format!("  the cluster would not delete {kind} {name:?}"));
         }
     }
     if !differences.is_empty() {
@@ -390,9 +470,15 @@ pub(super) async fn dry_run(p: &Prepared) -> Result<String, ApplyError> {
         });
     }
     Ok(format!(
-        "the cluster's dry run (v1 user/sync) agrees: {} users and {} groups sent, none deleted",
-        d.users.len(),
-        d.groups.len()
+        "the cluster's dry run (v1 user/sync) agrees: {} users and {} groups changed, {} deleted{}",
+        d.touched_users.len(),
+        d.touched_groups.len(),
+        d.deleted_users.len() + d.deleted_groups.len(),
+        if d.prunes() {
+            " (every other principal sent as it is, removeDeleted=true)"
+        } else {
+            ""
+        }
     ))
 }
 
@@ -403,9 +489,34 @@ pub(super) async fn apply(
 ) -> Result<Vec<String>, ApplyError> {
     let d = desired(p);
     let labels: Vec<String> = p.plan.changes.iter().map(label).collect();
+    let mut transferred = Vec::new();
+    for change in &p.plan.changes {
+        if let Change::DeleteUser {
+            name,
+            transfer_to: Some(to),
+            ..
+        } = change
+        {
+            let options = crate::transfer::TransferOptions {
+                from: name.clone(),
+                to: to.clone(),
+                dry_run: false,
+            };
+            if let Err(e) = crate::transfer::transfer(&p.connection, &options).await {
+                return Err(ApplyError::Stopped(Box::new(Stopped {
+                    applied: transferred,
+                    failed: format!("the transfer of {name:?}'s objects to {to:?}"),
+                    cause: e.to_string(),
+                    unknown: e.is_cluster(),
+                    not_attempted: labels.clone(),
+                })));
+            }
+            transferred.push(format!("objects of {name:?} transferred to {to:?}"));
+        }
+    }
     let failed = |cause: String, unknown: bool| {
         ApplyError::Stopped(Box::new(Stopped {
-            applied: Vec::new(),
+            applied: transferred.clone(),
             failed: format!("REST v1 user/sync of {} changes", labels.len()),
             cause,
             unknown,

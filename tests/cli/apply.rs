@@ -459,3 +459,51 @@ fn the_readme_apply_walkthrough_works_as_written_against_the_fake() {
     assert!(outputs[2].contains("No changes"), "{}", outputs[2]);
     assert!(server.state.user("new.joiner@example.com").is_some());
 }
+
+#[test]
+fn a_prune_over_v1_sends_everything_else_and_deletes_exactly_the_plan_s_deletions() {
+    let server = FakeThoughtSpot::start_on(crate::fetch::fixtures(), 0, Faults::default());
+    server.state.set(|f| f.no_v2_writes = true);
+    let scratch = Scratch::new();
+    let spec = "version: 1\nusers:\n  ana.user0@example.com: {}\n";
+    let text = plan(
+        &scratch,
+        &server,
+        spec,
+        &["--prune", "--max-deletes", "200"],
+    );
+    assert!(
+        text.contains("- user \"farid.user5@example.com\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("the user is provisioned by an identity provider"),
+        "{text}"
+    );
+    // A disagreeing dry run stops it.
+    server
+        .state
+        .set(|f| f.dry_run_extra_delete = Some("gita.user6@example.com".into()));
+    apply(&scratch, &server).code(3).stderr(contains(
+        "would also delete user \"gita.user6@example.com\"",
+    ));
+    assert!(server.state.user("farid.user5@example.com").is_some());
+    server.state.set(|f| f.dry_run_extra_delete = None);
+    apply(&scratch, &server)
+        .success()
+        .stderr(contains("removeDeleted=true"));
+    let syncs: Vec<String> = (server.state.seen().into_iter())
+        .filter(|s| s.path.starts_with("/callosum/v1/tspublic/v1/user/sync"))
+        .map(|s| s.body)
+        .collect();
+    assert!(
+        syncs.iter().all(|b| b.contains("removeDeleted=true")),
+        "{syncs:?}"
+    );
+    assert!(server.state.user("farid.user5@example.com").is_none());
+    assert!(server.state.user("ana.user0@example.com").is_some());
+    // Identity-provider users and groups stay.
+    assert!(server.state.user("gita.user6@example.com").is_some());
+    assert!(server.state.group(0, "Executive - Use Case 6").is_some());
+    replan(&scratch, &server, &["--prune", "--max-deletes", "200"]).code(0);
+}
