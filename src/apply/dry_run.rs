@@ -305,8 +305,18 @@ pub(super) async fn v2(p: &Prepared) -> Result<Option<String>, ApplyError> {
             differences: differences.join("\n"),
         });
     }
+    let deletions = (p.plan.changes.iter())
+        .filter(|c| matches!(c, Change::DeleteUser { .. } | Change::DeleteGroup { .. }))
+        .count();
     Ok(Some(format!(
         "the cluster's dry run (v2 imports) agrees: {added} to create, {updated} to update, none \
-         deleted"
+         deleted by them{}",
+        match deletions {
+            0 => String::new(),
+            n => format!(
+                "; the plan's {n} deletions are not in it (imports delete only what they do not \
+                 list) and were checked against the cluster's state"
+            ),
+        }
     )))
 }

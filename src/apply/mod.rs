@@ -1,8 +1,8 @@
 //! `apply`: carries out a saved [`Plan`], exactly and no more.
 //!
 //! 1. [`read_plan`] checks the file: its format version and that its
-//!    records still match its fingerprint (a plan edited by hand is
-//!    refused).
+//!    changes and records still match its fingerprint (a plan edited by
+//!    hand is refused).
 //! 2. [`check_current`] compares the principals the plan touches, as the
 //!    cluster has them now, with the plan's records: any field that moved
 //!    since the plan was made refuses the apply, listing what moved.
@@ -89,6 +89,9 @@ pub enum ApplyError {
         /// `user (N objects)`, …
         owners: String,
     },
+    /// The plan would reach a protected principal it does not name.
+    #[error("{0}")]
+    Protected(String),
     /// What this cluster's API cannot do.
     #[error("nothing was applied: {0}")]
     Unsupported(String),
@@ -145,6 +148,7 @@ impl ApplyError {
             | ApplyError::Invalid { .. }
             | ApplyError::WrongCluster { .. }
             | ApplyError::Needs(_)
+            | ApplyError::Protected(_)
             | ApplyError::Owners { .. }
             | ApplyError::Unsupported(_) => 2,
             ApplyError::Client(ClientError::Setup(_) | ClientError::Unsupported(_)) => 2,
@@ -240,10 +244,10 @@ pub fn parse_plan(text: &str, origin: &str) -> Result<Plan, ApplyError> {
     if plan.tool != "ts-principals" {
         return Err(invalid(format!("it was written by {:?}", plan.tool)));
     }
-    if plan::state::fingerprint(&plan.records) != plan.fingerprint {
+    if plan.compute_fingerprint() != plan.fingerprint {
         return Err(invalid(
-            "its records do not match its fingerprint (edited after it was made?); make the \
-             plan again"
+            "its changes or records do not match its fingerprint (edited after it was made?); \
+             make the plan again"
                 .to_owned(),
         ));
     }
@@ -273,13 +277,20 @@ fn unrecorded(plan: &Plan) -> Option<String> {
             Change::CreateGroup { group: g, .. }
             | Change::UpdateGroup { group: g, .. }
             | Change::DeleteGroup { group: g } => touched.push(group(g)),
-            Change::HideGroup { group: g, .. } => touched.push(group(g)),
+            Change::HideGroup {
+                group: g,
+                quarantine,
+                ..
+            } => touched.extend([group(g), group(quarantine)]),
+            Change::HideUser {
+                name, quarantine, ..
+            } => touched.extend([user(name), group(quarantine)]),
             Change::CreateUser { name, .. }
             | Change::UpdateUser { name, .. }
-            | Change::HideUser { name, .. }
             | Change::DeactivateUser { name, .. }
             | Change::DeleteUser { name, .. } => touched.push(user(name)),
-            Change::AddMember { member, .. } | Change::RemoveMember { member, .. } => {
+            Change::AddMember { member, group: g } | Change::RemoveMember { member, group: g } => {
+                touched.push(group(g));
                 touched.push(match member {
                     plan::Member::User { name, .. } => user(name),
                     plan::Member::Group(g) => group(g),
@@ -328,6 +339,70 @@ pub fn check_current(plan: &Plan, principals: &Principals) -> Result<(), ApplyEr
     Err(ApplyError::Stale {
         moved: lines.join("\n"),
     })
+}
+
+/// Refuses a plan that would remove, hide, deactivate or delete a
+/// protected principal (the caller, built-in, system or identity-provider
+/// principals, as the cluster has them now) it does not name as
+/// unprotected: a plan made offline without `--caller`, or edited.
+pub fn check_protected(
+    plan: &Plan,
+    principals: &Principals,
+    caller: Option<&str>,
+) -> Result<(), ApplyError> {
+    let index = Index::new(principals);
+    let named = |name: &str| (plan.unprotected.iter()).any(|n| n.eq_ignore_ascii_case(name));
+    let refuse = |what: String, reason: String| {
+        Err(ApplyError::Protected(format!(
+            "the plan would {what}, which is {reason}; nothing was applied. Make the plan again \
+             with --profile (or --caller USER, who is then protected), or name it with \
+             --unprotect if that is really meant"
+        )))
+    };
+    for change in &plan.changes {
+        let (user, verb) = match change {
+            Change::HideUser { name, .. } => (Some(name), "hide"),
+            Change::DeactivateUser { name, .. } => (Some(name), "deactivate"),
+            Change::DeleteUser { name, .. } => (Some(name), "delete"),
+            Change::RemoveMember {
+                member: plan::Member::User { name, .. },
+                ..
+            } => (Some(name), "remove from a group"),
+            Change::UpdateUser {
+                name, orgs_removed, ..
+            } if !orgs_removed.is_empty() => (Some(name), "remove from an org"),
+            _ => (None, ""),
+        };
+        if let Some(name) = user {
+            if named(name) {
+                continue;
+            }
+            if caller.is_some_and(|c| c.eq_ignore_ascii_case(name)) {
+                return refuse(
+                    format!("{verb} the user {name:?}"),
+                    "the user apply signs in as".into(),
+                );
+            }
+            let ladder = matches!(
+                change,
+                Change::HideUser { .. } | Change::DeactivateUser { .. } | Change::DeleteUser { .. }
+            );
+            if ladder
+                && let Some(u) = index.user(name)
+                && let Some(reason) = plan::protected_user(&principals.users[u], None)
+            {
+                return refuse(format!("{verb} the user {name:?}"), reason);
+            }
+        }
+        if let Change::HideGroup { group, .. } | Change::DeleteGroup { group } = change
+            && !named(&group.name)
+            && let Some(g) = index.group(group.org.id, &group.name)
+            && let Some(reason) = plan::protected_group(&principals.groups[g])
+        {
+            return refuse(format!("remove the group {:?}", group.name), reason);
+        }
+    }
+    Ok(())
 }
 
 /// The local users a plan creates: (name, display name).
@@ -433,6 +508,14 @@ pub fn prepare(
         api: Api::V2,
         checked: String::new(),
     };
+    // Principals read over REST v1: the cluster has no v2 at all.
+    if !crate::spec::export::knows_privileges(&prepared.principals) {
+        prepared.api = Api::V1;
+        v1::supported(&prepared.plan)?;
+        v1::owners_unknown(&prepared.plan)?;
+        prepared.checked = prepared.runtime.block_on(v1::dry_run(&prepared))?;
+        return Ok(prepared);
+    }
     prepared.runtime.block_on(async {
         let api = V2 {
             http: &prepared.http,

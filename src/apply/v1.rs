@@ -70,6 +70,30 @@ pub(super) fn supported(plan: &Plan) -> Result<(), ApplyError> {
     )))
 }
 
+/// Without REST v2 a user's objects cannot be listed: deleting a user is
+/// refused unless the plan gives its objects to someone.
+pub(super) fn owners_unknown(plan: &Plan) -> Result<(), ApplyError> {
+    let blind: Vec<String> = (plan.changes.iter())
+        .filter_map(|c| match c {
+            Change::DeleteUser {
+                name,
+                transfer_to: None,
+                ..
+            } => Some(format!("{name:?}")),
+            _ => None,
+        })
+        .collect();
+    if blind.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Unsupported(format!(
+        "the cluster has no REST v2, so the objects of the users the plan deletes ({}) cannot be \
+         listed, and user/sync would give them to tsadmin; make the plan again with --prune \
+         --transfer-to USER",
+        blind.join(", ")
+    )))
+}
+
 /// A principal in `user/sync`'s shape.
 struct Principal {
     name: String,

@@ -18,13 +18,17 @@ Examples:
   ts-principals apply plan.json --profile prod --yes                  # in CI, after merge
 
 What apply checks before changing anything:
-  - the plan is for this cluster and was not edited (its fingerprint);
+  - the plan is for this cluster and was not edited (its fingerprint covers the
+    changes and the records);
+  - it reaches no protected principal it does not name (--unprotect): not the
+    user apply signs in as, nor built-in, system or identity-provider ones;
   - every principal the plan touches is as it was when the plan was made
     (otherwise it lists what moved and stops: make a new plan);
   - new local users get an initial password from TS_PRINCIPALS_NEW_USER_PASSWORD
     or a prompt, checked against ThoughtSpot's rules;
   - users the plan deletes own no objects, unless the plan transfers them
     (plan --prune --transfer-to USER);
+  - after the question, the cluster is read again and checked again;
   - the cluster's own dry run (v2 users/import and groups/import with dry_run,
     or v1 user/sync with applyChanges=false) agrees with the plan.
 Then each change is applied in order and reported. The first failure stops the
@@ -94,23 +98,45 @@ pub(super) fn run(args: ApplyArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
             args.plan.display()
         );
     }
+    if args.connect.names_orgs() {
+        anyhow::bail!(
+            "apply reads every org (the plan's records span them); drop --org and --all-orgs"
+        );
+    }
     let config = read_config(args.config.as_deref())?;
-    let (loaded, _, connection) = connect::fetch_connected(&args.connect, &config, None, global)?;
-    apply::check_current(&plan, &loaded.principals)?;
+    let live = connect::fetch_live(&args.connect, &config, None, global, true)?;
+    let caller = live.caller.clone();
+    if let Some(url) = &plan.cluster.url
+        && url.trim_end_matches('/') != live.connection.url.trim_end_matches('/')
+    {
+        tracing::warn!(
+            "the plan was made against {url}; applying to {} (the same cluster id, {})",
+            live.connection.url,
+            plan.cluster.id
+        );
+    }
+    apply::check_current(&plan, &live.loaded.principals)?;
+    apply::check_protected(&plan, &live.loaded.principals, caller.as_deref())?;
     let password = new_user_password(&plan)?;
-    let prepared = apply::prepare(&connection, plan, loaded.principals, password)?;
-    tracing::info!("{}", prepared.checked);
-    let plan = prepared.plan();
     let count = plan.changes.len();
     if !args.yes {
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(plan.to_text().as_bytes())?;
         stdout.flush()?;
-        if !confirm(count, &connection.url)? {
+        if !confirm(count, &live.connection.url)? {
             tracing::warn!("not confirmed: nothing was applied");
             return Ok(ExitCode::from(1));
         }
     }
+    // Read again after the question: the cluster may have moved meanwhile.
+    let principals = if args.yes {
+        live.loaded.principals
+    } else {
+        live.again(global)?.principals
+    };
+    apply::check_protected(&plan, &principals, caller.as_deref())?;
+    let prepared = apply::prepare(&live.connection, plan, principals, password)?;
+    tracing::info!("{}", prepared.checked);
     let api = prepared.api;
     let mut stdout = std::io::stdout();
     let applied = prepared.apply(&mut |label| {

@@ -206,22 +206,43 @@ pub(super) fn fetch_as(
     cluster_id: Option<String>,
     global: &GlobalArgs,
 ) -> anyhow::Result<(Loaded, Option<String>)> {
-    let (loaded, caller, _) = fetch_connected(args, config, cluster_id, global)?;
-    Ok((loaded, caller))
+    let live = fetch_live(args, config, cluster_id, global, false)?;
+    Ok((live.loaded, live.caller))
 }
 
-/// [`fetch_as`], also returning the connection, for commands that write
-/// to the cluster afterwards.
-pub(super) fn fetch_connected(
+/// A live read of the cluster: the principals, who signed in, and how to
+/// read it again.
+pub(super) struct Live {
+    pub loaded: Loaded,
+    /// The profile's username.
+    pub caller: Option<String>,
+    pub connection: Connection,
+    options: FetchOptions,
+}
+
+impl Live {
+    /// Reads the cluster again, as the first time.
+    pub(super) fn again(&self, global: &GlobalArgs) -> anyhow::Result<Loaded> {
+        fetch_on(&self.connection, &self.options, global)
+    }
+}
+
+/// [`fetch_as`], keeping the connection, for commands that write to the
+/// cluster afterwards. `every_org`: all orgs, whatever the flags, the
+/// config and the profile say.
+pub(super) fn fetch_live(
     args: &ConnectArgs,
     config: &ProjectConfig,
     cluster_id: Option<String>,
     global: &GlobalArgs,
-) -> anyhow::Result<(Loaded, Option<String>, Connection)> {
+    every_org: bool,
+) -> anyhow::Result<Live> {
     let max_response_mb = args.max_response_mb.unwrap_or(config.fetch.max_response_mb);
     let (connection, resolved) =
         (args.transport).connect(args.profile.as_deref(), max_response_mb)?;
-    let orgs = if !args.orgs.is_empty() {
+    let orgs = if every_org {
+        OrgSelection::All
+    } else if !args.orgs.is_empty() {
         OrgSelection::Named(args.orgs.clone())
     } else if args.all_orgs || config.fetch.all_orgs {
         OrgSelection::All
@@ -241,9 +262,23 @@ pub(super) fn fetch_connected(
         fallback_cluster_id: config.data.cluster_id.clone(),
     };
     tracing::debug!("connecting with {}", resolved.origin);
+    let loaded = fetch_on(&connection, &options, global)?;
+    Ok(Live {
+        loaded,
+        caller: resolved.username,
+        connection,
+        options,
+    })
+}
+
+fn fetch_on(
+    connection: &Connection,
+    options: &FetchOptions,
+    global: &GlobalArgs,
+) -> anyhow::Result<Loaded> {
     let progress = FetchProgress::new(global.no_progress || global.quiet > 0);
     let started = std::time::Instant::now();
-    let loaded = client::fetch(&connection, &options, &progress).map(|fetched| {
+    let loaded = client::fetch(connection, options, &progress).map(|fetched| {
         progress.step("normalizing");
         let bodies = fetched
             .responses
@@ -258,7 +293,14 @@ pub(super) fn fetch_connected(
         progress.summary(),
         started.elapsed()
     );
-    Ok((loaded, resolved.username, connection))
+    Ok(loaded)
+}
+
+impl ConnectArgs {
+    /// True when `--org` or `--all-orgs` was given.
+    pub(super) fn names_orgs(&self) -> bool {
+        !self.orgs.is_empty() || self.all_orgs
+    }
 }
 
 #[cfg(test)]

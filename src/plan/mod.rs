@@ -40,6 +40,10 @@ pub const PLAN_VERSION: u32 = 1;
 pub const PROTECTED_USERS: &[&str] = &["tsadmin", "system", "su", "guest"];
 /// Group names likewise protected.
 pub const PROTECTED_GROUPS: &[&str] = &["All", "All Group", "Administrator", "System"];
+/// Users ThoughtSpot refuses to delete.
+const UNDELETABLE_USERS: &[&str] = &["tsadmin", "system", "su", "guest"];
+/// Groups ThoughtSpot refuses to delete.
+const UNDELETABLE_GROUPS: &[&str] = &["All", "All Group", "Administrator", "System"];
 
 /// An org, by id and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -326,6 +330,9 @@ pub struct Plan {
     /// The delete ladder's step this plan was made with.
     #[serde(default, skip_serializing_if = "is_ignore")]
     pub unmanaged: Unmanaged,
+    /// Protected principals named with `--unprotect`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unprotected: Vec<String>,
     /// Every principal the changes touch, as the cluster had it.
     pub records: Vec<Record>,
 }
@@ -339,6 +346,28 @@ impl Plan {
     /// The plan for review: terraform-style text.
     pub fn to_text(&self) -> String {
         text::render(self)
+    }
+
+    /// The fingerprint of what `apply` relies on: the cluster, the spec,
+    /// the changes, the ladder's options and the records (SHA-256 of
+    /// their JSON). A checksum against edits and damage, not a signature.
+    pub fn compute_fingerprint(&self) -> String {
+        let mut records: Vec<&Record> = self.records.iter().collect();
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        let covered = serde_json::json!({
+            "cluster": self.cluster,
+            "spec": self.spec,
+            "changes": self.changes,
+            "unmanaged": self.unmanaged,
+            "unprotected": self.unprotected,
+            "records": records,
+        });
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                covered.to_string().as_bytes()
+            ))
+        )
     }
 
     /// The one-line summary: counts per kind.
@@ -418,6 +447,24 @@ pub enum PlanError {
         max: usize,
         /// The first few, by name.
         sample: String,
+    },
+    /// `--unprotect` names nothing on the cluster.
+    #[error(
+        "--unprotect {name:?}: the cluster has no user or group of that name; check the spelling \
+         (a typo leaves the principal you meant protected)"
+    )]
+    Unprotect {
+        /// The name.
+        name: String,
+    },
+    /// `--unprotect` names a principal ThoughtSpot never deletes.
+    #[error(
+        "--prune --unprotect: ThoughtSpot does not delete the {what}; leave it out of --unprotect \
+         (or hide it with --hide --unprotect)"
+    )]
+    Undeletable {
+        /// What.
+        what: String,
     },
     /// `--transfer-to` names no usable user.
     #[error("--transfer-to {name:?}: {problem}")]
@@ -821,6 +868,26 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
+            // Back in the spec: out of the quarantine `--hide` put it in.
+            if let Some(u) = cluster {
+                let wanted: HashSet<usize> = groups
+                    .iter()
+                    .filter_map(|&g| self.groups[g].cluster)
+                    .collect();
+                for q in &self.index.principals.users[u].groups {
+                    let q = q.get();
+                    if self.index.principals.groups[q].name == QUARANTINE_GROUP
+                        && !wanted.contains(&q)
+                    {
+                        self.touched.insert(Key::user(name));
+                        self.touched.insert(self.cluster_group_key(q));
+                        self.memberships.push(Change::RemoveMember {
+                            group: group_ref(&self.index, q),
+                            member: member.clone(),
+                        });
+                    }
+                }
+            }
             for &g in &groups {
                 let is_member = match (cluster, self.groups[g].cluster) {
                     (Some(u), Some(c)) => self.index.principals.users[u]
@@ -831,6 +898,7 @@ impl<'a> Planner<'a> {
                 };
                 if !is_member {
                     self.touched.insert(Key::user(name));
+                    self.touched.insert(self.group_key(g));
                     self.memberships.push(Change::AddMember {
                         group: self.groups[g].reference(&self.spec.groups[g].name, &self.index),
                         member: member.clone(),
@@ -844,6 +912,25 @@ impl<'a> Planner<'a> {
     fn plan_parents(&mut self) {
         for (g, group) in self.spec.groups.iter().enumerate() {
             let member = Member::Group(self.groups[g].reference(&group.name, &self.index));
+            if let Some(c) = self.groups[g].cluster {
+                let wanted: HashSet<usize> = (group.parents.iter())
+                    .filter_map(|p| self.keys.get(p.text.as_str()))
+                    .filter_map(|&p| self.groups[p].cluster)
+                    .collect();
+                for q in &self.index.principals.groups[c].parents {
+                    let q = q.get();
+                    if self.index.principals.groups[q].name == QUARANTINE_GROUP
+                        && !wanted.contains(&q)
+                    {
+                        self.touched.insert(self.group_key(g));
+                        self.touched.insert(self.cluster_group_key(q));
+                        self.memberships.push(Change::RemoveMember {
+                            group: group_ref(&self.index, q),
+                            member: member.clone(),
+                        });
+                    }
+                }
+            }
             for parent in &group.parents {
                 let Some(&p) = self.keys.get(parent.text.as_str()) else {
                     continue;
@@ -857,6 +944,7 @@ impl<'a> Planner<'a> {
                 };
                 if !is_member {
                     self.touched.insert(self.group_key(g));
+                    self.touched.insert(self.group_key(p));
                     self.memberships.push(Change::AddMember {
                         group: self.groups[p].reference(&self.spec.groups[p].name, &self.index),
                         member: member.clone(),
@@ -1067,6 +1155,7 @@ impl Planner<'_> {
     /// The quarantine group of `org`: the cluster's, or one the plan creates.
     fn quarantine(&mut self, org: i64, created: &mut BTreeMap<i64, GroupRef>) -> GroupRef {
         if let Some(g) = self.index.group(org, QUARANTINE_GROUP) {
+            self.touched.insert(self.cluster_group_key(g));
             return group_ref(&self.index, g);
         }
         created
@@ -1115,6 +1204,32 @@ impl Planner<'_> {
         for u in users {
             let user = &principals.users[u];
             if declared_users.contains(&user.name.to_lowercase()) {
+                continue;
+            }
+            // Users of an org the spec does not manage are not reached
+            // (a user with no org reported is of the Primary org).
+            let outside = if user.org_ids.is_empty() {
+                !managed.contains(&PRIMARY_ORG_ID)
+            } else {
+                user.org_ids.iter().any(|o| !managed.contains(o))
+            };
+            if outside {
+                continue;
+            }
+            if step == Unmanaged::Delete
+                && UNDELETABLE_USERS
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&user.name))
+            {
+                if self.unprotected(&user.name) {
+                    return Err(PlanError::Undeletable {
+                        what: format!("user {:?}", user.name),
+                    });
+                }
+                self.kept.push(Kept {
+                    what: format!("user {:?} (not in the spec)", user.name),
+                    reason: "a built-in ThoughtSpot user, which ThoughtSpot does not delete".into(),
+                });
                 continue;
             }
             if !self.unprotected(&user.name)
@@ -1195,6 +1310,16 @@ impl Planner<'_> {
             if group.name.eq_ignore_ascii_case(QUARANTINE_GROUP) {
                 continue;
             }
+            if step == Unmanaged::Delete
+                && UNDELETABLE_GROUPS
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&group.name))
+                && self.unprotected(&group.name)
+            {
+                return Err(PlanError::Undeletable {
+                    what: format!("group {:?}", group.name),
+                });
+            }
             if !self.unprotected(&group.name)
                 && let Some(reason) = protected_group(group)
             {
@@ -1229,6 +1354,16 @@ impl Planner<'_> {
             };
             self.touched.insert(self.cluster_group_key(g));
             removals.push(change);
+        }
+        // The caller's own removal (named with --unprotect) goes last: the
+        // run signs in as it.
+        if let Some(caller) = &caller {
+            removals.sort_by_key(|c| match c {
+                Change::HideUser { name, .. }
+                | Change::DeactivateUser { name, .. }
+                | Change::DeleteUser { name, .. } => name.eq_ignore_ascii_case(caller),
+                _ => false,
+            });
         }
         if removals.len() > self.options.max_deletes {
             let sample: Vec<String> = removals.iter().take(5).map(removal_name).collect();
@@ -1268,6 +1403,20 @@ impl Planner<'_> {
             });
         }
         self.removals = removals;
+        Ok(())
+    }
+
+    /// Checks that every `--unprotect` name is a user or group of the
+    /// cluster: a typo would leave the principal meant protected.
+    fn check_unprotect(&self) -> Result<(), PlanError> {
+        let principals = self.index.principals;
+        for name in &self.options.unprotect {
+            let known = self.index.user(name).is_some()
+                || (principals.groups.iter()).any(|g| g.name.eq_ignore_ascii_case(name));
+            if !known {
+                return Err(PlanError::Unprotect { name: name.clone() });
+            }
+        }
         Ok(())
     }
 
@@ -1352,6 +1501,7 @@ pub fn plan(
     if options.unmanaged == Unmanaged::Delete {
         planner.check_transfer_to()?;
     }
+    planner.check_unprotect()?;
     planner.plan_unmanaged()?;
     let Planner {
         mut changes,
@@ -1374,8 +1524,7 @@ pub fn plan(
     // goes (a deleted user's objects go to a user the plan may create).
     changes.extend(removals);
     let records: Vec<Record> = touched.iter().map(|key| index.record(key)).collect();
-    let fingerprint = state::fingerprint(&records);
-    Ok(Plan {
+    let mut plan = Plan {
         schema_version: PLAN_VERSION,
         tool: "ts-principals".to_owned(),
         cluster: ClusterRef {
@@ -1386,12 +1535,15 @@ pub fn plan(
             origin: spec.origin.clone(),
             sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(spec_text.as_bytes())),
         },
-        fingerprint,
+        fingerprint: String::new(),
         changes,
         kept,
         unmanaged: options.unmanaged,
+        unprotected: options.unprotect.clone(),
         records,
-    })
+    };
+    plan.fingerprint = plan.compute_fingerprint();
+    Ok(plan)
 }
 
 fn order(change: &Change) -> u8 {

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use crate::model::{Group, Principals, User};
 use crate::spec::export::group_org;
@@ -250,15 +249,6 @@ impl<'a> Index<'a> {
         }
         state
     }
-}
-
-/// The fingerprint of `records`: SHA-256 of their canonical JSON, sorted
-/// by key.
-pub fn fingerprint(records: &[Record]) -> String {
-    let mut sorted: Vec<&Record> = records.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let json = serde_json::to_vec(&sorted).unwrap_or_default();
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&json)))
 }
 
 /// One field of one principal that differs between two reads.

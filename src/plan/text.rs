@@ -109,10 +109,15 @@ pub fn render(plan: &Plan) -> String {
                     .push(format!("    + {}", member_label(member)));
             }
             Change::RemoveMember { group, member } => {
-                members.entry(group).or_default().push(format!(
-                    "    - {} (members: exact; not in the spec)",
-                    member_label(member)
-                ));
+                let why = if group.name == super::QUARANTINE_GROUP {
+                    "back in the spec"
+                } else {
+                    "members: exact; not in the spec"
+                };
+                members
+                    .entry(group)
+                    .or_default()
+                    .push(format!("    - {} ({why})", member_label(member)));
             }
             Change::HideUser {
                 name,
@@ -121,7 +126,9 @@ pub fn render(plan: &Plan) -> String {
                 ..
             } => {
                 let _ = writeln!(out, "\n~ user {name:?} hidden (not in the spec; --hide)");
-                let _ = writeln!(out, "    visibility: {visibility:?} → \"NON_SHARABLE\"");
+                if visibility != "NON_SHARABLE" {
+                    let _ = writeln!(out, "    visibility: {visibility:?} → \"NON_SHARABLE\"");
+                }
                 let _ = writeln!(out, "    groups: + {:?}", quarantine.name);
             }
             Change::HideGroup {
@@ -130,7 +137,9 @@ pub fn render(plan: &Plan) -> String {
                 quarantine,
             } => {
                 let _ = writeln!(out, "\n~ {} hidden (not in the spec)", group_label(group));
-                let _ = writeln!(out, "    visibility: {visibility:?} → \"NON_SHARABLE\"");
+                if visibility != "NON_SHARABLE" {
+                    let _ = writeln!(out, "    visibility: {visibility:?} → \"NON_SHARABLE\"");
+                }
                 let _ = writeln!(out, "    parents: + {:?}", quarantine.name);
             }
             Change::DeactivateUser { name, .. } => {

@@ -252,6 +252,21 @@ fn hide_then_deactivate_reach_only_what_the_spec_does_not_declare() {
     assert_eq!(server.state.user("user0@example.com").unwrap(), user0);
     // Hidden principals are not hidden again.
     replan(&scratch, &server, &["--hide"]).code(0);
+    // Back in the spec, a user leaves the quarantine.
+    let back = format!("{SMALL}  user2@example.com: {{visibility: SHARABLE}}\n");
+    let text = plan(&scratch, &server, &back, &["--hide"]);
+    assert!(
+        text.contains("    - user \"user2@example.com\" (back in the spec)"),
+        "{text}"
+    );
+    apply(&scratch, &server).success();
+    replan(&scratch, &server, &["--hide"]).code(0);
+    assert_eq!(
+        server.state.user("user2@example.com").unwrap()["visibility"],
+        "SHARABLE"
+    );
+    plan(&scratch, &server, SMALL, &["--hide"]);
+    apply(&scratch, &server).success();
 
     plan(&scratch, &server, SMALL, &["--deactivate"]);
     apply(&scratch, &server).success();
@@ -387,6 +402,15 @@ users:
         "Ana Zero"
     );
     replan(&scratch, &server, &[]).code(0);
+    // A cluster without any REST v2 (read over v1) is applied the same way.
+    let old = FakeThoughtSpot::start_on(crate::fetch::fixtures(), 0, Faults::default());
+    old.state.set(|f| f.no_v2 = true);
+    let scratch_old = Scratch::new();
+    plan(&scratch_old, &old, spec, &[]);
+    apply(&scratch_old, &old)
+        .success()
+        .stderr(contains("v1 user/sync"));
+    replan(&scratch_old, &old, &[]).code(0);
     // What v1 cannot do is refused before anything is sent.
     let spec = r#"version: 1
 groups:
@@ -473,7 +497,7 @@ fn a_prune_over_v1_sends_everything_else_and_deletes_exactly_the_plan_s_deletion
         &["--prune", "--max-deletes", "200"],
     );
     assert!(
-        text.contains("- user \"farid.user5@example.com\""),
+        text.contains("- user \"farid.user15@example.com\""),
         "{text}"
     );
     assert!(
@@ -487,7 +511,7 @@ fn a_prune_over_v1_sends_everything_else_and_deletes_exactly_the_plan_s_deletion
     apply(&scratch, &server).code(3).stderr(contains(
         "would also delete user \"gita.user6@example.com\"",
     ));
-    assert!(server.state.user("farid.user5@example.com").is_some());
+    assert!(server.state.user("farid.user15@example.com").is_some());
     server.state.set(|f| f.dry_run_extra_delete = None);
     apply(&scratch, &server)
         .success()
@@ -500,8 +524,10 @@ fn a_prune_over_v1_sends_everything_else_and_deletes_exactly_the_plan_s_deletion
         syncs.iter().all(|b| b.contains("removeDeleted=true")),
         "{syncs:?}"
     );
-    assert!(server.state.user("farid.user5@example.com").is_none());
+    assert!(server.state.user("farid.user15@example.com").is_none());
     assert!(server.state.user("ana.user0@example.com").is_some());
+    // Users also in an org the spec does not name stay.
+    assert!(server.state.user("farid.user5@example.com").is_some());
     // Identity-provider users and groups stay.
     assert!(server.state.user("gita.user6@example.com").is_some());
     assert!(server.state.group(0, "Executive - Use Case 6").is_some());
