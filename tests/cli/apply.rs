@@ -433,29 +433,13 @@ groups:
 
 #[test]
 fn the_readme_apply_walkthrough_works_as_written_against_the_fake() {
-    let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
-    let block = readme
-        .split("<!-- apply-walkthrough:begin -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- apply-walkthrough:end -->").next())
-        .expect("README.md has the apply walkthrough between its markers");
     // What `cargo run --example fake_thoughtspot -- --data tests/data/fixtures` serves.
     let server = FakeThoughtSpot::start_on(crate::fetch::fixtures(), 0, Faults::default());
     let scratch = Scratch::new();
-    let root = crate::common::root();
     let mut outputs = Vec::new();
-    for line in block.lines().filter(|l| l.starts_with("ts-principals ")) {
-        let command = line.split("  #").next().unwrap().trim();
-        let args: Vec<String> = command
-            .split_whitespace()
-            .skip(1)
-            .map(|a| match a.strip_prefix("examples/") {
-                Some(rest) => root.join("examples").join(rest).display().to_string(),
-                None => a.to_owned(),
-            })
-            .collect();
-        let mut cmd = scratch.with_password(&server);
-        let assert = cmd
+    for args in crate::common::readme_commands("apply-walkthrough") {
+        let assert = scratch
+            .with_password(&server)
             .env("TS_PRINCIPALS_NEW_USER_PASSWORD", NEW_PASSWORD)
             .args(&args)
             .assert()

@@ -8,6 +8,30 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `ts-principals` commands of the README between
+/// `<!-- NAME:begin -->` and `<!-- NAME:end -->`, as arguments (comments
+/// dropped, `examples/…` made absolute).
+pub fn readme_commands(name: &str) -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme
+        .split(&format!("<!-- {name}:begin -->"))
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("<!-- {name}:end -->")).next())
+        .unwrap_or_else(|| panic!("README.md has the {name} block between its markers"));
+    let examples = root().join("examples");
+    (block.lines().filter(|l| l.starts_with("ts-principals ")))
+        .map(|line| {
+            let command = line.split("  #").next().unwrap_or(line).trim();
+            (command.split_whitespace().skip(1))
+                .map(|a| match a.strip_prefix("examples/") {
+                    Some(rest) => examples.join(rest).display().to_string(),
+                    None => a.to_owned(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     root().join("tests/data/fixtures").join(name)
 }

@@ -330,25 +330,9 @@ fn readme() -> String {
 
 #[test]
 fn the_readme_spec_walkthrough_works_as_written() {
-    let readme = readme();
-    let block = readme
-        .split("<!-- spec-walkthrough:begin -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- spec-walkthrough:end -->").next())
-        .expect("README.md has the spec walkthrough between its markers");
     let scratch = Scratch::new();
-    let root = crate::common::root();
     let mut ran = 0;
-    for line in block.lines().filter(|l| l.starts_with("ts-principals ")) {
-        let command = line.split("  #").next().unwrap().trim();
-        let args: Vec<String> = command
-            .split_whitespace()
-            .skip(1)
-            .map(|a| match a.strip_prefix("examples/") {
-                Some(rest) => root.join("examples").join(rest).display().to_string(),
-                None => a.to_owned(),
-            })
-            .collect();
+    for args in crate::common::readme_commands("spec-walkthrough") {
         scratch.cmd().args(&args).assert().success();
         ran += 1;
     }
