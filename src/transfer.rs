@@ -306,6 +306,10 @@ pub(crate) async fn transfer(
         auth: &auth,
     };
     let url = http.base().to_owned();
+    // No REST v2 at all (an older software cluster): v1 from the start.
+    if let Err(ClientError::Status { status: 404, .. }) = api.system().await {
+        return v1_transfer(&http, connection, options).await;
+    }
     let from = match find_user(&api, &options.from).await? {
         None => return v1_transfer(&http, connection, options).await,
         Some(None) => {

@@ -352,6 +352,26 @@ pub fn check_protected(
 ) -> Result<(), ApplyError> {
     let index = Index::new(principals);
     let named = |name: &str| (plan.unprotected.iter()).any(|n| n.eq_ignore_ascii_case(name));
+    let removes_users = plan.changes.iter().any(|c| {
+        matches!(
+            c,
+            Change::HideUser { .. }
+                | Change::DeactivateUser { .. }
+                | Change::DeleteUser { .. }
+                | Change::RemoveMember {
+                    member: plan::Member::User { .. },
+                    ..
+                }
+        ) || matches!(c, Change::UpdateUser { orgs_removed, .. } if !orgs_removed.is_empty())
+    });
+    if caller.is_none() && removes_users {
+        return Err(ApplyError::Protected(
+            "the plan removes, hides, deactivates or deletes users, and the cluster does not \
+             say which user apply signs in as (a token without a username): it could be one of \
+             them; nothing was applied. Set the profile's username (THOUGHTSPOT_USERNAME)"
+                .into(),
+        ));
+    }
     let refuse = |what: String, reason: String| {
         Err(ApplyError::Protected(format!(
             "the plan would {what}, which is {reason}; nothing was applied. Make the plan again \

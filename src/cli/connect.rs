@@ -192,7 +192,21 @@ pub(super) fn fetch_nonempty(
     global: &GlobalArgs,
     allow_empty: bool,
 ) -> anyhow::Result<(Loaded, Option<String>, String)> {
-    let (loaded, caller) = fetch_as(args, config, cluster_id, global)?;
+    fetch_nonempty_in(args, config, cluster_id, global, allow_empty, false)
+}
+
+/// [`fetch_nonempty`]; `every_org`: all orgs, whatever the flags, the
+/// config and the profile say.
+pub(super) fn fetch_nonempty_in(
+    args: &ConnectArgs,
+    config: &ProjectConfig,
+    cluster_id: Option<String>,
+    global: &GlobalArgs,
+    allow_empty: bool,
+    every_org: bool,
+) -> anyhow::Result<(Loaded, Option<String>, String)> {
+    let live = fetch_live(args, config, cluster_id, global, every_org)?;
+    let (loaded, caller) = (live.loaded, live.caller);
     let url = (loaded.principals.source.cluster_url.clone()).unwrap_or_default();
     loaded.refuse_empty(&format!("the fetch from {url}"), allow_empty)?;
     Ok((loaded, caller, url))
@@ -263,9 +277,17 @@ pub(super) fn fetch_live(
     };
     tracing::debug!("connecting with {}", resolved.origin);
     let loaded = fetch_on(&connection, &options, global)?;
+    // A token names no user: ask the cluster whose it is.
+    let caller = match resolved.username {
+        Some(name) => Some(name),
+        None => client::session_user(&connection).unwrap_or_else(|e| {
+            tracing::debug!("cannot tell whose token this is: {e}");
+            None
+        }),
+    };
     Ok(Live {
         loaded,
-        caller: resolved.username,
+        caller,
         connection,
         options,
     })

@@ -89,11 +89,29 @@ pub(super) struct SourceArgs {
 
 impl SourceArgs {
     /// The principals, and the caller's username when fetched live.
-    fn load(&self, global: &GlobalArgs) -> anyhow::Result<(Loaded, Option<String>)> {
+    /// `every_org`: read every org live (the delete ladder must see each
+    /// user's orgs).
+    fn load(
+        &self,
+        global: &GlobalArgs,
+        every_org: bool,
+    ) -> anyhow::Result<(Loaded, Option<String>)> {
         let config = read_config(self.config.as_deref())?;
         if self.from.is_empty() {
-            let (loaded, caller, _) =
-                connect::fetch_nonempty(&self.connect, &config, None, global, self.allow_empty)?;
+            if every_org && self.connect.names_orgs() {
+                anyhow::bail!(
+                    "--hide, --deactivate and --prune read every org (a user's orgs decide whether \
+                     it is reached); drop --org and --all-orgs"
+                );
+            }
+            let (loaded, caller, _) = connect::fetch_nonempty_in(
+                &self.connect,
+                &config,
+                None,
+                global,
+                self.allow_empty,
+                every_org,
+            )?;
             Ok((loaded, caller))
         } else {
             let loaded = input::load(
@@ -207,7 +225,7 @@ fn not_stdout(arg: &str) -> Result<PathBuf, String> {
 }
 
 pub(super) fn export(args: ExportArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let (loaded, _) = args.source.load(global)?;
+    let (loaded, _) = args.source.load(global, false)?;
     let p = &loaded.principals;
     let text = spec::export::export(p);
     let written_to = snapshot_out::write_as(&args.output, text.as_bytes(), "spec", "-o")?;
@@ -348,7 +366,16 @@ pub(super) fn plan(args: PlanArgs, global: &GlobalArgs) -> anyhow::Result<ExitCo
     let rendered = args.spec.read()?;
     let report = validate::validate(&rendered.spec);
     print_warnings(&report);
-    let (loaded, profile_user) = args.source.load(global)?;
+    let ladder = args.unmanaged() != plan::Unmanaged::Ignore;
+    let (loaded, profile_user) = args.source.load(global, ladder)?;
+    if ladder && !args.source.from.is_empty() {
+        tracing::warn!(
+            "{} on a snapshot: users are reached by the orgs the snapshot holds; a snapshot of \
+             some orgs only (fetch --org) makes users of other orgs look reachable, and apply \
+             refuses such a plan as stale",
+            args.unmanaged().flag()
+        );
+    }
     if !spec::export::knows_privileges(&loaded.principals)
         && rendered.spec.groups.iter().any(|g| g.privileges.is_some())
     {

@@ -24,6 +24,25 @@ pub use auth::{AuthMethod, Credentials, Secret};
 pub use error::ClientError;
 pub use fetch::{Api, FetchOptions, OrgSelection, Progress, Response, Responses, fetch};
 
+/// The username the credentials sign in as, as the cluster says
+/// (`auth/session/user`): for tokens, whose user the profile may not name.
+pub fn session_user(connection: &Connection) -> Result<Option<String>, ClientError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Setup(format!("cannot start the async runtime: {e}")))?;
+    let http = http::Http::new(connection)?;
+    let auth = auth::Auth::new(connection.credentials.clone())?;
+    runtime.block_on(async {
+        v2::V2 {
+            http: &http,
+            auth: &auth,
+        }
+        .session_user()
+        .await
+    })
+}
+
 /// Where a cluster is and how to talk to it.
 #[derive(Clone, Debug)]
 pub struct Connection {

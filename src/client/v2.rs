@@ -180,6 +180,21 @@ impl V2<'_> {
         Ok(OrgHeader(user.get("current_org").cloned().unwrap_or_default()).id())
     }
 
+    /// `GET /api/rest/2.0/auth/session/user`: the signed-in user's name
+    /// (`Ok(None)` when the cluster does not say).
+    pub async fn session_user(&self) -> Result<Option<String>, ClientError> {
+        let reply = self
+            .call(Method::GET, SESSION_USER_PATH, None, None)
+            .await?;
+        if matches!(reply.status.as_u16(), 400 | 404) {
+            return Ok(None);
+        }
+        let body = reply.success(&Method::GET, SESSION_USER_PATH)?;
+        let user: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| malformed("GET", SESSION_USER_PATH, "", e))?;
+        Ok(user.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+    }
+
     /// `POST /api/rest/2.0/orgs/search`: the orgs.
     /// `Ok(None)` when the cluster will not list orgs (orgs not enabled, or
     /// the user is no cluster admin).

@@ -448,6 +448,19 @@ pub enum PlanError {
         /// The first few, by name.
         sample: String,
     },
+    /// The quarantine group gives privileges.
+    #[error(
+        "the group `ts-principals-quarantine` of org {org} has privileges [{privileges}] or parent \
+         groups [{parents}]: hidden principals would gain them; remove them in ThoughtSpot first"
+    )]
+    Quarantine {
+        /// The org.
+        org: String,
+        /// Its privileges.
+        privileges: String,
+        /// Its parents.
+        parents: String,
+    },
     /// `--unprotect` names nothing on the cluster.
     #[error(
         "--unprotect {name:?}: the cluster has no user or group of that name; check the spelling \
@@ -1171,6 +1184,28 @@ impl Planner<'_> {
             .clone()
     }
 
+    /// Refuses quarantine groups that give something: hidden principals
+    /// would gain their privileges, or their parents'.
+    fn check_quarantines(&self, managed: &BTreeSet<i64>) -> Result<(), PlanError> {
+        for &org in managed {
+            let Some(q) = self.index.group(org, QUARANTINE_GROUP) else {
+                continue;
+            };
+            let group = &self.index.principals.groups[q];
+            if !group.privileges.is_empty() || !group.parents.is_empty() {
+                return Err(PlanError::Quarantine {
+                    org: self.index.org_name(org),
+                    privileges: group.privileges.join(", "),
+                    parents: (group.parents.iter())
+                        .map(|p| self.index.principals.groups[p.get()].name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// True when cluster group `g` is in `org`'s quarantine group.
     fn quarantined_group(&self, g: usize, org: i64) -> bool {
         let Some(q) = self.index.group(org, QUARANTINE_GROUP) else {
@@ -1195,6 +1230,9 @@ impl Planner<'_> {
         let declared_groups: HashSet<usize> =
             self.groups.iter().filter_map(|g| g.cluster).collect();
         let managed = self.managed_orgs()?;
+        if step != Unmanaged::Delete {
+            self.check_quarantines(&managed)?;
+        }
         let mut created: BTreeMap<i64, GroupRef> = BTreeMap::new();
         let mut removals = Vec::new();
         let caller = self.options.caller.clone();
@@ -1329,10 +1367,18 @@ impl Planner<'_> {
                         group.name,
                         self.index.org_name(org)
                     ),
-                    reason: format!(
-                        "the group is {reason}; {} reaches it only when named with --unprotect",
-                        step.flag()
-                    ),
+                    reason: if step == Unmanaged::Delete
+                        && UNDELETABLE_GROUPS
+                            .iter()
+                            .any(|n| n.eq_ignore_ascii_case(&group.name))
+                    {
+                        format!("the group is {reason}, which ThoughtSpot does not delete")
+                    } else {
+                        format!(
+                            "the group is {reason}; {} reaches it only when named with --unprotect",
+                            step.flag()
+                        )
+                    },
                 });
                 continue;
             }

@@ -204,6 +204,28 @@ impl<'a> Index<'a> {
         ]
     }
 
+    /// Every group `ix` is nested in, directly or not, with its
+    /// privileges (what a member of `ix` gains from them), one per line.
+    fn ancestors(&self, ix: usize) -> String {
+        let groups = &self.principals.groups;
+        let mut seen = vec![false; groups.len()];
+        let mut queue: Vec<usize> = groups[ix].parents.iter().map(|p| p.get()).collect();
+        let mut lines = Vec::new();
+        while let Some(g) = queue.pop() {
+            if std::mem::replace(&mut seen[g], true) {
+                continue;
+            }
+            lines.push(format!(
+                "{}: {}",
+                self.group_label(g),
+                groups[g].privileges.join(",")
+            ));
+            queue.extend(groups[g].parents.iter().map(|p| p.get()));
+        }
+        lines.sort_unstable();
+        lines.join("\n")
+    }
+
     fn group_state(&self, ix: usize, members: bool) -> Vec<(String, String)> {
         let group: &Group = &self.principals.groups[ix];
         let mut parents: Vec<String> = group
@@ -214,6 +236,7 @@ impl<'a> Index<'a> {
         parents.sort_unstable();
         let text = |v: Option<&str>| v.unwrap_or("").to_owned();
         let mut state = vec![
+            ("ancestors".into(), self.ancestors(ix)),
             ("description".into(), group.description.clone()),
             ("display_name".into(), group.display_name.clone()),
             ("id".into(), group.id.clone()),

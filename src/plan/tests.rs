@@ -499,7 +499,9 @@ fn apply_refuses_a_plan_whose_changes_escape_its_records() {
         "{}",
         pruning.to_text()
     );
-    crate::apply::check_protected(&pruning, &p, None).expect("no caller known");
+    crate::apply::check_protected(&pruning, &p, Some("bob")).expect("another caller");
+    let error = crate::apply::check_protected(&pruning, &p, None).expect_err("no caller known");
+    assert!(error.to_string().contains("does not"), "{error}");
     let error = crate::apply::check_protected(&pruning, &p, Some("ALICE")).expect_err("caller");
     assert!(
         error.to_string().contains("the user apply signs in as"),
@@ -507,6 +509,6 @@ fn apply_refuses_a_plan_whose_changes_escape_its_records() {
     );
     let mut idp = p.clone();
     idp.users[0].account_type = Some(crate::model::AccountType::SamlUser);
-    let error = crate::apply::check_protected(&pruning, &idp, None).expect_err("IdP user");
+    let error = crate::apply::check_protected(&pruning, &idp, Some("bob")).expect_err("IdP user");
     assert!(error.to_string().contains("identity provider"), "{error}");
 }

@@ -144,6 +144,33 @@ fn a_stale_plan_is_refused_showing_what_moved() {
         .code(1)
         .stderr(contains("group \"Group 0\" (org Primary) member_users"));
     assert_eq!(changes_sent(&server), Vec::<String>::new());
+    // So does a group the plan only adds members to.
+    let scratch = Scratch::new();
+    plan(&scratch, &server, SPEC, &[]);
+    server.state.set_group_field(
+        0,
+        "Group 2",
+        "privileges",
+        serde_json::json!(["ADMINISTRATION"]),
+    );
+    apply(&scratch, &server)
+        .code(1)
+        .stderr(contains("group \"Group 2\" (org Primary) privileges"));
+    assert_eq!(changes_sent(&server), Vec::<String>::new());
+    // And one whose parents (what its members inherit) changed.
+    let scratch = Scratch::new();
+    plan(&scratch, &server, SPEC, &[]);
+    let group2 = server.state.group(0, "Group 2").unwrap();
+    server.state.set_group_field(
+        0,
+        "Group 5",
+        "sub_groups",
+        serde_json::json!([{"id": group2["id"], "name": "Group 2"}]),
+    );
+    apply(&scratch, &server)
+        .code(1)
+        .stderr(contains("group \"Group 2\" (org Primary) ancestors"));
+    assert_eq!(changes_sent(&server), Vec::<String>::new());
 }
 
 #[test]
@@ -267,6 +294,24 @@ fn hide_then_deactivate_reach_only_what_the_spec_does_not_declare() {
     );
     plan(&scratch, &server, SMALL, &["--hide"]);
     apply(&scratch, &server).success();
+    // A quarantine that gives privileges is refused.
+    server.state.set_group_field(
+        0,
+        "ts-principals-quarantine",
+        "privileges",
+        serde_json::json!(["ADMINISTRATION"]),
+    );
+    std::fs::write(scratch.file("principals.yaml"), SMALL).unwrap();
+    cmd(&scratch, &server, &["plan", "principals.yaml", "--hide"])
+        .assert()
+        .code(2)
+        .stderr(contains("hidden principals would gain them"));
+    server.state.set_group_field(
+        0,
+        "ts-principals-quarantine",
+        "privileges",
+        serde_json::json!([]),
+    );
 
     plan(&scratch, &server, SMALL, &["--deactivate"]);
     apply(&scratch, &server).success();
@@ -411,6 +456,24 @@ users:
         .success()
         .stderr(contains("v1 user/sync"));
     replan(&scratch_old, &old, &[]).code(0);
+    // Pruning there: the objects go over v1's transfer, then user/sync deletes.
+    old.state.give_objects("farid.user15@example.com", 2);
+    let prune = "version: 1\nusers:\n  ana.user0@example.com: {}\n";
+    plan(
+        &scratch_old,
+        &old,
+        prune,
+        &[
+            "--prune",
+            "--max-deletes",
+            "200",
+            "--transfer-to",
+            "ana.user0@example.com",
+        ],
+    );
+    apply(&scratch_old, &old).success();
+    assert!(old.state.user("farid.user15@example.com").is_none());
+    assert_eq!(old.state.owned_objects("ana.user0@example.com").len(), 2);
     // What v1 cannot do is refused before anything is sent.
     let spec = r#"version: 1
 groups:
@@ -516,4 +579,64 @@ fn a_prune_over_v1_sends_everything_else_and_deletes_exactly_the_plan_s_deletion
     assert!(server.state.user("gita.user6@example.com").is_some());
     assert!(server.state.group(0, "Executive - Use Case 6").is_some());
     replan(&scratch, &server, &["--prune", "--max-deletes", "200"]).code(0);
+}
+
+#[test]
+fn a_token_s_user_is_protected_too() {
+    let server = cluster(6, 3, 1);
+    server
+        .state
+        .behind_the_back(0, |w| {
+            crate::fake::principals::create_user(
+                w,
+                &serde_json::json!({"name": crate::fake::USERNAME, "display_name": "Admin",
+                    "email": "", "password": "Adm1n-Passw0rd!"}),
+            )
+        })
+        .unwrap();
+    let scratch = Scratch::new();
+    let token = server.state.mint_token(0);
+    let with_token = |args: &[&str]| {
+        let mut cmd = scratch.cmd();
+        cmd.env("THOUGHTSPOT_URL", server.url())
+            .env("THOUGHTSPOT_TOKEN", &token)
+            .args(args)
+            .args(["--profile", "env"]);
+        cmd
+    };
+    std::fs::write(scratch.file("principals.yaml"), SMALL).unwrap();
+    // Live, the token's user (from the cluster) is kept.
+    with_token(&["plan", "principals.yaml", "--prune", "--max-deletes", "20"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "user \"admin\" (not in the spec): the user is the user running ts-principals",
+        ));
+    // Made offline without --caller, the plan deletes it: apply refuses.
+    scratch
+        .with_password(&server)
+        .args(["fetch", "--profile", "env", "-o", "snap.json"])
+        .assert()
+        .success();
+    scratch
+        .cmd()
+        .args([
+            "plan",
+            "principals.yaml",
+            "--from",
+            "snap.json",
+            "--prune",
+            "--max-deletes",
+            "20",
+            "--out",
+            "plan.json",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("- user \"admin\""));
+    with_token(&["apply", "plan.json", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(contains("the user apply signs in as"));
+    assert_eq!(changes_sent(&server), Vec::<String>::new());
 }
