@@ -468,11 +468,6 @@ pub fn check_new_password(plan: &Plan, password: Option<&SecretString>) -> Resul
     Ok(())
 }
 
-/// A short label of one change, for the per-object report.
-pub fn label(change: &Change) -> String {
-    crate::plan::label(change)
-}
-
 /// Which API writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
