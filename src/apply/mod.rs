@@ -358,6 +358,7 @@ pub fn check_protected(
             Change::HideUser { .. }
                 | Change::DeactivateUser { .. }
                 | Change::DeleteUser { .. }
+                | Change::DeleteGroup { .. }
                 | Change::RemoveMember {
                     member: plan::Member::User { .. },
                     ..
@@ -366,9 +367,9 @@ pub fn check_protected(
     });
     if caller.is_none() && removes_users {
         return Err(ApplyError::Protected(
-            "the plan removes, hides, deactivates or deletes users, and the cluster does not \
-             say which user apply signs in as (a token without a username): it could be one of \
-             them; nothing was applied. Set the profile's username (THOUGHTSPOT_USERNAME)"
+            "the plan removes, hides, deactivates or deletes users, or deletes groups, and the \
+             cluster does not say which user apply signs in as (a token without a username): it \
+             could be one of them or in one of them; nothing was applied. Set the profile's username (THOUGHTSPOT_USERNAME)"
                 .into(),
         ));
     }
@@ -379,6 +380,7 @@ pub fn check_protected(
              --unprotect if that is really meant"
         )))
     };
+    let caller_groups = caller.map_or_else(Default::default, |c| index.groups_of_user(c));
     for change in &plan.changes {
         let (user, verb) = match change {
             Change::HideUser { name, .. } => (Some(name), "hide"),
@@ -417,7 +419,11 @@ pub fn check_protected(
         if let Change::HideGroup { group, .. } | Change::DeleteGroup { group } = change
             && !named(&group.name)
             && let Some(g) = index.group(group.org.id, &group.name)
-            && let Some(reason) = plan::protected_group(&principals.groups[g])
+            && let Some(reason) = if caller_groups.contains(&g) {
+                Some(plan::CALLER_GROUP.to_owned())
+            } else {
+                plan::protected_group(&principals.groups[g])
+            }
         {
             return refuse(format!("remove the group {:?}", group.name), reason);
         }

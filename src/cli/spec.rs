@@ -37,9 +37,10 @@ Examples:
 Reading a plan: `+` creates, `~` updates (field: \"old\" → \"new\"), `-` removes;
 memberships are listed per group. Groups are `additive` unless the spec says
 `members: exact`: additive groups never lose members; exact groups lose every
-member the spec does not name, each listed. Built-in users and groups, the
-caller and principals of an identity provider are never removed unless the
-spec declares them; the plan lists them as kept.
+member the spec does not name, each listed (at most --max-deletes). Built-in
+users and groups, the caller (and its groups, from the ladder) and principals
+of an identity provider are never removed unless the spec declares them; the
+plan lists them as kept.
 
 Principals the spec does not declare are left alone unless a step of the delete
 ladder is asked for: --hide, --deactivate or --prune (with --transfer-to USER for
@@ -178,8 +179,8 @@ pub(super) struct PlanArgs {
     /// names, and the Primary org).
     #[arg(long, conflicts_with_all = ["hide", "deactivate"], help_heading = "Principals not in the spec (the delete ladder)")]
     prune: bool,
-    /// Most principals --hide, --deactivate or --prune may reach; a plan with more is
-    /// refused (exit 2).
+    /// Most principals --hide, --deactivate or --prune may reach, and most members
+    /// `members: exact` groups and orgs may lose; a plan with more is refused (exit 2).
     #[arg(long, value_name = "N", default_value_t = plan::DEFAULT_MAX_DELETES, help_heading = "Principals not in the spec (the delete ladder)")]
     max_deletes: usize,
     /// With --prune: give the objects of each deleted user to USER first. Without it,

@@ -448,6 +448,44 @@ pub enum PlanError {
         /// The first few, by name.
         sample: String,
     },
+    /// The plan's memberships close a nesting cycle with the cluster's.
+    #[error(
+        "the plan would nest groups in a cycle (org {org}): {cycle} (each a member of the next, \
+         counting the cluster's nesting); ThoughtSpot refuses cycles: drop one of these parents \
+         from the spec, or take the group out of the other in ThoughtSpot"
+    )]
+    NestingCycle {
+        /// The org.
+        org: String,
+        /// The groups, child first.
+        cycle: String,
+    },
+    /// More removals by `members: exact` than `--max-deletes` allows.
+    #[error(
+        "the plan would take {count} members out of `members: exact` groups and orgs, more than \
+         --max-deletes {max} allows: {sample}; check that the spec (and the --vars it is rendered \
+         from) is complete, or raise --max-deletes"
+    )]
+    TooManyExactRemovals {
+        /// How many.
+        count: usize,
+        /// The cap.
+        max: usize,
+        /// The first few.
+        sample: String,
+    },
+    /// A user would leave every org it is in.
+    #[error(
+        "user {name:?} would leave every org it is in ({orgs}: `members: exact`), and ThoughtSpot \
+         keeps every user in at least one org; declare the user with the `orgs` it should stay \
+         in, or delete it with --prune"
+    )]
+    NoOrgLeft {
+        /// The user.
+        name: String,
+        /// The orgs it would leave.
+        orgs: String,
+    },
     /// The quarantine group gives privileges.
     #[error(
         "the group `ts-principals-quarantine` of org {org} has privileges [{privileges}] or parent \
@@ -591,6 +629,8 @@ struct Planner<'a> {
     user_updates: BTreeMap<String, Change>,
     /// The delete ladder's changes.
     removals: Vec<Change>,
+    /// Members `members: exact` groups lose, by name.
+    exact_removals: Vec<String>,
     kept: Vec<Kept>,
     touched: BTreeSet<Key>,
     /// False when the cluster was read over REST v1, which reports no
@@ -1029,6 +1069,7 @@ impl<'a> Planner<'a> {
                 }
                 self.touched.insert(self.group_key(g));
                 self.touched.insert(Key::user(&user.name));
+                self.exact_removals.push(what);
                 self.memberships.push(Change::RemoveMember {
                     group: reference.clone(),
                     member: user_member(&self.index, u),
@@ -1063,6 +1104,7 @@ impl<'a> Planner<'a> {
                 }
                 self.touched.insert(self.group_key(g));
                 self.touched.insert(self.cluster_group_key(m));
+                self.exact_removals.push(what);
                 self.memberships.push(Change::RemoveMember {
                     group: reference.clone(),
                     member: Member::Group(group_ref(&self.index, m)),
@@ -1236,6 +1278,10 @@ impl Planner<'_> {
         let mut created: BTreeMap<i64, GroupRef> = BTreeMap::new();
         let mut removals = Vec::new();
         let caller = self.options.caller.clone();
+        // The caller's groups (and theirs): removing one could take the
+        // caller's privileges away part-way through the run.
+        let caller_groups =
+            (caller.as_deref()).map_or_else(HashSet::new, |c| self.index.groups_of_user(c));
         let principals = self.index.principals;
         let mut users: Vec<usize> = (0..principals.users.len()).collect();
         users.sort_by(|&a, &b| principals.users[a].name.cmp(&principals.users[b].name));
@@ -1358,8 +1404,13 @@ impl Planner<'_> {
                     what: format!("group {:?}", group.name),
                 });
             }
+            let protection = if caller_groups.contains(&g) {
+                Some(CALLER_GROUP.to_owned())
+            } else {
+                protected_group(group)
+            };
             if !self.unprotected(&group.name)
-                && let Some(reason) = protected_group(group)
+                && let Some(reason) = protection
             {
                 self.kept.push(Kept {
                     what: format!(
@@ -1412,7 +1463,7 @@ impl Planner<'_> {
             });
         }
         if removals.len() > self.options.max_deletes {
-            let sample: Vec<String> = removals.iter().take(5).map(removal_name).collect();
+            let names: Vec<String> = removals.iter().map(removal_name).collect();
             return Err(PlanError::TooManyRemovals {
                 step: match step {
                     Unmanaged::Hide => "hide",
@@ -1422,11 +1473,7 @@ impl Planner<'_> {
                 flag: step.flag(),
                 count: removals.len(),
                 max: self.options.max_deletes,
-                sample: if removals.len() > sample.len() {
-                    format!("{}, …", sample.join(", "))
-                } else {
-                    sample.join(", ")
-                },
+                sample: sample_of(&names),
             });
         }
         for group in created.into_values() {
@@ -1449,6 +1496,163 @@ impl Planner<'_> {
             });
         }
         self.removals = removals;
+        Ok(())
+    }
+
+    /// Checks that the nesting the plan leaves (the cluster's, with the
+    /// plan's group memberships added and removed) has no cycle: the spec
+    /// alone may have none (validate checks that) and still close one with
+    /// the cluster's groups, which ThoughtSpot refuses part-way through.
+    fn check_nesting(&self) -> Result<(), PlanError> {
+        type Node = (i64, String);
+        let node = |g: &GroupRef| (g.org.id, g.name.to_lowercase());
+        let principals = self.index.principals;
+        let cluster_node = |g: usize| {
+            let group = &principals.groups[g];
+            (group_org(group), group.name.to_lowercase())
+        };
+        let mut parents: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
+        let mut names: HashMap<Node, &str> = HashMap::new();
+        for (g, group) in principals.groups.iter().enumerate() {
+            names.insert(cluster_node(g), &group.name);
+            let set = parents.entry(cluster_node(g)).or_default();
+            set.extend(group.parents.iter().map(|p| cluster_node(p.get())));
+        }
+        for change in &self.memberships {
+            match change {
+                Change::AddMember {
+                    group,
+                    member: Member::Group(member),
+                } => {
+                    names.entry(node(member)).or_insert(&member.name);
+                    names.entry(node(group)).or_insert(&group.name);
+                    parents.entry(node(member)).or_default().insert(node(group));
+                }
+                Change::RemoveMember {
+                    group,
+                    member: Member::Group(member),
+                } => {
+                    if let Some(set) = parents.get_mut(&node(member)) {
+                        set.remove(&node(group));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Depth-first, iteratively: 0 unseen, 1 on the path, 2 done.
+        let mut state: BTreeMap<&Node, u8> = BTreeMap::new();
+        for start in parents.keys() {
+            if state.contains_key(start) {
+                continue;
+            }
+            let mut path: Vec<(&Node, Vec<&Node>)> = Vec::new();
+            state.insert(start, 1);
+            path.push((start, parents[start].iter().collect()));
+            while let Some((at, next)) = path.last_mut() {
+                let at = *at;
+                let Some(p) = next.pop() else {
+                    state.insert(at, 2);
+                    path.pop();
+                    continue;
+                };
+                match state.get(p).copied().unwrap_or(0) {
+                    0 => {
+                        state.insert(p, 1);
+                        let up = parents
+                            .get(p)
+                            .map(|s| s.iter().collect())
+                            .unwrap_or_default();
+                        path.push((p, up));
+                    }
+                    1 => {
+                        let from = path.iter().position(|(n, _)| *n == p).unwrap_or(0);
+                        let name = |n: &Node| {
+                            names
+                                .get(n)
+                                .map_or_else(|| n.1.clone(), |s| (*s).to_owned())
+                        };
+                        let mut cycle: Vec<String> = path[from..]
+                            .iter()
+                            .map(|(n, _)| format!("{:?}", name(n)))
+                            .collect();
+                        cycle.push(format!("{:?}", name(p)));
+                        return Err(PlanError::NestingCycle {
+                            org: self.index.org_name(p.0).to_owned(),
+                            cycle: cycle.join(" → "),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what `members: exact` groups and orgs take away: no user
+    /// may leave every org it is in (ThoughtSpot keeps each user in one;
+    /// a user the ladder deletes simply keeps them until then), and no more
+    /// removals than `--max-deletes` (a truncated source export feeding an
+    /// exact group would otherwise empty it).
+    fn check_exact_removals(&mut self) -> Result<(), PlanError> {
+        let deleted: HashSet<String> = (self.removals.iter())
+            .filter_map(|c| match c {
+                Change::DeleteUser { name, .. } => Some(name.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        let principals = self.index.principals;
+        let mut removals = std::mem::take(&mut self.exact_removals);
+        let mut emptied = Vec::new();
+        for (folded, change) in &mut self.user_updates {
+            let Change::UpdateUser {
+                name,
+                orgs_added,
+                orgs_removed,
+                fields,
+                ..
+            } = change
+            else {
+                continue;
+            };
+            if orgs_removed.is_empty() {
+                continue;
+            }
+            let Some(u) = self.index.user(name) else {
+                continue;
+            };
+            let keeps = (principals.users[u].org_ids.iter())
+                .any(|o| !orgs_removed.iter().any(|r| r.id == *o))
+                || !orgs_added.is_empty();
+            if !keeps {
+                if !deleted.contains(folded) {
+                    return Err(PlanError::NoOrgLeft {
+                        name: name.clone(),
+                        orgs: (orgs_removed.iter())
+                            .map(|o| format!("{:?}", o.name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+                orgs_removed.clear();
+                if fields.is_empty() && orgs_added.is_empty() {
+                    emptied.push(folded.clone());
+                }
+                continue;
+            }
+            for org in orgs_removed.iter() {
+                removals.push(format!("user {name:?} in org {:?}", org.name));
+            }
+        }
+        for folded in emptied {
+            self.user_updates.remove(&folded);
+        }
+        if removals.len() > self.options.max_deletes {
+            return Err(PlanError::TooManyExactRemovals {
+                count: removals.len(),
+                max: self.options.max_deletes,
+                sample: sample_of(&removals),
+            });
+        }
         Ok(())
     }
 
@@ -1494,6 +1698,15 @@ impl Planner<'_> {
     }
 }
 
+/// The first five of `names`, then `…` when there are more.
+fn sample_of(names: &[String]) -> String {
+    let mut sample = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        sample.push_str(", …");
+    }
+    sample
+}
+
 fn removal_name(change: &Change) -> String {
     match change {
         Change::HideUser { name, .. }
@@ -1505,6 +1718,10 @@ fn removal_name(change: &Change) -> String {
         _ => String::new(),
     }
 }
+
+/// Why a group of the caller is protected.
+pub const CALLER_GROUP: &str =
+    "a group the user running ts-principals is in (directly or through a nested group)";
 
 /// Plans `spec` against `principals` (what the cluster has).
 pub fn plan(
@@ -1531,6 +1748,7 @@ pub fn plan(
         memberships: Vec::new(),
         user_updates: BTreeMap::new(),
         removals: Vec::new(),
+        exact_removals: Vec::new(),
         kept: Vec::new(),
         touched: BTreeSet::new(),
         knows_privileges: crate::spec::export::knows_privileges(principals),
@@ -1543,12 +1761,14 @@ pub fn plan(
     planner.plan_users()?;
     planner.plan_parents();
     planner.plan_exact();
+    planner.check_nesting()?;
     planner.plan_exact_orgs()?;
     if options.unmanaged == Unmanaged::Delete {
         planner.check_transfer_to()?;
     }
     planner.check_unprotect()?;
     planner.plan_unmanaged()?;
+    planner.check_exact_removals()?;
     let Planner {
         mut changes,
         mut memberships,

@@ -3,7 +3,7 @@
 //! reads the same records again and refuses when any differs, showing the
 //! fields that moved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +111,27 @@ impl<'a> Index<'a> {
             user_members,
             group_members,
         }
+    }
+
+    /// The groups the user called `name` is in, directly or through
+    /// nested groups (empty when there is no such user).
+    pub fn groups_of_user(&self, name: &str) -> HashSet<usize> {
+        let mut seen = HashSet::new();
+        let Some(u) = self.user(name) else {
+            return seen;
+        };
+        let groups = &self.principals.groups;
+        let mut stack: Vec<usize> = self.principals.users[u]
+            .groups
+            .iter()
+            .map(|g| g.get())
+            .collect();
+        while let Some(g) = stack.pop() {
+            if seen.insert(g) {
+                stack.extend(groups[g].parents.iter().map(|p| p.get()));
+            }
+        }
+        seen
     }
 
     /// The user called `name` (case-insensitively).

@@ -224,7 +224,7 @@ fn exact_orgs_remove_the_users_the_spec_does_not_place_there() {
     );
     let text = plan.to_text();
     assert!(
-        text.contains("~ user \"bob\"\n    orgs: - \"T\" (org members: exact; not in the spec; leaves the org's groups too)"),
+        text.contains("~ user \"bob\"\n    orgs: - \"T\" (org members: exact; the spec does not place the user there; leaves the org's groups too)"),
         "{text}"
     );
     assert!(text.contains("user \"tsadmin\" in org \"T\""), "{text}");
@@ -511,4 +511,112 @@ fn apply_refuses_a_plan_whose_changes_escape_its_records() {
     idp.users[0].account_type = Some(crate::model::AccountType::SamlUser);
     let error = crate::apply::check_protected(&pruning, &idp, Some("bob")).expect_err("IdP user");
     assert!(error.to_string().contains("identity provider"), "{error}");
+}
+
+/// Plans `spec_text` with `options`, returning the plan or the error's text.
+fn try_plan(
+    spec_text: &str,
+    principals: &Principals,
+    options: &PlanOptions,
+) -> Result<Plan, String> {
+    let s = spec::parse(spec_text, "principals.yaml").unwrap_or_else(|e| panic!("{e}"));
+    plan(&s, spec_text, principals, options).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_caller_s_groups_are_kept_from_the_ladder() {
+    let p = cluster();
+    let pruning = PlanOptions {
+        unmanaged: Unmanaged::Delete,
+        max_deletes: 100,
+        caller: Some("Alice".into()),
+        ..PlanOptions::default()
+    };
+    let text = "version: 1\nusers:\n  alice: {}\n";
+    let made = try_plan(text, &p, &pruning).expect("plans");
+    let out = made.to_text();
+    assert!(
+        out.contains(&format!(
+            "group \"Sales\" (org Primary; not in the spec): the group is {CALLER_GROUP}"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("- group \"Ops\""), "{out}");
+    // A plan made without knowing the caller is refused by apply when the
+    // user it signs in as is in a group it deletes.
+    let blind = PlanOptions {
+        caller: None,
+        ..pruning
+    };
+    let made = try_plan(text, &p, &blind).expect("plans");
+    assert!(
+        made.to_text().contains("- group \"Sales\""),
+        "{}",
+        made.to_text()
+    );
+    let error =
+        crate::apply::check_protected(&made, &p, Some("alice")).expect_err("caller's group");
+    assert!(error.to_string().contains(CALLER_GROUP), "{error}");
+}
+
+#[test]
+fn exact_removals_are_capped_and_leave_every_user_an_org() {
+    let p = cluster();
+    // Sales exact: alice, bob and Sales EMEA leave (carol, a SAML user, is kept).
+    let text = "version: 1\ngroups:\n  Sales: {members: exact}\n";
+    let capped = PlanOptions {
+        max_deletes: 1,
+        ..PlanOptions::default()
+    };
+    let error = try_plan(text, &p, &capped).expect_err("over the cap");
+    assert!(
+        error.contains("take 3 members out of `members: exact`")
+            && error.contains("--max-deletes 1"),
+        "{error}"
+    );
+    assert!(try_plan(text, &p, &PlanOptions::default()).is_ok());
+    // alice is only in Primary: an exact Primary would leave her in no org.
+    let text =
+        "version: 1\norgs:\n  Primary: {members: exact}\n  T: {}\nusers:\n  bob: {orgs: [T]}\n";
+    let error = try_plan(text, &p, &PlanOptions::default()).expect_err("no org left");
+    assert!(
+        error.contains("user \"alice\" would leave every org"),
+        "{error}"
+    );
+    // Pruned, she is deleted instead; bob leaves Primary and keeps T.
+    let pruning = PlanOptions {
+        unmanaged: Unmanaged::Delete,
+        max_deletes: 100,
+        ..PlanOptions::default()
+    };
+    let made = try_plan(text, &p, &pruning).expect("plans");
+    let out = made.to_text();
+    assert!(out.contains("- user \"alice\""), "{out}");
+    assert!(!out.contains("~ user \"alice\""), "{out}");
+    assert!(
+        out.contains("~ user \"bob\"\n    orgs: - \"Primary\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_nesting_cycle_closed_with_the_cluster_s_groups_is_refused() {
+    let p = cluster();
+    // The cluster has Sales EMEA in Sales; the spec puts Sales in Sales EMEA.
+    let text = "version: 1\ngroups:\n  Sales: {parents: [Sales EMEA]}\n  Sales EMEA: {}\n";
+    let error = try_plan(text, &p, &PlanOptions::default()).expect_err("cycle");
+    assert!(
+        error.contains("cycle (org Primary)")
+            && error.contains("\"Sales EMEA\"")
+            && error.contains("\"Sales\""),
+        "{error}"
+    );
+    // Taken out of Sales by an exact Sales first, there is no cycle.
+    let text = "version: 1\ngroups:\n  Sales: {parents: [Sales EMEA], members: exact}\n  Sales EMEA: {}\nusers:\n  alice: {groups: [Sales]}\n  bob: {groups: [Sales]}\n";
+    let made = try_plan(text, &p, &PlanOptions::default()).expect("no cycle");
+    assert!(
+        made.to_text().contains("- group \"Sales EMEA\""),
+        "{}",
+        made.to_text()
+    );
 }

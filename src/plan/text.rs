@@ -97,7 +97,7 @@ pub fn render(plan: &Plan) -> String {
                 for org in orgs_removed {
                     let _ = writeln!(
                         out,
-                        "    orgs: - {:?} (org members: exact; not in the spec; leaves the org's groups too)",
+                        "    orgs: - {:?} (org members: exact; the spec does not place the user there; leaves the org's groups too)",
                         org.name
                     );
                 }

@@ -405,7 +405,11 @@ fn yaml_message(error: &serde_saphyr::Error) -> String {
         .replace("; use Option<String>", "")
         .replace(
             "expected mapping start",
-            "expected a mapping (`name: value` lines)",
+            "expected a mapping (`name: value` lines, or `{}` for none)",
+        )
+        .replace(
+            "; use from_str_multiple or from_str_multiple_with_options",
+            " (a `---` line starts another): keep one",
         )
         .replace("; use from_str_multiple or similar", "")
 }

@@ -7,8 +7,9 @@
 //! `2024-01-01` arrives as written; `|safe` prints raw YAML (as `|tojson`
 //! does, whose JSON is YAML). Undefined variables are errors. Each variables
 //! file is bound to its name (`hr.csv` → `hr`, or `NAME=FILE`), and with one
-//! file also to `vars`: a CSV as a list of rows (column → text), JSON and
-//! YAML as they are.
+//! file also to `vars`: a CSV as a list of rows (column → text), JSON as
+//! it is, YAML with YAML 1.2's scalars (`no`, `on`, `007`, `1_000` are text;
+//! quote a value to keep it text whatever it looks like).
 
 use std::path::{Path, PathBuf};
 
@@ -108,12 +109,15 @@ pub fn load_vars(path: &Path) -> Result<Value, SpecError> {
         }
         "yaml" | "yml" => {
             let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("not UTF-8: {e}")))?;
-            let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
-                fail(format!(
-                    "not YAML: {}",
-                    e.to_string().trim_start_matches("error: ")
-                ))
-            })?;
+            // YAML 1.2 scalars: `no`, `on`, `007` and `1_000` stay text, as
+            // an export's names and ids are meant.
+            let mut options = super::options(text.len());
+            options.strict_booleans = true;
+            options.leading_zero_numbers_as_strings = true;
+            options.underscored_numbers_as_strings = true;
+            options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::AsString;
+            let value: serde_json::Value = serde_saphyr::from_str_with_options(text, options)
+                .map_err(|e| fail(format!("not YAML: {}", super::yaml_message(&e))))?;
             Ok(Value::from(minijinja::value::Serde(&value)))
         }
         _ => Err(fail(

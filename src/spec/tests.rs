@@ -231,7 +231,11 @@ fn vars_files_are_read_by_kind_and_bad_ones_named() {
     let json = dir.path().join("teams.json");
     std::fs::write(&json, r#"{"teams": ["Sales", "Ops"]}"#).expect("write");
     let yaml = dir.path().join("more.yaml");
-    std::fs::write(&yaml, "region: EMEA\n").expect("write");
+    std::fs::write(
+        &yaml,
+        "region: EMEA\nids: [007, no, on, 1_000, 12]\nsecret: \"x\"\n",
+    )
+    .expect("write");
     let vars = [
         VarsFile::parse(json.to_str().expect("utf-8")).expect("vars"),
         VarsFile::parse(yaml.to_str().expect("utf-8")).expect("vars"),
@@ -239,6 +243,22 @@ fn vars_files_are_read_by_kind_and_bad_ones_named() {
     let out =
         template::render("{{ teams.teams[1] }} {{ more.region }}", "t", &vars).expect("renders");
     assert_eq!(out, "\"Ops\" \"EMEA\"");
+    // YAML 1.2 scalars: ids with leading zeros, `no`, `on` and `1_000` stay
+    // as written (plain decimals are numbers).
+    let out = template::render(
+        "{% for id in more.ids %}{{ id|string }},{% endfor %}",
+        "t",
+        &vars,
+    )
+    .expect("renders");
+    assert_eq!(out, "\"007\",\"no\",\"on\",\"1_000\",\"12\",");
+    // A broken vars file is named, on one line, without its lines.
+    std::fs::write(&yaml, "region: [EMEA\nsecret: hunter2\n").expect("write");
+    let message = template::load_vars(&yaml).expect_err("bad").to_string();
+    assert!(
+        message.contains("more.yaml") && message.contains("line") && !message.contains("hunter2"),
+        "{message}"
+    );
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "a,a\n1,2\n").expect("write");
     let message = template::load_vars(&bad)
