@@ -1504,12 +1504,16 @@ impl Planner<'_> {
     /// alone may have none (validate checks that) and still close one with
     /// the cluster's groups, which ThoughtSpot refuses part-way through.
     fn check_nesting(&self) -> Result<(), PlanError> {
+        // A group is its GUID when it exists, else its org and name.
         type Node = (i64, String);
-        let node = |g: &GroupRef| (g.org.id, g.name.to_lowercase());
+        let node = |g: &GroupRef| match &g.id {
+            Some(id) => (g.org.id, format!("#{id}")),
+            None => (g.org.id, format!("={}", g.name.to_lowercase())),
+        };
         let principals = self.index.principals;
         let cluster_node = |g: usize| {
             let group = &principals.groups[g];
-            (group_org(group), group.name.to_lowercase())
+            (group_org(group), format!("#{}", group.id))
         };
         let mut parents: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
         let mut names: HashMap<Node, &str> = HashMap::new();
