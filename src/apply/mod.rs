@@ -419,11 +419,8 @@ pub fn check_protected(
         if let Change::HideGroup { group, .. } | Change::DeleteGroup { group } = change
             && !named(&group.name)
             && let Some(g) = index.group(group.org.id, &group.name)
-            && let Some(reason) = if caller_groups.contains(&g) {
-                Some(plan::CALLER_GROUP.to_owned())
-            } else {
-                plan::protected_group(&principals.groups[g])
-            }
+            && let Some(reason) =
+                plan::protected_from_ladder(&principals.groups[g], caller_groups.contains(&g))
         {
             return refuse(format!("remove the group {:?}", group.name), reason);
         }

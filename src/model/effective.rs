@@ -133,6 +133,13 @@ impl<'g> Ancestors<'g> {
 /// as one path through it. Iterative Tarjan, so deep nesting cannot overflow
 /// the stack.
 pub(crate) fn find_cycles(groups: &[Group]) -> Vec<Vec<GroupIx>> {
+    let parents: Vec<&[GroupIx]> = groups.iter().map(|g| g.parents.as_slice()).collect();
+    find_cycles_in(&parents)
+}
+
+/// [`find_cycles`] of a nesting given as each group's parents (a plan's
+/// nesting, before it exists as groups).
+pub(crate) fn find_cycles_in<P: AsRef<[GroupIx]>>(groups: &[P]) -> Vec<Vec<GroupIx>> {
     const UNSEEN: u32 = u32::MAX;
     let n = groups.len();
     let mut index = vec![UNSEEN; n];
@@ -156,7 +163,7 @@ pub(crate) fn find_cycles(groups: &[Group]) -> Vec<Vec<GroupIx>> {
         on_stack[root as usize] = true;
 
         while let Some(&mut (node, ref mut pos)) = frames.last_mut() {
-            let parents = &groups[node as usize].parents;
+            let parents = groups[node as usize].as_ref();
             if let Some(&parent) = parents.get(*pos) {
                 *pos += 1;
                 let p = parent.0 as usize;
@@ -185,7 +192,7 @@ pub(crate) fn find_cycles(groups: &[Group]) -> Vec<Vec<GroupIx>> {
                         break;
                     }
                 }
-                let self_loop = groups[node as usize].parents.contains(&GroupIx(node));
+                let self_loop = groups[node as usize].as_ref().contains(&GroupIx(node));
                 if component.len() > 1 || self_loop {
                     cycles.push(cycle_path(groups, &component));
                 }
@@ -198,7 +205,7 @@ pub(crate) fn find_cycles(groups: &[Group]) -> Vec<Vec<GroupIx>> {
 
 /// One path around a strongly connected component, starting at its smallest
 /// member, for messages.
-fn cycle_path(groups: &[Group], component: &[GroupIx]) -> Vec<GroupIx> {
+fn cycle_path<P: AsRef<[GroupIx]>>(groups: &[P], component: &[GroupIx]) -> Vec<GroupIx> {
     use std::collections::HashSet;
     let members: HashSet<GroupIx> = component.iter().copied().collect();
     let start = component.iter().copied().min().unwrap_or(GroupIx(0));
@@ -208,7 +215,7 @@ fn cycle_path(groups: &[Group], component: &[GroupIx]) -> Vec<GroupIx> {
     // Every member of a component has a parent inside it, so this walk ends
     // back on the path after at most `component.len()` steps.
     while let Some(next) = groups[current.get()]
-        .parents
+        .as_ref()
         .iter()
         .copied()
         .find(|p| members.contains(p))

@@ -17,6 +17,7 @@ mod ids;
 pub use build::{
     BuildError, BuildReport, Builder, Conflict, GroupRecord, OrgRecord, Origin, UserRecord,
 };
+pub(crate) use effective::find_cycles_in;
 pub use effective::{EffectiveMembership, effective_memberships};
 pub use enums::{AccountStatus, AccountType, GroupType, Visibility};
 pub use ids::Id;

@@ -560,6 +560,16 @@ pub fn protected_group(group: &crate::model::Group) -> Option<String> {
     }
 }
 
+/// Why the delete ladder may not reach a group: [`protected_group`], or
+/// being one of the caller's groups (`of_caller`, direct or nested), whose
+/// removal could take the caller's privileges away part-way through a run.
+pub fn protected_from_ladder(group: &crate::model::Group, of_caller: bool) -> Option<String> {
+    if of_caller {
+        return Some(CALLER_GROUP.to_owned());
+    }
+    protected_group(group)
+}
+
 /// The spec's groups resolved against the cluster.
 struct SpecGroup {
     org: OrgRef,
@@ -1278,8 +1288,6 @@ impl Planner<'_> {
         let mut created: BTreeMap<i64, GroupRef> = BTreeMap::new();
         let mut removals = Vec::new();
         let caller = self.options.caller.clone();
-        // The caller's groups (and theirs): removing one could take the
-        // caller's privileges away part-way through the run.
         let caller_groups =
             (caller.as_deref()).map_or_else(HashSet::new, |c| self.index.groups_of_user(c));
         let principals = self.index.principals;
@@ -1404,13 +1412,8 @@ impl Planner<'_> {
                     what: format!("group {:?}", group.name),
                 });
             }
-            let protection = if caller_groups.contains(&g) {
-                Some(CALLER_GROUP.to_owned())
-            } else {
-                protected_group(group)
-            };
             if !self.unprotected(&group.name)
-                && let Some(reason) = protection
+                && let Some(reason) = protected_from_ladder(group, caller_groups.contains(&g))
             {
                 self.kept.push(Kept {
                     what: format!(
@@ -1503,93 +1506,67 @@ impl Planner<'_> {
     /// plan's group memberships added and removed) has no cycle: the spec
     /// alone may have none (validate checks that) and still close one with
     /// the cluster's groups, which ThoughtSpot refuses part-way through.
-    fn check_nesting(&self) -> Result<(), PlanError> {
-        // A group is its GUID when it exists, else its org and name.
-        type Node = (i64, String);
-        let node = |g: &GroupRef| match &g.id {
-            Some(id) => (g.org.id, format!("#{id}")),
-            None => (g.org.id, format!("={}", g.name.to_lowercase())),
-        };
+    fn check_nesting<'s>(&'s self) -> Result<(), PlanError> {
+        use crate::model::GroupIx;
+        // The cluster's groups keep their indexes; groups the plan creates
+        // follow, one per org and name.
         let principals = self.index.principals;
-        let cluster_node = |g: usize| {
-            let group = &principals.groups[g];
-            (group_org(group), format!("#{}", group.id))
+        let mut parents: Vec<Vec<GroupIx>> = (principals.groups.iter())
+            .map(|g| g.parents.clone())
+            .collect();
+        let mut orgs: Vec<i64> = principals.groups.iter().map(group_org).collect();
+        let mut names: Vec<&str> = principals.groups.iter().map(|g| g.name.as_str()).collect();
+        let by_id: HashMap<&str, usize> = (principals.groups.iter().enumerate())
+            .map(|(i, g)| (g.id.as_str(), i))
+            .collect();
+        let mut created: HashMap<(i64, String), usize> = HashMap::new();
+        let mut ix = |g: &'s GroupRef| -> GroupIx {
+            let i = match g.id.as_deref().and_then(|id| by_id.get(id)) {
+                Some(&i) => i,
+                None => *created
+                    .entry((g.org.id, g.name.to_lowercase()))
+                    .or_insert_with(|| {
+                        parents.push(Vec::new());
+                        orgs.push(g.org.id);
+                        names.push(&g.name);
+                        parents.len() - 1
+                    }),
+            };
+            GroupIx(u32::try_from(i).unwrap_or(u32::MAX))
         };
-        let mut parents: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
-        let mut names: HashMap<Node, &str> = HashMap::new();
-        for (g, group) in principals.groups.iter().enumerate() {
-            names.insert(cluster_node(g), &group.name);
-            let set = parents.entry(cluster_node(g)).or_default();
-            set.extend(group.parents.iter().map(|p| cluster_node(p.get())));
-        }
+        let mut edits = Vec::new();
         for change in &self.memberships {
-            match change {
-                Change::AddMember {
-                    group,
-                    member: Member::Group(member),
-                } => {
-                    names.entry(node(member)).or_insert(&member.name);
-                    names.entry(node(group)).or_insert(&group.name);
-                    parents.entry(node(member)).or_default().insert(node(group));
-                }
-                Change::RemoveMember {
-                    group,
-                    member: Member::Group(member),
-                } => {
-                    if let Some(set) = parents.get_mut(&node(member)) {
-                        set.remove(&node(group));
-                    }
-                }
-                _ => {}
+            if let Change::AddMember {
+                group,
+                member: Member::Group(member),
+            }
+            | Change::RemoveMember {
+                group,
+                member: Member::Group(member),
+            } = change
+            {
+                let add = matches!(change, Change::AddMember { .. });
+                edits.push((ix(member), ix(group), add));
             }
         }
-        // Depth-first, iteratively: 0 unseen, 1 on the path, 2 done.
-        let mut state: BTreeMap<&Node, u8> = BTreeMap::new();
-        for start in parents.keys() {
-            if state.contains_key(start) {
-                continue;
-            }
-            let mut path: Vec<(&Node, Vec<&Node>)> = Vec::new();
-            state.insert(start, 1);
-            path.push((start, parents[start].iter().collect()));
-            while let Some((at, next)) = path.last_mut() {
-                let at = *at;
-                let Some(p) = next.pop() else {
-                    state.insert(at, 2);
-                    path.pop();
-                    continue;
-                };
-                match state.get(p).copied().unwrap_or(0) {
-                    0 => {
-                        state.insert(p, 1);
-                        let up = parents
-                            .get(p)
-                            .map(|s| s.iter().collect())
-                            .unwrap_or_default();
-                        path.push((p, up));
-                    }
-                    1 => {
-                        let from = path.iter().position(|(n, _)| *n == p).unwrap_or(0);
-                        let name = |n: &Node| {
-                            names
-                                .get(n)
-                                .map_or_else(|| n.1.clone(), |s| (*s).to_owned())
-                        };
-                        let mut cycle: Vec<String> = path[from..]
-                            .iter()
-                            .map(|(n, _)| format!("{:?}", name(n)))
-                            .collect();
-                        cycle.push(format!("{:?}", name(p)));
-                        return Err(PlanError::NestingCycle {
-                            org: self.index.org_name(p.0).to_owned(),
-                            cycle: cycle.join(" → "),
-                        });
-                    }
-                    _ => {}
-                }
+        for (member, group, add) in edits {
+            let list = &mut parents[member.get()];
+            list.retain(|&p| p != group);
+            if add {
+                list.push(group);
             }
         }
-        Ok(())
+        let Some(cycle) = crate::model::find_cycles_in(&parents).into_iter().next() else {
+            return Ok(());
+        };
+        // Around the cycle, back to where it starts.
+        let path: Vec<String> = (cycle.iter().chain(cycle.first()))
+            .map(|g| format!("{:?}", names[g.get()]))
+            .collect();
+        Err(PlanError::NestingCycle {
+            org: self.index.org_name(orgs[cycle[0].get()]).to_owned(),
+            cycle: path.join(" → "),
+        })
     }
 
     /// Checks what `members: exact` groups and orgs take away: no user
@@ -1724,7 +1701,7 @@ fn removal_name(change: &Change) -> String {
 }
 
 /// Why a group of the caller is protected.
-pub const CALLER_GROUP: &str =
+const CALLER_GROUP: &str =
     "a group the user running ts-principals is in (directly or through a nested group)";
 
 /// Plans `spec` against `principals` (what the cluster has).

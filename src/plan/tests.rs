@@ -63,8 +63,7 @@ fn cluster() -> Principals {
 }
 
 fn plan_of(spec_text: &str, principals: &Principals) -> Plan {
-    let s = spec::parse(spec_text, "principals.yaml").unwrap_or_else(|e| panic!("{e}"));
-    plan(&s, spec_text, principals, &PlanOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    try_plan(spec_text, principals, &PlanOptions::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn no_change_after_export(principals: &Principals) {
